@@ -1,0 +1,120 @@
+"""Typed options for a generation run: one place for defaults, validated once on construction."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_MODEL = "gpt-4o-mini"
+RESPONSE_FORMATS = ("auto", "json_schema", "json_object", "none")
+# Options that change the dataset itself; an OUT made with other values is not silently mixed with a new run.
+DATASET_SETTINGS = (
+    "questions_per_chunk", "chunk_size", "chunk_overlap", "eval_fraction", "seed", "temperature",
+    "limit", "keep_all_chunks", "min_roundtrip_rank",
+)
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything ``synthqa generate`` needs. Invalid values raise ``ConfigError`` naming the fix."""
+
+    inputs: tuple[Path, ...]
+    out: Path
+    questions_per_chunk: int = 2
+    chunk_size: int = 1000
+    chunk_overlap: int = 200
+    eval_fraction: float = 0.15
+    seed: int = 42
+    concurrency: int = 16
+    model: str | None = None  # None: DEFAULT_MODEL remotely, the preset's name locally
+    base_url: str | None = None
+    temperature: float = 0.0
+    prompt_path: Path | None = None
+    response_format: str = "auto"  # auto | json_schema | json_object | none
+    limit: int | None = None
+    dry_run: bool = False
+    # reliability
+    max_attempts: int = 3  # asks per chunk when the answer does not parse (transport retries are extra)
+    max_retries: int = 6  # the openai client's own retries for 429/5xx/connection errors
+    timeout: float = 120.0  # seconds per request; ends hangs
+    rpm: int | None = None
+    tpm: int | None = None
+    pdf_password: str | None = field(default=None, repr=False)
+    overwrite: bool = False
+    retry_failed: bool = False
+    # quality
+    keep_all_chunks: bool = False
+    min_roundtrip_rank: int | None = None
+    # local backend
+    local: bool = False
+    local_model: str | None = None  # a preset name or a path to a GGUF file
+    local_threads: int | None = None
+    # sharing
+    push_to_hub: str | None = None
+    private: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(Path(p) for p in self.inputs))
+        object.__setattr__(self, "out", Path(self.out))
+        if not self.inputs:
+            raise ConfigError("no INPUT given: name at least one PDF/.txt/.md file or a folder of them")
+        _positive("--questions-per-chunk", self.questions_per_chunk, upper=20)
+        _positive("--chunk-size", self.chunk_size)
+        if self.chunk_overlap < 0:
+            raise ConfigError(f"--chunk-overlap {self.chunk_overlap} is negative: use 0 or more")
+        if self.chunk_overlap >= self.chunk_size:
+            raise ConfigError(
+                f"--chunk-overlap {self.chunk_overlap} must be smaller than --chunk-size {self.chunk_size}"
+                f" (try {self.chunk_size // 5})"
+            )
+        if not (isinstance(self.eval_fraction, float | int) and 0 < self.eval_fraction < 1):
+            raise ConfigError(f"--eval-fraction {self.eval_fraction} must lie strictly between 0 and 1 (e.g. 0.15)")
+        _positive("--concurrency", self.concurrency, upper=1024)
+        if not (0 <= self.temperature <= 2) or math.isnan(self.temperature):
+            raise ConfigError(f"--temperature {self.temperature} must lie between 0 and 2")
+        if self.limit is not None:
+            _positive("--limit", self.limit)
+        _positive("--max-attempts", self.max_attempts, upper=20)
+        if self.max_retries < 0:
+            raise ConfigError(f"--max-retries {self.max_retries} is negative: use 0 or more")
+        if not self.timeout > 0:
+            raise ConfigError(f"--timeout {self.timeout} must be a positive number of seconds")
+        for name, value in (("--rpm", self.rpm), ("--tpm", self.tpm)):
+            if value is not None:
+                _positive(name, value)
+        if self.min_roundtrip_rank is not None:
+            _positive("--min-roundtrip-rank", self.min_roundtrip_rank)
+        if self.local_threads is not None:
+            _positive("--local-threads", self.local_threads, upper=256)
+        if self.response_format not in RESPONSE_FORMATS:
+            raise ConfigError(
+                f"--response-format {self.response_format!r} is not known: use one of {', '.join(RESPONSE_FORMATS)}"
+            )
+        if self.model is not None and not self.model.strip():
+            raise ConfigError("--model is empty: name a model, e.g. gpt-4o-mini")
+        if self.prompt_path is not None:
+            object.__setattr__(self, "prompt_path", Path(self.prompt_path))
+        if self.out.exists() and not self.out.is_dir():
+            raise ConfigError(f"output {self.out} is a file: choose a folder path with -o")
+
+    def public_options(self) -> dict:
+        """The options as recorded in the manifest: JSON-friendly and free of secrets."""
+        opts = asdict(self)
+        opts.pop("pdf_password", None)
+        opts["pdf_password_given"] = self.pdf_password is not None
+        for key in ("dry_run", "overwrite", "retry_failed", "push_to_hub", "private"):
+            opts.pop(key, None)
+        opts["inputs"] = [str(p) for p in self.inputs]
+        opts["out"] = str(self.out)
+        opts["prompt_path"] = str(self.prompt_path) if self.prompt_path else None
+        return opts
+
+
+def _positive(name: str, value: int, upper: int | None = None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} {value!r} must be a whole number of at least 1")
+    if upper is not None and value > upper:
+        raise ConfigError(f"{name} {value} is too large: use at most {upper}")

@@ -1,0 +1,89 @@
+"""Small frozen records that flow between the stages.
+
+Each stage takes records of the previous one and returns new ones; nothing is mutated in place, so a
+stage can be tested on hand-made records and the pipeline can be re-run from any point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of text. ``source`` is the path relative to the input root, ``page`` is 1-based."""
+
+    source: str
+    page: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedFile:
+    """An input file that yielded no pages, and why (one line a user can act on)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of one page. ``id`` is stable: derived from source, page, position and text."""
+
+    id: str
+    source: str
+    page: int
+    index: int  # position of the chunk within its page, 0-based
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedChunk:
+    """A chunk not sent to the LLM (reference list, URLs, table of contents, too short …)."""
+
+    chunk_id: str
+    source: str
+    page: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What one or more requests cost."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.requests + other.requests,
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The outcome for one chunk: its questions, or the reason it failed. Never silently empty."""
+
+    chunk_id: str
+    questions: tuple[str, ...] = ()
+    error: str | None = None  # set iff the chunk failed after every attempt
+    usage: Usage = field(default_factory=Usage)
+    attempts: int = 0
+    short: bool = False  # fewer questions than asked for came back (kept, and counted)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One question in the final dataset, with its split and provenance."""
+
+    id: str
+    text: str
+    chunk_id: str
+    split: str  # "train" | "eval"

@@ -1,0 +1,66 @@
+"""Seeded, leak-free train/eval assignment.
+
+Neighbouring chunks of a page share their overlap text, so a page is the unit of assignment; chunks whose
+text also appears elsewhere (repeated boilerplate) pull their groups together. Groups are ranked by a
+seeded hash rather than shuffled, so adding a document leaves most existing assignments where they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from .records import Chunk
+
+TRAIN, EVAL = "train", "eval"
+SPLITS = (TRAIN, EVAL)
+METHOD = "by page groups (chunks of one page, and pages sharing a chunk text, never straddle the splits)"
+
+
+def group_chunks(chunks: Sequence[Chunk]) -> list[list[Chunk]]:
+    """Chunks grouped by page, merging groups that share an identical (whitespace-normalised) chunk text."""
+    parent: dict[tuple[str, int], tuple[str, int]] = {}
+
+    def find(key):
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    by_text: dict[str, tuple[str, int]] = {}
+    for chunk in chunks:
+        page = (chunk.source, chunk.page)
+        parent.setdefault(page, page)
+        text = " ".join(chunk.text.split())
+        other = by_text.setdefault(text, page)
+        parent[find(page)] = find(other)
+
+    groups: dict[tuple[str, int], list[Chunk]] = {}
+    for chunk in chunks:
+        groups.setdefault(find((chunk.source, chunk.page)), []).append(chunk)
+    return list(groups.values())
+
+
+def assign_splits(chunks: Sequence[Chunk], eval_fraction: float, seed: int) -> dict[str, str]:
+    """Map each chunk id to "train" or "eval"; the same chunks and seed always give the same answer."""
+    groups = group_chunks(chunks)
+
+    def rank(group: list[Chunk]) -> str:
+        return hashlib.sha256(f"{seed}\0{group[0].source}\0{group[0].page}".encode()).hexdigest()
+
+    target = round(eval_fraction * len(chunks))
+    assignment: dict[str, str] = {}
+    in_eval = 0
+    for group in sorted(groups, key=rank):
+        # Fill eval up to the target without overshooting by more than half a group.
+        take = in_eval < target and (target - in_eval) * 2 >= len(group)
+        if take:
+            in_eval += len(group)
+        for chunk in group:
+            assignment[chunk.id] = EVAL if take else TRAIN
+    if len(chunks) >= 2 and in_eval == 0:
+        # A tiny input (one page) still gets an eval split: the smallest group goes there.
+        smallest = min(groups, key=len) if len(groups) > 1 else None
+        for chunk in smallest or ():
+            assignment[chunk.id] = EVAL
+    return assignment
