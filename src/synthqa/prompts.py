@@ -1,0 +1,106 @@
+"""Prompt templates: a file with an optional system part, a line ``---``, and a user part.
+
+Variables are ``string.Template`` placeholders ``$chunk`` and ``$n_questions``. Every problem with a template
+is found when it is loaded, so a bad ``--prompt`` fails before any request is paid for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from .errors import PromptError
+
+VARIABLES = ("chunk", "n_questions")
+DEFAULT_NAME = "default.txt"
+SEPARATOR = "---"
+
+
+@dataclass(frozen=True, slots=True)
+class PromptTemplate:
+    """A loaded template. ``sha256`` is of the whole file text, so the manifest pins the exact prompt."""
+
+    name: str
+    system: str
+    user: str
+    sha256: str
+
+
+def default_template_path() -> Path:
+    """Where the default template lives: inside the installed package, else the checkout's ``prompts/``."""
+    here = Path(__file__).resolve()
+    for folder in (here.parent / "prompts", here.parents[2] / "prompts"):
+        if (folder / DEFAULT_NAME).is_file():
+            return folder / DEFAULT_NAME
+    raise PromptError(
+        f"the default prompt {DEFAULT_NAME} is missing from {here.parent / 'prompts'}: reinstall synthqa"
+        " or pass --prompt FILE"
+    )
+
+
+def load_template(path: Path | None = None) -> PromptTemplate:
+    """Read and validate a template; ``None`` loads the default. Raises ``PromptError`` naming the problem."""
+    path = Path(path) if path is not None else default_template_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PromptError(f"prompt template {path} does not exist: pass an existing file to --prompt") from None
+    except IsADirectoryError:
+        raise PromptError(f"prompt template {path} is a folder: pass a template file to --prompt") from None
+    except UnicodeDecodeError:
+        raise PromptError(f"prompt template {path} is not UTF-8 text: save it as UTF-8") from None
+    except OSError as err:
+        raise PromptError(f"cannot read prompt template {path}: {err.strerror or err}") from None
+    if not text.strip():
+        raise PromptError(f"prompt template {path} is empty: write a prompt with $chunk and $n_questions")
+    system, user = _split(text)
+    if not user.strip():
+        raise PromptError(f"prompt template {path} has nothing after its '---' line: put the user prompt there")
+    found: set[str] = set()
+    for part, part_name in ((system, "system"), (user, "user")):
+        found |= _identifiers(part, path, part_name)
+    unknown = sorted(found - set(VARIABLES))
+    if unknown:
+        raise PromptError(
+            f"prompt template {path} uses unknown variable ${unknown[0]}: only $chunk and $n_questions exist"
+            " (write $$ for a literal $)"
+        )
+    if "chunk" not in _identifiers(user, path, "user"):
+        where = "its system part" if "chunk" in found else "it"
+        raise PromptError(
+            f"prompt template {path} lacks $chunk in its user part ({where} has none): add $chunk between"
+            " lines <chunk> and </chunk>"
+        )
+    if "n_questions" not in found:
+        raise PromptError(f"prompt template {path} lacks $n_questions: say how many questions to write with it")
+    return PromptTemplate(
+        name=path.stem, system=system, user=user, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest()
+    )
+
+
+def render(template: PromptTemplate, *, chunk: str, n_questions: int) -> tuple[str, str]:
+    """Return ``(system, user)`` with the variables filled in. The chunk cannot close its own delimiter."""
+    values = {"chunk": chunk.replace("</chunk>", "</ chunk>"), "n_questions": str(n_questions)}
+    return Template(template.system).substitute(values), Template(template.user).substitute(values)
+
+
+def _split(text: str) -> tuple[str, str]:
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == SEPARATOR:
+            return "\n".join(lines[:i]).strip(), "\n".join(lines[i + 1 :]).strip()
+    return "", text.strip()
+
+
+def _identifiers(part: str, path: Path, part_name: str) -> set[str]:
+    template = Template(part)
+    for match in template.pattern.finditer(part):
+        if match.group("invalid") is not None:
+            line = part.count("\n", 0, match.start("invalid")) + 1
+            raise PromptError(
+                f"prompt template {path} has a stray '$' on line {line} of its {part_name} part:"
+                " write $$ for a literal $, or use $chunk / $n_questions"
+            )
+    return set(template.get_identifiers())

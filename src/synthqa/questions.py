@@ -1,0 +1,338 @@
+"""The LLM stage: ask an OpenAI-compatible endpoint for questions about each chunk.
+
+Three separate pieces: ``build_messages``/``response_format`` (pure), ``ask`` (one chunk, async, re-asks
+when the answer does not parse), ``parse_questions`` (pure, lenient). ``generate`` runs them over many
+chunks under one semaphore. Transport retries (429 with Retry-After, 5xx, dropped connections) and timeouts
+are the openai client's job; this module only decides what a failure means for the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
+
+import openai
+from tqdm.auto import tqdm
+
+from .errors import EndpointError
+from .prompts import PromptTemplate, render
+from .ratelimit import RateLimiter, make_limiter
+from .records import Answer, Chunk, Usage
+
+MODES = ("json_schema", "json_object", "none")
+COMPLETION_TOKENS_PER_QUESTION = 40  # budget for --tpm and --dry-run estimates
+
+
+class ParseError(ValueError):
+    """An answer holds no usable questions. Internal: it leads to a re-ask, never to the user."""
+
+
+# ---------------------------------------------------------------- pure pieces
+def estimate_tokens(text: str) -> int:
+    """Rough token count (4 characters a token), for --dry-run costs and the --tpm limiter."""
+    return (len(text) + 3) // 4
+
+
+def build_messages(template: PromptTemplate, chunk_text: str, n: int) -> list[dict]:
+    """The chat messages asking for ``n`` questions about ``chunk_text``."""
+    system, user = render(template, chunk=chunk_text, n_questions=n)
+    messages = [{"role": "system", "content": system}] if system else []
+    return messages + [{"role": "user", "content": user}]
+
+
+def questions_schema(n: int) -> dict:
+    """JSON schema of the answer: ``{"questions": [n strings]}``."""
+    return {
+        "type": "object",
+        "properties": {"questions": {"type": "array", "items": {"type": "string"}, "minItems": n, "maxItems": n}},
+        "required": ["questions"],
+        "additionalProperties": False,
+    }
+
+
+def response_format(n: int, mode: str) -> dict | None:
+    """The ``response_format`` request field for ``mode`` (json_schema: OpenAI; json_object: llama.cpp)."""
+    if mode == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "questions", "schema": questions_schema(n), "strict": True}}
+    if mode == "json_object":
+        return {"type": "json_object", "schema": questions_schema(n)}
+    if mode == "none":
+        return None
+    raise ValueError(f"unknown response format mode {mode!r}: use one of {', '.join(MODES)}")
+
+
+_FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)(?:```|\Z)", re.S)
+_LIST_ITEM = re.compile(r"^\s*(?:\(?\d{1,2}[.):]|[-*•]|Q\d{1,2}[.:)]?)\s+(.+)$")
+_PREFIX = re.compile(r"^(?:question\s*\d*\s*[:.)-]\s*)", re.I)
+_STRING = re.compile(r'"((?:[^"\\\n]|\\.)*)"(\s*:)?')
+_QUOTES = "\"'`“”‘’«» \t"
+
+
+def parse_questions(content: str | None) -> list[str]:
+    """Questions from an answer in any common shape; raises ``ParseError`` when there are none.
+
+    Accepts a JSON list, an object with a ``questions`` list (or any single list), fenced JSON, numbered or
+    bulleted lines, and plain lines ending in "?". Truncated JSON yields its complete strings.
+    """
+    text = (content or "").strip()
+    if not text:
+        raise ParseError("empty answer")
+    fenced = _FENCE.search(text)
+    if fenced and fenced.group(1).strip():
+        text = fenced.group(1).strip()
+    start = min((i for i in (text.find("["), text.find("{")) if i >= 0), default=-1)
+    if start >= 0 and (start == 0 or text[start - 1] in "\n :"):
+        try:
+            value, _ = json.JSONDecoder().raw_decode(text[start:])
+        except ValueError:
+            if start == 0:  # it is JSON, cut short: keep each complete string that is not a key
+                found = [_clean(json.loads(f'"{m.group(1)}"')) for m in _STRING.finditer(text) if not m.group(2)]
+                found = [q for q in found if len(q.split()) >= 3]
+                if found:
+                    return found
+                raise ParseError("truncated JSON without one complete question") from None
+        else:
+            found = [q for q in (_clean(item) for item in _json_items(value)) if q]
+            if found:
+                return found
+            raise ParseError("the JSON answer holds no questions")
+    lines = [line for line in text.splitlines() if line.strip()]
+    items = [m.group(1) for m in map(_LIST_ITEM.match, lines) if m]
+    if not items:
+        items = [line for line in lines if line.rstrip().endswith("?")]
+    found = [q for q in map(_clean, items) if q]
+    if not found:
+        raise ParseError("prose without a question")
+    return found
+
+
+def _json_items(value) -> list:
+    if isinstance(value, dict):
+        lists = {k: v for k, v in value.items() if isinstance(v, list)}
+        named = [v for k, v in lists.items() if "question" in k.lower()]
+        if named:
+            return _json_items(named[0])
+        if len(lists) == 1:
+            return _json_items(next(iter(lists.values())))
+        text = value.get("question") or value.get("text")
+        return [text] if isinstance(text, str) else []
+    if isinstance(value, list):
+        out = []
+        for item in value:
+            if isinstance(item, dict):
+                item = item.get("question") or item.get("text")
+            if isinstance(item, str):
+                out.append(item)
+        return out
+    return [value] if isinstance(value, str) else []
+
+
+def _clean(question: str) -> str:
+    question = _PREFIX.sub("", question.strip().rstrip(",").strip(_QUOTES))
+    return " ".join(question.split()).strip(_QUOTES)
+
+
+# ---------------------------------------------------------------- one chunk
+def make_client(base_url: str | None, api_key: str | None, timeout: float, max_retries: int,
+                concurrency: int = 16) -> openai.AsyncOpenAI:
+    """The one client of a run; its own retries and timeout handle 429/5xx/drops/hangs."""
+    # openai 1.x builds on httpx, later releases on httpx2: take Limits from whichever the client uses
+    httpx_module = importlib.import_module(
+        next(c for c in openai.DefaultAsyncHttpxClient.__mro__ if c.__name__ == "AsyncClient").__module__.split(".")[0]
+    )
+    limits = httpx_module.Limits(max_connections=concurrency + 16, max_keepalive_connections=concurrency + 16)
+    return openai.AsyncOpenAI(
+        base_url=base_url,
+        # local servers need no key, yet the client insists on one
+        api_key=api_key or "sk-no-key-needed",
+        timeout=timeout,
+        max_retries=max_retries,
+        http_client=openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout),
+    )
+
+
+def endpoint_host(client: openai.AsyncOpenAI) -> str:
+    """``host[:port]`` of the endpoint, without credentials, for messages and the manifest."""
+    parts = urlsplit(str(client.base_url))
+    return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else str(client.base_url)
+
+
+class Session:
+    """What the requests of one run share: the response-format mode in use and whether the endpoint answered."""
+
+    def __init__(self, client: openai.AsyncOpenAI, mode: str = "json_schema", limiter: RateLimiter | None = None):
+        response_format(1, mode)  # validates the mode
+        self.client, self.mode, self.limiter = client, mode, limiter
+        self.host = endpoint_host(client)
+        self.reached = False  # becomes True once the endpoint has answered anything at all
+        self.mode_confirmed = mode == "none"
+        # until a mode is known to work, a rejection must not sit through the client's 5xx retries
+        self._probe = client.with_options(max_retries=0)
+
+    def fallback(self, failed_mode: str) -> None:
+        if self.mode == failed_mode and failed_mode != "none":
+            self.mode = MODES[MODES.index(failed_mode) + 1]
+
+    def fatal(self, err: Exception, model: str) -> EndpointError | None:
+        """The run-stopping error ``err`` stands for, or ``None`` if only this chunk failed."""
+        if isinstance(err, openai.AuthenticationError | openai.PermissionDeniedError):
+            return EndpointError(f"the endpoint at {self.host} rejected the API key ({err.status_code}):"
+                                 " check OPENAI_API_KEY")
+        if isinstance(err, openai.NotFoundError):
+            return EndpointError(f"the endpoint at {self.host} has no model {model!r} (404): check --model,"
+                                 " and that --base-url ends in /v1")
+        if isinstance(err, openai.APIConnectionError) and not isinstance(err, openai.APITimeoutError):
+            if not self.reached:
+                return EndpointError(f"cannot reach {self.host}: is the server running?")
+        return None
+
+    async def check_reachable(self) -> None:
+        """Fail fast, before any chunk, when nothing listens at the endpoint. Any HTTP answer will do."""
+        try:
+            await self._probe.models.list()
+        except openai.APIStatusError:
+            pass  # some servers have no /models, or keys may not list them: the endpoint is still there
+        except openai.APIConnectionError as err:
+            raise self.fatal(err, "") or EndpointError(f"cannot reach {self.host}: is the server running?") from None
+        self.reached = True
+
+    async def complete(self, messages: list[dict], *, model: str, temperature: float, n: int):
+        while True:
+            mode = self.mode
+            fmt = response_format(n, mode)
+            kwargs = {"response_format": fmt} if fmt else {}
+            client = self.client if self.mode_confirmed else self._probe
+            try:
+                resp = await client.chat.completions.create(
+                    model=model, messages=messages, temperature=temperature, **kwargs)
+            except (openai.BadRequestError, openai.InternalServerError, openai.UnprocessableEntityError) as err:
+                self.reached = True
+                if mode != "none" and _mentions_format(err):
+                    self.fallback(mode)
+                    continue
+                if client is self.client:
+                    raise
+                resp = await self.client.chat.completions.create(
+                    model=model, messages=messages, temperature=temperature, **kwargs)
+            except (openai.RateLimitError, openai.APIConnectionError):
+                if client is self.client:
+                    raise
+                resp = await self.client.chat.completions.create(
+                    model=model, messages=messages, temperature=temperature, **kwargs)
+            self.reached = True
+            if mode == self.mode:
+                self.mode_confirmed = True
+            return resp
+
+
+def _mentions_format(err: openai.APIStatusError) -> bool:
+    text = f"{err.message} {json.dumps(err.body, default=str)}".lower()
+    return any(word in text for word in ("response_format", "json_schema", "json_object", "schema", "grammar"))
+
+
+async def ask(session: Session, chunk: Chunk, *, template: PromptTemplate, n: int, model: str,
+              temperature: float = 0.0, max_attempts: int = 3) -> Answer:
+    """Ask for ``n`` questions about ``chunk``, re-asking up to ``max_attempts`` times when none parse.
+
+    Per-chunk failures come back as ``Answer(error=...)``; only run-wide problems (bad key, unknown model,
+    endpoint down from the start) raise ``EndpointError``.
+    """
+    messages = build_messages(template, chunk.text, n)
+    budget = estimate_tokens("".join(m["content"] for m in messages)) + COMPLETION_TOKENS_PER_QUESTION * n
+    usage, partial, reason = Usage(), (), "no attempt was made"
+    for attempt in range(1, max_attempts + 1):
+        if session.limiter:
+            await session.limiter.acquire(budget)
+        try:
+            resp = await session.complete(messages, model=model, temperature=temperature, n=n)
+        except (openai.APIResponseValidationError, ValueError) as err:  # a 200 that is not a completion
+            usage += Usage(requests=1)
+            reason = f"the endpoint sent an unreadable response ({type(err).__name__})"
+            continue
+        except openai.APIError as err:
+            fatal = session.fatal(err, model)
+            if fatal:
+                raise fatal from None
+            usage += Usage(requests=1)
+            return Answer(chunk.id, partial, error=_transport_reason(err), usage=usage, attempts=attempt)
+        choice = resp.choices[0] if resp.choices else None
+        content = choice.message.content if choice and choice.message else None
+        usage += _usage(resp, messages, content)
+        try:
+            questions = parse_questions(content)
+        except ParseError as err:
+            reason = f"unusable answer: {err}"
+            if choice and choice.finish_reason == "length":
+                reason = _CUT_OFF
+            refusal = getattr(choice.message, "refusal", None) if choice and choice.message else None
+            if refusal:
+                reason = f"the model refused: {refusal[:200]}"
+            continue
+        if choice.finish_reason == "length" and len(questions) < n:
+            partial = max(partial, tuple(questions[:n]), key=len)
+            reason = _CUT_OFF
+            continue
+        return Answer(chunk.id, tuple(questions[:n]), usage=usage, attempts=attempt, short=len(questions) < n)
+    if partial:
+        return Answer(chunk.id, partial, usage=usage, attempts=max_attempts, short=True)
+    return Answer(chunk.id, error=f"{reason} (after {max_attempts} attempts)", usage=usage, attempts=max_attempts)
+
+
+_CUT_OFF = "the answer was cut off at the token limit (finish_reason=length)"
+
+
+def _usage(resp, messages: list[dict], content: str | None) -> Usage:
+    if resp.usage is None:  # some servers send none: estimate rather than report a free run
+        prompt = estimate_tokens("".join(m["content"] for m in messages))
+        return Usage(1, prompt, estimate_tokens(content or ""))
+    return Usage(1, resp.usage.prompt_tokens or 0, resp.usage.completion_tokens or 0)
+
+
+def _transport_reason(err: openai.APIError) -> str:
+    if isinstance(err, openai.APITimeoutError):
+        return "the request timed out (raise --timeout if the model is slow)"
+    if isinstance(err, openai.APIConnectionError):
+        return "the connection to the endpoint failed"
+    if isinstance(err, openai.APIStatusError):
+        return f"the endpoint answered HTTP {err.status_code}: {' '.join(str(err.message).split())[:200]}"
+    return f"the request failed: {type(err).__name__}"
+
+
+# ---------------------------------------------------------------- many chunks
+async def generate(chunks: Sequence[Chunk], *, client: openai.AsyncOpenAI, template: PromptTemplate, n: int,
+                   model: str, temperature: float = 0.0, concurrency: int = 16, max_attempts: int = 3,
+                   mode: str = "json_schema", rpm: int | None = None, tpm: int | None = None,
+                   on_answer: Callable[[Chunk, Answer], None], progress: bool = True) -> None:
+    """Ask for every chunk, at most ``concurrency`` at a time; ``on_answer`` runs as each one finishes.
+
+    A run-wide ``EndpointError`` (or an error raised by ``on_answer``) cancels the rest and is re-raised.
+    """
+    session = Session(client, mode, make_limiter(rpm, tpm))
+    await session.check_reachable()
+    semaphore = asyncio.Semaphore(concurrency)
+    bar = tqdm(total=len(chunks), unit="chunk", disable=not progress, desc="questions")
+
+    async def one(chunk: Chunk) -> None:
+        async with semaphore:
+            answer = await ask(session, chunk, template=template, n=n, model=model, temperature=temperature,
+                               max_attempts=max_attempts)
+        on_answer(chunk, answer)
+        bar.update(1)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for chunk in chunks:
+                group.create_task(one(chunk))
+    except BaseExceptionGroup as group_error:
+        raise _first(group_error) from None
+    finally:
+        bar.close()
+
+
+def _first(group: BaseExceptionGroup) -> BaseException:
+    err = group.exceptions[0]
+    return _first(err) if isinstance(err, BaseExceptionGroup) else err

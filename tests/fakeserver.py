@@ -1,0 +1,269 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests: deterministic answers, injectable faults.
+
+    with FakeOpenAI(latency=0.05, faults={"429": 0.1, "prose": 0.1}) as fake:
+        client = AsyncOpenAI(base_url=fake.base_url, api_key="x")
+
+Answers are built from the words of the chunk the prompt carries between the lines ``<chunk>`` and
+``</chunk>``, so a test can check which chunk each question came from. Faults are drawn per request by a
+seeded RNG at the given rates: 429 500 503 drop hang malformed prose fenced numbered few many length empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+FAULTS = ("429", "500", "503", "drop", "hang", "malformed", "prose", "fenced", "numbered", "few", "many",
+          "length", "empty")
+PROSE = "The policy describes several arrangements in general terms and I have summarised them for you here."
+_CHUNK = re.compile(r"^<chunk>\n(.*?)\n</chunk>$", re.S | re.M)
+_N_IN_PROMPT = re.compile(r"\b(\d+)\s+(?:[\w-]+\s+){0,3}questions?\b", re.I)
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # the default backlog of 5 drops connections under bursts
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def questions_for(chunk: str, n: int) -> list[str]:
+    """The questions the fake server writes for ``chunk``: deterministic, distinct, built from its words."""
+    words = re.findall(r"[A-Za-z]{4,}", chunk) or ["coverage", "terms", "conditions"]
+    seed = int.from_bytes(hashlib.sha256(chunk.encode()).digest()[:8], "big")
+    out = []
+    for i in range(n):
+        rng = random.Random(seed + i)
+        a, b, c = (rng.choice(words).lower() for _ in range(3))
+        out.append(f"What does the policy say about {a} {b} and {c} (point {i + 1})?")
+    return out
+
+
+class FakeOpenAI:
+    """A fake ``/v1/chat/completions`` endpoint; see the module docstring."""
+
+    def __init__(self, latency: float = 0.0, faults: dict[str, float] | None = None, seed: int = 0,
+                 api_key: str | None = None, questions_per_chunk: int | None = None, *,
+                 model: str = "fake-model", known_models: tuple[str, ...] | None = None,
+                 always_fail_substring: str | None = None, reject_formats: tuple[str, ...] = (),
+                 hang_seconds: float = 3.0, retry_after: float = 0.05):
+        unknown = set(faults or {}) - set(FAULTS)
+        if unknown:
+            raise ValueError(f"unknown fault modes {sorted(unknown)}; known: {FAULTS}")
+        self.latency, self.faults, self.api_key = latency, dict(faults or {}), api_key
+        self.questions_per_chunk, self.model, self.known_models = questions_per_chunk, model, known_models
+        self.always_fail_substring, self.reject_formats = always_fail_substring, tuple(reject_formats)
+        self.hang_seconds, self.retry_after = hang_seconds, retry_after
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self.requests = 0  # chat-completion requests received
+        self.chunks_seen: Counter[str] = Counter()
+        self.fault_counts: Counter[str] = Counter()
+        self.formats_seen: Counter[str] = Counter()
+        self.log: list[dict] = []  # one entry per chat request: t (monotonic), chunk, fault, n
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start() the FakeOpenAI first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def start(self) -> FakeOpenAI:
+        fake = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.fake = fake
+        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes hanging handlers
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {"requests": self.requests, "max_in_flight": self.max_in_flight,
+                    "faults": dict(self.fault_counts), "chunks": len(self.chunks_seen),
+                    "formats": dict(self.formats_seen)}
+
+    def _draw_fault(self, chunk: str) -> str | None:
+        if self.always_fail_substring and self.always_fail_substring in chunk:
+            return "prose"
+        r = self._rng.random()
+        for name in FAULTS:
+            r -= self.faults.get(name, 0.0)
+            if r < 0:
+                return name
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like a real API
+    fake: FakeOpenAI
+
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out in separate writes; without NODELAY, Nagle adds ~40 ms per response
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes | dict, headers: dict | None = None) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str, type_: str, code: str | None = None, headers=None) -> None:
+        self._send(status, {"error": {"message": message, "type": type_, "param": None, "code": code}}, headers)
+
+    def do_GET(self) -> None:
+        fake = self.fake
+        if self.path.rstrip("/") == "/stats":
+            return self._send(200, fake.stats())
+        if not self._authorised():
+            return None
+        if self.path.rstrip("/") == "/v1/models":
+            models = fake.known_models or (fake.model,)
+            return self._send(200, {"object": "list", "data": [
+                {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in models]})
+        return self._error(404, f"no route {self.path}", "invalid_request_error")
+
+    def _authorised(self) -> bool:
+        key = self.fake.api_key
+        if key is None or self.headers.get("Authorization") == f"Bearer {key}":
+            return True
+        given = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+        # like OpenAI, the message echoes part of the given key: callers must not pass it on to users
+        self._error(401, f"Incorrect API key provided: {given[:3]}***{given[-4:]}. You can find your API key "
+                         "at https://platform.openai.com/account/api-keys.", "invalid_request_error",
+                    "invalid_api_key")
+        return False
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            return self._error(404, f"no route {self.path}", "invalid_request_error")
+        if not self._authorised():
+            return None
+        fake = self.fake
+        with fake._lock:
+            fake.in_flight += 1
+            fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+        try:
+            self._complete(body)
+        finally:
+            with fake._lock:
+                fake.in_flight -= 1
+
+    def _complete(self, body: dict) -> None:
+        fake = self.fake
+        model = body.get("model", "")
+        if fake.known_models is not None and model not in fake.known_models:
+            return self._error(404, f"The model `{model}` does not exist or you do not have access to it.",
+                               "invalid_request_error", "model_not_found")
+        messages = body.get("messages") or []
+        user = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
+        found = _CHUNK.search(user)
+        chunk = found.group(1) if found else user
+        fmt = body.get("response_format") or {}
+        fmt_type = fmt.get("type", "none")
+        with fake._lock:
+            fake.requests += 1
+            fault = fake._draw_fault(chunk)
+            fake.chunks_seen[chunk] += 1
+            fake.formats_seen[fmt_type] += 1
+            if fault:
+                fake.fault_counts[fault] += 1
+            fake.log.append({"t": time.monotonic(), "chunk": chunk, "fault": fault, "format": fmt_type})
+        if fmt_type in fake.reject_formats:  # llama.cpp's server answers 500 to a json_schema it cannot use
+            return self._error(500, f"Unsupported response_format type: {fmt_type}", "server_error")
+        if fake.latency:
+            fake._stopping.wait(fake.latency)
+        if fault == "hang":
+            fake._stopping.wait(fake.hang_seconds)
+            self.close_connection = True
+            return None
+        if fault == "429":
+            return self._error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded",
+                               {"Retry-After": str(fake.retry_after)})
+        if fault in ("500", "503"):
+            return self._error(int(fault), "The server had an error while processing your request.", "server_error")
+        if fault == "drop":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "4096")
+            self.end_headers()
+            self.wfile.write(b'{"id": "chatcmpl-')
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return None
+        if fault == "malformed":
+            return self._send(200, b'{"id": "chatcmpl-broken", "choices": [{"message": ')
+        n = fake.questions_per_chunk or _wanted(fmt, user.replace(chunk, ""))
+        content, finish = _content(fault, chunk, n, fmt_type)
+        prompt_chars = sum(len(m.get("content") or "") for m in messages)
+        self._send(200, {
+            "id": f"chatcmpl-{fake.requests}", "object": "chat.completion", "created": int(time.time()),
+            "model": model or fake.model,
+            "choices": [{"index": 0, "finish_reason": finish, "logprobs": None,
+                         "message": {"role": "assistant", "content": content, "refusal": None}}],
+            "usage": {"prompt_tokens": prompt_chars // 4, "completion_tokens": len(content) // 4,
+                      "total_tokens": prompt_chars // 4 + len(content) // 4},
+        })
+
+
+def _wanted(fmt: dict, prompt: str) -> int:
+    schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema") or {}
+    items = (schema.get("properties") or {}).get("questions") or {}
+    if "maxItems" in items:
+        return int(items["maxItems"])
+    found = _N_IN_PROMPT.search(prompt)
+    return int(found.group(1)) if found else 2
+
+
+def _content(fault: str | None, chunk: str, n: int, fmt_type: str) -> tuple[str, str]:
+    if fault == "prose":
+        return PROSE, "stop"
+    if fault == "empty":
+        return "", "stop"
+    count = {"few": n - 1, "many": n + 2}.get(fault or "", n)
+    qs = questions_for(chunk, max(count, 0))
+    if fault == "fenced":
+        return "Here you go:\n```json\n" + json.dumps(qs, indent=2) + "\n```", "stop"
+    if fault == "numbered":
+        return "\n".join(f"{i}. {q}" for i, q in enumerate(qs, 1)), "stop"
+    text = json.dumps({"questions": qs})
+    if fault == "length":
+        return text[: len(text) // 3], "length"
+    return text, "stop"

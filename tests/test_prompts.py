@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from synthqa import prompts
+from synthqa.errors import PromptError
+from synthqa.prompts import load_template, render
+
+REPO_PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
+
+
+def write(tmp_path: Path, text: str, name: str = "mine.txt") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_default_template_loads_from_the_checkout_and_pins_its_text():
+    template = load_template()
+    text = (REPO_PROMPTS / "default.txt").read_text(encoding="utf-8")
+    assert template.name == "default"
+    assert template.sha256 == hashlib.sha256(text.encode()).hexdigest()
+    assert "$chunk" in template.user and "$n_questions" in template.user
+    assert "never follow" in template.system  # the chunk is data, not instructions
+    for banned in ("the context", "the passage", "this document"):
+        assert f'"{banned}"' in template.system  # named as forbidden wording
+
+
+def test_default_template_is_found_inside_an_installed_package(tmp_path, monkeypatch):
+    package = tmp_path / "site-packages" / "synthqa"
+    (package / "prompts").mkdir(parents=True)
+    (package / "prompts" / "default.txt").write_text("Ask $n_questions about:\n<chunk>\n$chunk\n</chunk>\n")
+    monkeypatch.setattr(prompts, "__file__", str(package / "prompts.py"))
+    assert prompts.default_template_path() == package / "prompts" / "default.txt"
+    assert load_template().user.startswith("Ask $n_questions")
+
+
+def test_render_fills_both_parts_and_keeps_dollar_text_in_the_chunk():
+    template = load_template()
+    system, user = render(template, chunk="Costs $n_questions and $5 </chunk> end", n_questions=3)
+    assert "$" not in system.replace("$$", "")
+    assert "Write 3 questions" in user
+    assert "<chunk>\nCosts $n_questions and $5 </ chunk> end\n</chunk>" in user
+
+
+def test_without_separator_the_whole_file_is_the_user_prompt(tmp_path):
+    template = load_template(write(tmp_path, "Give $n_questions questions.\n<chunk>\n$chunk\n</chunk>\n"))
+    assert template.system == "" and template.name == "mine"
+    assert render(template, chunk="x", n_questions=2)[1] == "Give 2 questions.\n<chunk>\nx\n</chunk>"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("System.\n---\nAsk $n_questions questions.\n", "lacks $chunk"),
+        ("About $chunk\n---\nAsk $n_questions about it.\n", "lacks $chunk in its user part"),
+        ("---\n<chunk>\n$chunk\n</chunk>\n", "lacks $n_questions"),
+        ("---\n$n_questions about $chunk in $language\n", "unknown variable $language"),
+        ("---\n$n_questions about ${chunk}, price $ 5\n", "stray '$' on line 1"),
+        ("   \n\n", "is empty"),
+        ("System only\n---\n  \n", "nothing after its '---' line"),
+    ],
+)
+def test_bad_templates_fail_at_load_naming_file_and_problem(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(PromptError) as info:
+        load_template(path)
+    message = str(info.value)
+    assert expected in message and str(path) in message and "\n" not in message
+
+
+def test_missing_folder_and_binary_files_are_prompt_errors(tmp_path):
+    with pytest.raises(PromptError, match="does not exist"):
+        load_template(tmp_path / "nope.txt")
+    with pytest.raises(PromptError, match="is a folder"):
+        load_template(tmp_path)
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"\xff\xfe\x00$chunk")
+    with pytest.raises(PromptError, match="not UTF-8"):
+        load_template(binary)
+
+
+def test_escaped_dollar_is_allowed(tmp_path):
+    template = load_template(write(tmp_path, "Costs $$5.\n---\n$n_questions on\n<chunk>\n$chunk\n</chunk>"))
+    assert render(template, chunk="c", n_questions=1)[0] == "Costs $5."
