@@ -337,3 +337,17 @@ def test_reference_corpora_load_every_page():
     assert max(by_source["NIST.AI.600-1.pdf"]) == 64
     assert max(by_source["Blueprint-for-an-AI-Bill-of-Rights.pdf"]) == 73
     assert all(p.text == p.text.strip() and "\u00ad" not in p.text and "\n\n\n" not in p.text for p in pages)
+
+
+def test_folder_notes_are_skipped_unless_named(tmp_path):
+    from synthqa.pdfs import find_input_files
+
+    (tmp_path / "SOURCES.md").write_text("Where these documents come from.")
+    (tmp_path / "readme.txt").write_text("Notes.")
+    (tmp_path / "policy.md").write_text("A policy about records.")
+    skipped = []
+    found = [source for _, source in find_input_files([tmp_path], skipped.append)]
+    assert found == ["policy.md"]
+    assert sorted(Path(s.path).name for s in skipped) == ["SOURCES.md", "readme.txt"]
+    assert all("name the file itself" in s.reason for s in skipped)
+    assert [source for _, source in find_input_files([tmp_path / "SOURCES.md"])] == ["SOURCES.md"]

@@ -48,6 +48,7 @@ class GenerateConfig:
     # quality
     keep_all_chunks: bool = False
     min_roundtrip_rank: int | None = None
+    embed_roundtrip: bool | None = None  # None: when the eval extra (MiniLM) is installed
     # local backend
     local: bool = False
     local_model: str | None = None  # a preset name or a path to a GGUF file

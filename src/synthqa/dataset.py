@@ -6,9 +6,10 @@ configs, parquet files under ``data/``, the run manifest, and a cache that is ne
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,7 +20,7 @@ from .errors import DatasetError
 MANIFEST = "synthqa.json"
 CARD = "README.md"
 SPLIT_NAMES = ("train", "eval")
-# config name → split → path inside the folder; the card's YAML and the writer both read this table.
+# config name → split → path inside the folder, before the writer adds each file's content fingerprint.
 CONFIGS: dict[str, dict[str, str]] = {
     name: {split: f"data/{folder}/{split}.parquet" for split in SPLIT_NAMES}
     for name, folder in (("default", "pairs"), ("queries", "queries"), ("corpus", "corpus"))
@@ -51,40 +52,75 @@ CORPUS_SCHEMA = pa.schema(
 )
 
 
-def write_dataset(out: Path, *, corpus: Sequence[dict], queries: Sequence[dict], card: str) -> None:
-    """Write the parquet files and the card, each replaced atomically. Call ``write_manifest`` after it:
-    the manifest goes last, so its presence means the folder holds one complete, consistent dataset."""
-    (Path(out) / MANIFEST).unlink(missing_ok=True)
+def write_dataset(
+    out: Path, *, corpus: Sequence[dict], queries: Sequence[dict], manifest: dict, render_card: Callable[[dict], str]
+) -> dict:
+    """Write tables and card; records the data files in ``manifest`` (returned). Then call ``write_manifest``."""
+    manifest["data_files"] = write_tables(out, corpus=corpus, queries=queries)
+    write_card(out, render_card(manifest), manifest["data_files"])
+    return manifest
+
+
+def write_tables(out: Path, *, corpus: Sequence[dict], queries: Sequence[dict]) -> dict[str, dict[str, str]]:
+    """Write the parquet files; returns config → split → path, to go into the manifest and the card.
+
+    File names carry a fingerprint of their content: `datasets` caches a local folder under a key that
+    ignores the files' paths and times, so a regenerated folder under fixed names would load stale rows.
+    Files of an earlier run are removed by ``write_card`` once the new card points at the new ones.
+    """
     out = Path(out)
+    (out / MANIFEST).unlink(missing_ok=True)  # from here until write_manifest the folder is incomplete
     text_of = {row["id"]: row["text"] for row in corpus}
+    files: dict[str, dict[str, str]] = {name: {} for name in CONFIGS}
     for split in SPLIT_NAMES:
         split_queries = [q for q in queries if q["split"] == split]
         split_corpus = [c for c in corpus if c["split"] == split]
         pairs = [{"sentence_0": q["text"], "sentence_1": text_of[q["chunk_id"]]} for q in split_queries]
-        _write_table(out / CONFIGS["default"][split], pairs, PAIRS_SCHEMA)
-        _write_table(out / CONFIGS["queries"][split], split_queries, QUERIES_SCHEMA)
-        _write_table(out / CONFIGS["corpus"][split], split_corpus, CORPUS_SCHEMA)
+        for config, rows, schema in (
+            ("default", pairs, PAIRS_SCHEMA),
+            ("queries", split_queries, QUERIES_SCHEMA),
+            ("corpus", split_corpus, CORPUS_SCHEMA),
+        ):
+            files[config][split] = _write_table(out, CONFIGS[config][split], rows, schema)
+    return files
+
+
+def write_card(out: Path, card: str, files: dict[str, dict[str, str]]) -> None:
+    """Write the card, then remove parquet files of earlier runs that it no longer lists."""
+    out = Path(out)
     _write_text(out / CARD, card)
+    keep = {out / path for split_files in files.values() for path in split_files.values()}
+    for path in (out / "data").rglob("*.parquet"):
+        if path not in keep:
+            path.unlink()
 
 
-def write_manifest(out: Path, manifest: dict) -> None:
-    """Write ``synthqa.json``, the run manifest (last step of a run)."""
-    _write_text(Path(out) / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-
-
-def _write_table(path: Path, rows: Sequence[dict], schema: pa.Schema) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_table(out: Path, rel: str, rows: Sequence[dict], schema: pa.Schema) -> str:
     columns = {name: [row.get(name) for row in rows] for name in schema.names}
     table = pa.table(columns, schema=schema)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = out / (rel + ".tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:10]
+    final = rel.replace(".parquet", f"-{digest}.parquet")
+    os.replace(tmp, out / final)
+    return final
 
 
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def data_files(manifest: dict | None) -> dict[str, dict[str, str]]:
+    """config → split → parquet path of a dataset folder (its manifest's, else the plain layout)."""
+    return (manifest or {}).get("data_files") or CONFIGS
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    """Write ``synthqa.json``, the run manifest (last step of a run)."""
+    _write_text(Path(out) / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_manifest(out: Path) -> dict:
@@ -101,10 +137,11 @@ def read_manifest(out: Path) -> dict:
 def load_tables(out: Path) -> dict[str, dict]:
     """Every config's splits as pandas DataFrames: ``{"pairs"|"queries"|"corpus": {split: df}}``."""
     out = Path(out)
+    files = data_files(read_manifest(out) if (out / MANIFEST).exists() else None)
     tables: dict[str, dict] = {}
     for config, name in (("default", "pairs"), ("queries", "queries"), ("corpus", "corpus")):
         tables[name] = {}
-        for split, rel in CONFIGS[config].items():
+        for split, rel in files[config].items():
             path = out / rel
             if not path.exists():
                 raise DatasetError(f"{path} is missing: {out} does not follow synthqa's output layout")

@@ -27,6 +27,7 @@ _TRAILING_SPACE = re.compile(r" +$", re.MULTILINE)
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 _TEXT_READ_SIZE = 1 << 16
 _OUTPUT_MARKERS = frozenset({"synthqa.json", ".synthqa"})
+_FOLDER_METADATA = frozenset({"README", "SOURCES", "LICENSE", "LICENCE", "CHANGELOG", "NOTICE", "CONTRIBUTING"})
 _PDF_HEADER_WINDOW = 1024  # PDF readers accept the %PDF- header anywhere in the first 1 KiB
 
 
@@ -80,6 +81,10 @@ def find_input_files(inputs: Sequence[Path], on_skip: OnSkip | None = None) -> I
             suffix = path.suffix.lower()
             if suffix not in SUPPORTED_SUFFIXES:
                 report(SkippedFile(str(path), _unsupported_reason(suffix)))
+                continue
+            if root.is_dir() and suffix != ".pdf" and path.stem.upper() in _FOLDER_METADATA:
+                # A corpus folder's README or SOURCES.md describes the documents; it is not one of them.
+                report(SkippedFile(str(path), "looks like the folder's own notes: name the file itself to include it"))
                 continue
             real = os.path.realpath(path)
             if real in seen_files:
