@@ -1,0 +1,223 @@
+"""Look at a dataset in the terminal: run summary, random pairs, search, one chunk, failures.
+
+Plain text wrapped to the terminal width (no rich dependency). Every function returns a string; the CLI
+prints. A folder whose run is still going (no manifest yet) is summarised from its cache, read-only.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import textwrap
+from pathlib import Path
+
+from .cache import Cache, cache_path
+from .dataset import MANIFEST, SPLIT_NAMES, load_tables, read_manifest, resolve_dataset
+from .errors import DatasetError
+from .pricing import PRICES_AS_OF, estimate_cost
+
+
+def terminal_width() -> int:
+    """Usable width: the terminal's, kept between 40 and 120 columns so text stays readable."""
+    return max(40, min(120, shutil.get_terminal_size((100, 24)).columns))
+
+
+def inspect_dataset(target: str | Path, *, n: int = 5, seed: int = 0, split: str | None = None,
+                    search: str | None = None, chunk: str | None = None, failed: bool = False,
+                    width: int | None = None) -> str:
+    """The whole `synthqa inspect` view of a folder or Hub id, as one string."""
+    width = width or terminal_width()
+    if split is not None and split not in SPLIT_NAMES:
+        raise DatasetError(f"--split {split!r} does not exist: use one of {', '.join(SPLIT_NAMES)}")
+    if n < 0:
+        raise DatasetError(f"-n {n} is negative: use 0 or more")
+    path = resolve_dataset(target)
+    if not (path / MANIFEST).exists() and cache_path(path).exists():
+        return progress_view(path, width)
+    manifest = read_manifest(path)
+    if failed:
+        return failed_view(manifest, width)
+    rows = pair_rows(load_tables(path))
+    if chunk:
+        return chunk_view(rows, chunk, width)
+    if search:
+        hits = search_rows(rows, search, split)
+        head = f"{len(hits)} pair(s) match {search!r}" + (f" in {split}" if split else "")
+        return "\n".join([head, "", *(format_pair(r, width) for r in hits[: max(n, 1) * 4])])
+    picked = sample_rows(rows, n, seed, split)
+    parts = [summary_view(manifest, width)]
+    if picked:
+        parts += [_rule(f"{len(picked)} random pair(s)" + (f" from {split}" if split else ""), width),
+                  *(format_pair(r, width) for r in picked)]
+    return "\n".join(parts)
+
+
+def pair_rows(tables: dict) -> list[dict]:
+    """One dict per question: split, id, question, chunk id/text, source, page, ranks."""
+    text_of: dict[str, str] = {}
+    for df in tables["corpus"].values():
+        text_of.update(zip(df["id"], df["text"]))
+    rows = []
+    for split in SPLIT_NAMES:
+        df = tables["queries"].get(split)
+        if df is None:
+            continue
+        for rec in df.to_dict("records"):
+            rows.append({"split": split, "id": rec["id"], "question": rec["text"], "chunk_id": rec["chunk_id"],
+                         "chunk": text_of.get(rec["chunk_id"], ""), "source": rec.get("source"),
+                         "page": rec.get("page"), "bm25_rank": _int(rec.get("bm25_rank")),
+                         "embed_rank": _int(rec.get("embed_rank"))})
+    return rows
+
+
+def sample_rows(rows: list[dict], n: int, seed: int, split: str | None = None) -> list[dict]:
+    """``n`` rows drawn reproducibly for ``seed``."""
+    pool = [r for r in rows if split is None or r["split"] == split]
+    return random.Random(seed).sample(pool, min(n, len(pool)))
+
+
+def search_rows(rows: list[dict], word: str, split: str | None = None) -> list[dict]:
+    """Rows whose question or chunk contains ``word`` (case-insensitive)."""
+    needle = word.casefold()
+    return [r for r in rows if (split is None or r["split"] == split)
+            and (needle in r["question"].casefold() or needle in r["chunk"].casefold())]
+
+
+def summary_view(manifest: dict, width: int) -> str:
+    """Run summary: documents, pages, chunks, questions per split, skips, filters, failures, tokens, cost."""
+    c = manifest.get("counts") or {}
+    opts = manifest.get("options") or {}
+    lines = [_rule("synthqa dataset", width)]
+    facts = [
+        ("model", f"{manifest.get('model', '?')}" + (" (local)" if manifest.get("local") else
+                                                     f" @ {manifest.get('endpoint_host', '?')}")),
+        ("created", manifest.get("created_at", "?")),
+        ("documents", f"{c.get('documents', '?')} ({c.get('pages', '?')} pages)"),
+        ("chunks", f"{c.get('chunks', '?')} made, {c.get('chunks_asked', '?')} sent to the LLM"
+                   f" (size {opts.get('chunk_size', '?')}, overlap {opts.get('chunk_overlap', '?')})"),
+        ("questions", f"{c.get('train_pairs', '?')} train / {c.get('eval_pairs', '?')} eval"
+                      f" ({c.get('train_chunks', '?')} / {c.get('eval_chunks', '?')} chunks)"),
+    ]
+    if c.get("short_chunks"):
+        facts.append(("short answers", f"{c['short_chunks']} chunk(s) got fewer questions than asked"))
+    facts.append(("chunks skipped", _counts(manifest.get("skipped_chunks"))))
+    facts.append(("questions dropped", _counts(manifest.get("question_filters"))))
+    failed = manifest.get("failed_chunks") or []
+    facts.append(("failed chunks", f"{len(failed)}" + (" (see --failed)" if failed else "")))
+    if manifest.get("skipped_files"):
+        facts.append(("skipped files", str(len(manifest["skipped_files"]))))
+    facts.append(("tokens", _tokens(manifest.get("model"), c)))
+    label_w = max(len(k) for k, _ in facts) + 2
+    for key, value in facts:
+        lines.append(_field(key, value, label_w, width))
+    return "\n".join(lines)
+
+
+def failed_view(manifest: dict, width: int) -> str:
+    """Failed chunks and skipped files with their reasons."""
+    failed = manifest.get("failed_chunks") or []
+    skipped = manifest.get("skipped_files") or []
+    lines = [_rule(f"{len(failed)} failed chunk(s)", width)]
+    for f in failed:
+        lines.append(_wrap(f"{f.get('source', '?')} p.{f.get('page', '?')} [{f.get('chunk_id', '?')}]: "
+                           f"{f.get('reason', '?')}", width, "  "))
+    if failed:
+        lines.append(_wrap("Rerun `synthqa generate` with --retry-failed to ask for these again.", width))
+    if skipped:
+        lines.append(_rule(f"{len(skipped)} skipped file(s)", width))
+        lines += [_wrap(f"{s.get('path', '?')}: {s.get('reason', '?')}", width, "  ") for s in skipped]
+    return "\n".join(lines)
+
+
+def chunk_view(rows: list[dict], chunk_id: str, width: int) -> str:
+    """One chunk's text and every question written about it."""
+    mine = [r for r in rows if r["chunk_id"] == chunk_id]
+    if not mine:
+        raise DatasetError(f"chunk {chunk_id!r} has no questions in this dataset: copy an id from `synthqa inspect`")
+    first = mine[0]
+    lines = [_rule(f"chunk {chunk_id} · {first['source']} p.{first['page']} · {first['split']}", width),
+             _wrap(first["chunk"], width, "  "), _rule(f"{len(mine)} question(s)", width)]
+    lines += [_wrap(f"- {r['question']}{_ranks(r)}", width, "  ", "    ") for r in mine]
+    return "\n".join(lines)
+
+
+def format_pair(row: dict, width: int, max_chunk_chars: int = 600) -> str:
+    """One pair as a block: question, source line, the chunk (shortened)."""
+    chunk = row["chunk"] if len(row["chunk"]) <= max_chunk_chars else row["chunk"][:max_chunk_chars] + " …"
+    return "\n".join([
+        _wrap(f"Q: {row['question']}", width, "", "   "),
+        _wrap(f"[{row['split']}] {row['source']} p.{row['page']} · chunk {row['chunk_id']}{_ranks(row)}",
+              width, "   ", "   "),
+        _wrap(" ".join(chunk.split()), width, "   │ ", "   │ "),
+        "",
+    ])
+
+
+def progress_view(out: Path, width: int) -> str:
+    """Progress of a run still going, from its cache opened read-only (never blocks the writer)."""
+    answered = failed = questions = short = prompt_t = completion_t = 0
+    reasons: dict[str, int] = {}
+    with Cache(cache_path(out), readonly=True) as cache:
+        for a in cache.answers():
+            prompt_t += a.usage.prompt_tokens
+            completion_t += a.usage.completion_tokens
+            if a.ok:
+                answered += 1
+                questions += len(a.questions)
+                short += a.short
+            else:
+                failed += 1
+                key = (a.error or "?").split(":")[0][:60]
+                reasons[key] = reasons.get(key, 0) + 1
+    lines = [_rule(f"run in progress in {out} (no {MANIFEST} yet)", width),
+             _field("chunks answered", str(answered), 19, width),
+             _field("questions so far", str(questions), 19, width),
+             _field("short answers", str(short), 19, width),
+             _field("failed chunks", f"{failed} " + _counts(reasons) if failed else "0", 19, width),
+             _field("tokens", _tokens(None, {"prompt_tokens": prompt_t, "completion_tokens": completion_t}), 19, width)]
+    return "\n".join(lines)
+
+
+def _tokens(model: str | None, counts: dict) -> str:
+    p, o = int(counts.get("prompt_tokens") or 0), int(counts.get("completion_tokens") or 0)
+    text = f"{p:,} prompt + {o:,} completion"
+    if counts.get("requests"):
+        text += f" in {counts['requests']:,} requests"
+    cost = estimate_cost(model, p, o)
+    if cost is not None:
+        text += f" ≈ ${cost:,.4f} (approximate, list prices of {PRICES_AS_OF})"
+    return text
+
+
+def _counts(counts: dict | None) -> str:
+    counts = {k: v for k, v in (counts or {}).items() if v}  # filters that dropped nothing are noise here
+    if not counts:
+        return "none"
+    return f"{sum(counts.values())}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _ranks(row: dict) -> str:
+    parts = [f"{name} rank {row[key]}" for key, name in (("bm25_rank", "bm25"), ("embed_rank", "embed"))
+             if row.get(key) is not None]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _int(value) -> int | None:
+    try:
+        return None if value is None or value != value else int(value)  # NaN != NaN
+    except (TypeError, ValueError):
+        return None
+
+
+def _rule(title: str, width: int) -> str:
+    title = f"── {title} "
+    return title + "─" * max(0, width - len(title))
+
+
+def _field(key: str, value: str, label_w: int, width: int) -> str:
+    return _wrap(f"{key + ':':<{label_w}}{value}", width, "", " " * label_w)
+
+
+def _wrap(text: str, width: int, first: str = "", rest: str | None = None) -> str:
+    return textwrap.fill(text, width=width, initial_indent=first, subsequent_indent=first if rest is None else rest,
+                         break_long_words=True, break_on_hyphens=False) or first.rstrip()

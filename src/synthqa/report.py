@@ -1,0 +1,251 @@
+"""One self-contained HTML report of a dataset: numbers, inline-SVG plots, a searchable table, failures.
+
+Nothing is fetched when the file is opened: CSS and JS are inline, plots are SVG drawn here, and the pairs
+travel as JSON in a ``<script type="application/json">`` rendered by a few lines of vanilla JS.
+``report.html#search=WORD`` opens with the table filtered (handy for links and for tests).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from pathlib import Path
+
+from .dataset import load_tables, read_manifest, resolve_dataset
+from .inspect import pair_rows
+from .pricing import PRICES_AS_OF, estimate_cost
+
+PALETTE = ("#3b6ea8", "#d9822b", "#3f9b5b", "#b04a5a", "#7d5ba6")
+RANK_BUCKETS = (("1", 1, 1), ("2", 2, 2), ("3", 3, 3), ("4-5", 4, 5), ("6-10", 6, 10), (">10", 11, 10**9))
+
+
+def write_report(target: str | Path, path: str | Path) -> Path:
+    """Write the report of a folder or Hub id to ``path``; returns the path."""
+    path = Path(path)
+    path.write_text(build_report(target), encoding="utf-8")
+    return path
+
+
+def build_report(target: str | Path) -> str:
+    """The report of a folder or Hub id as one HTML string."""
+    folder = resolve_dataset(target)
+    manifest = read_manifest(folder)
+    rows = pair_rows(load_tables(folder))
+    return render_html(manifest, rows, title=str(target))
+
+
+def render_html(manifest: dict, rows: list[dict], title: str) -> str:
+    """Pure: manifest + pair rows (``inspect.pair_rows``) → HTML."""
+    plots = [
+        histogram([len(r["question"]) for r in rows], "Question length (characters)", bins=12),
+        bar_chart(_top(Counter(r["source"] for r in rows), 15), "Questions per document"),
+        bar_chart(_top(Counter(r["source"] for r in _unique_chunks(rows)), 15), "Chunks with questions per document"),
+        bar_chart(_page_coverage(manifest, rows), "Pages by number of questions (coverage)",
+                  label_fmt="{} question(s)"),
+        bar_chart(_top(Counter(_first_words(r["question"]) for r in rows), 15), "First words of questions (diversity)"),
+    ]
+    for key, name in (("bm25_rank", "BM25"), ("embed_rank", "embedding")):
+        ranks = [r[key] for r in rows if r.get(key) is not None]
+        if ranks:
+            plots.append(bar_chart(_rank_buckets(ranks), f"Rank of the question's own chunk ({name} round trip)"))
+    filters = {k: v for k, v in (manifest.get("question_filters") or {}).items() if v}
+    if filters:
+        plots.append(bar_chart(_top(Counter(filters), 20), "Questions dropped by filter"))
+    skipped = {k: v for k, v in (manifest.get("skipped_chunks") or {}).items() if v}
+    if skipped:
+        plots.append(bar_chart(_top(Counter(skipped), 20), "Chunks skipped before asking"))
+    data = [{"s": r["split"], "q": r["question"], "c": r["chunk"], "src": r["source"], "p": r["page"],
+             "id": r["chunk_id"]} for r in rows]
+    payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")  # cannot close the <script> early
+    return _PAGE.format(
+        title=_e(title), css=_CSS, js=_JS, payload=payload,
+        summary=_summary(manifest, rows), plots="\n".join(f'<figure class="plot">{p}</figure>' for p in plots),
+        failures=_failures(manifest),
+    )
+
+
+def bar_chart(items: list[tuple], title: str, *, width: int = 520, label_fmt: str = "{}") -> str:
+    """Horizontal bars, one per (label, value), as an SVG string."""
+    row_h, label_w, top = 20, 190, 28
+    height = top + row_h * max(1, len(items)) + 8
+    peak = max((v for _, v in items), default=0) or 1
+    parts = [_svg_open(width, height, title), f'<text x="4" y="16" class="t">{_e(title)}</text>']
+    if not items:
+        parts.append(f'<text x="4" y="{top + 14}" class="l">no data</text>')
+    for i, (label, value) in enumerate(items):
+        y = top + i * row_h
+        w = max(1.0, (width - label_w - 60) * value / peak)
+        text = label_fmt.format(label)
+        short = text if len(text) <= 28 else text[:27] + "…"
+        parts.append(f'<text x="{label_w - 6}" y="{y + 14}" class="l" text-anchor="end"><title>{_e(text)}</title>'
+                     f"{_e(short)}</text>")
+        parts.append(f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" '
+                     f'fill="{PALETTE[0]}"><title>{_e(text)}: {value}</title></rect>')
+        parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 14}" class="v">{value}</text>')
+    return "".join(parts) + "</svg>"
+
+
+def histogram(values: list[float], title: str, *, bins: int = 10, width: int = 520, height: int = 220) -> str:
+    """Vertical-bar histogram of ``values`` as an SVG string."""
+    parts = [_svg_open(width, height, title), f'<text x="4" y="16" class="t">{_e(title)}</text>']
+    if not values:
+        return "".join(parts) + f'<text x="4" y="44" class="l">no data</text></svg>'
+    lo, hi = min(values), max(values)
+    step = max(1.0, (hi - lo) / bins)
+    counts = [0] * bins
+    for v in values:
+        counts[min(bins - 1, int((v - lo) / step))] += 1
+    peak, left, bottom, plot_h = max(counts), 36, height - 24, height - 60
+    bar_w = (width - left - 8) / bins
+    for i, n in enumerate(counts):
+        h = plot_h * n / peak
+        x = left + i * bar_w
+        start = lo + i * step
+        parts.append(f'<rect x="{x + 1:.1f}" y="{bottom - h:.1f}" width="{bar_w - 2:.1f}" height="{h:.1f}" '
+                     f'fill="{PALETTE[1]}"><title>{start:.0f}–{start + step:.0f}: {n}</title></rect>')
+    parts.append(f'<text x="{left}" y="{height - 6}" class="l">{lo:.0f}</text>')
+    parts.append(f'<text x="{width - 8}" y="{height - 6}" class="l" text-anchor="end">{hi:.0f}</text>')
+    parts.append(f'<text x="{left - 4}" y="{bottom - plot_h + 10:.0f}" class="l" text-anchor="end">{peak}</text>')
+    return "".join(parts) + "</svg>"
+
+
+def _svg_open(width: int, height: int, title: str) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">')
+
+
+def _summary(manifest: dict, rows: list[dict]) -> str:
+    c = manifest.get("counts") or {}
+    opts = manifest.get("options") or {}
+    cost = estimate_cost(manifest.get("model"), int(c.get("prompt_tokens") or 0), int(c.get("completion_tokens") or 0))
+    items = [
+        ("documents", c.get("documents", len({r["source"] for r in rows}))), ("pages", c.get("pages", "?")),
+        ("chunks", c.get("chunks", "?")), ("chunks asked", c.get("chunks_asked", "?")),
+        ("train pairs", c.get("train_pairs", sum(r["split"] == "train" for r in rows))),
+        ("eval pairs", c.get("eval_pairs", sum(r["split"] == "eval" for r in rows))),
+        ("failed chunks", len(manifest.get("failed_chunks") or [])),
+        ("tokens", f"{int(c.get('prompt_tokens') or 0):,} + {int(c.get('completion_tokens') or 0):,}"),
+    ]
+    if cost is not None:
+        items.append(("cost (approx.)", f"${cost:,.4f}"))
+    cards = "".join(f'<div class="num"><b>{_e(str(v))}</b><span>{_e(k)}</span></div>' for k, v in items)
+    meta = (f"model <code>{_e(str(manifest.get('model', '?')))}</code> · chunk size {_e(str(opts.get('chunk_size', '?')))}"
+            f" / overlap {_e(str(opts.get('chunk_overlap', '?')))} · {_e(str(opts.get('questions_per_chunk', '?')))}"
+            f" question(s) per chunk · created {_e(str(manifest.get('created_at', '?')))}")
+    if cost is not None:
+        meta += f" · cost from list prices of {PRICES_AS_OF}"
+    return f'<div class="nums">{cards}</div><p class="meta">{meta}</p>'
+
+
+def _failures(manifest: dict) -> str:
+    failed = manifest.get("failed_chunks") or []
+    skipped = manifest.get("skipped_files") or []
+    if not failed and not skipped:
+        return "<p>No failed chunks and no skipped files.</p>"
+    rows = [f"<tr><td>chunk</td><td>{_e(str(f.get('source', '?')))} p.{_e(str(f.get('page', '?')))}</td>"
+            f"<td>{_e(str(f.get('reason', '?')))}</td></tr>" for f in failed]
+    rows += [f"<tr><td>file</td><td>{_e(str(s.get('path', '?')))}</td><td>{_e(str(s.get('reason', '?')))}</td></tr>"
+             for s in skipped]
+    return ('<table id="failures"><thead><tr><th>what</th><th>where</th><th>reason</th></tr></thead><tbody>'
+            + "".join(rows) + "</tbody></table>")
+
+
+def _page_coverage(manifest: dict, rows: list[dict]) -> list[tuple[int, int]]:
+    per_page = Counter((r["source"], r["page"]) for r in rows)
+    buckets = Counter(per_page.values())
+    pages = sum(int(d.get("pages") or 0) for d in manifest.get("documents") or [])
+    if pages > len(per_page):  # pages that yielded no question at all are the coverage gap worth seeing
+        buckets[0] = pages - len(per_page)
+    return sorted(buckets.items())
+
+
+def _unique_chunks(rows: list[dict]) -> list[dict]:
+    return list({r["chunk_id"]: r for r in rows}.values())
+
+
+def _first_words(question: str, n: int = 2) -> str:
+    return " ".join(question.split()[:n]).lower() or "(empty)"
+
+
+def _rank_buckets(ranks: list[int]) -> list[tuple[str, int]]:
+    return [(label, sum(lo <= r <= hi for r in ranks)) for label, lo, hi in RANK_BUCKETS]
+
+
+def _top(counter: Counter, n: int) -> list[tuple[str, int]]:
+    items = counter.most_common()
+    if len(items) > n:
+        items = items[: n - 1] + [(f"({len(items) - n + 1} others)", sum(v for _, v in items[n - 1:]))]
+    return [(str(k), v) for k, v in items]
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1200px;padding:16px;color:#222}
+h1{font-size:20px;margin:4px 0 12px}h2{font-size:16px;margin:24px 0 8px;border-bottom:1px solid #ddd}
+.nums{display:flex;flex-wrap:wrap;gap:8px}.num{background:#f3f5f8;border-radius:6px;padding:8px 12px;min-width:90px}
+.num b{display:block;font-size:18px}.num span{color:#666;font-size:12px}.meta{color:#555}
+.plots{display:flex;flex-wrap:wrap;gap:12px}.plot{margin:0;border:1px solid #e3e3e3;border-radius:6px;padding:6px}
+svg .t{font-weight:600;font-size:13px}svg .l,svg .v{font-size:11px;fill:#333}
+table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #eee;padding:4px 6px;text-align:left;vertical-align:top}
+td.c{color:#444;font-size:12px;max-width:560px}#search{width:320px;padding:4px}.pager{margin:8px 0}
+#js-errors{color:#b00020;white-space:pre-wrap}
+"""
+
+_JS = r"""
+(function () {
+  var errors = document.getElementById("js-errors");
+  window.addEventListener("error", function (e) { errors.textContent += "error: " + e.message + "\n"; });
+  var rows = JSON.parse(document.getElementById("pairs-data").textContent);
+  var input = document.getElementById("search"), body = document.querySelector("#pairs tbody");
+  var info = document.getElementById("pager-info"), PAGE = 25, page = 0, shown = rows;
+  function cell(text, cls) { var td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; }
+  function render() {
+    var pages = Math.max(1, Math.ceil(shown.length / PAGE));
+    page = Math.min(Math.max(page, 0), pages - 1);
+    body.textContent = "";
+    shown.slice(page * PAGE, page * PAGE + PAGE).forEach(function (r) {
+      var tr = document.createElement("tr");
+      tr.appendChild(cell(r.s)); tr.appendChild(cell(r.q)); tr.appendChild(cell(r.src + " p." + r.p));
+      tr.appendChild(cell(r.c.length > 400 ? r.c.slice(0, 400) + " …" : r.c, "c"));
+      body.appendChild(tr);
+    });
+    info.textContent = shown.length + " of " + rows.length + " pairs · page " + (page + 1) + " of " + pages;
+  }
+  function filter() {
+    var q = input.value.trim().toLowerCase();
+    shown = !q ? rows : rows.filter(function (r) {
+      return r.q.toLowerCase().indexOf(q) >= 0 || r.c.toLowerCase().indexOf(q) >= 0 || String(r.src).toLowerCase().indexOf(q) >= 0;
+    });
+    page = 0; render();
+  }
+  input.addEventListener("input", filter);
+  document.getElementById("prev").addEventListener("click", function () { page--; render(); });
+  document.getElementById("next").addEventListener("click", function () { page++; render(); });
+  var m = /search=([^&]*)/.exec(location.hash);
+  if (m) input.value = decodeURIComponent(m[1].replace(/\+/g, " "));
+  filter();
+  document.body.setAttribute("data-ready", "1");
+})();
+"""
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>synthqa report · {title}</title><style>{css}</style></head>
+<body>
+<h1>synthqa report · {title}</h1>
+<pre id="js-errors"></pre>
+<h2>Summary</h2>{summary}
+<h2>Plots</h2><div class="plots">{plots}</div>
+<h2>Pairs</h2>
+<input id="search" type="search" placeholder="search questions, chunks and sources" aria-label="search">
+<div class="pager"><button id="prev">‹ prev</button> <span id="pager-info"></span> <button id="next">next ›</button></div>
+<table id="pairs"><thead><tr><th>split</th><th>question</th><th>source</th><th>chunk</th></tr></thead><tbody></tbody></table>
+<h2>Failures</h2>{failures}
+<script type="application/json" id="pairs-data">{payload}</script>
+<script>{js}</script>
+</body></html>
+"""

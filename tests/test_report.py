@@ -1,0 +1,205 @@
+"""`synthqa report`: one self-contained HTML file, checked in a real headless Chromium over CDP."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import synthqa
+from synthqa.report import bar_chart, build_report, histogram, render_html
+from test_card import make_manifest, write_contract_folder
+
+SRC = str(Path(synthqa.__file__).resolve().parents[1])
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+class Browser:
+    """Headless Chromium driven over the DevTools protocol (websocket), collecting console errors."""
+
+    def __init__(self) -> None:
+        from websockets.sync.client import connect
+
+        self.profile = tempfile.mkdtemp(prefix="synthqa-chromium-")
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-dev-shm-usage", f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
+             "--window-size=1280,1600", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port_file = Path(self.profile) / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.close()
+                raise RuntimeError("chromium did not start its DevTools endpoint")
+            time.sleep(0.1)
+        port = port_file.read_text().split()[0]
+        targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
+        page = next(t for t in targets if t["type"] == "page")
+        self.stack = contextlib.ExitStack()
+        self.ws = self.stack.enter_context(connect(page["webSocketDebuggerUrl"], max_size=64 * 2**20,
+                                                   open_timeout=30))
+        self.ids = itertools.count(1)
+        self.events: list[dict] = []
+        for method in ("Runtime.enable", "Log.enable", "Page.enable"):
+            self.call(method)
+
+    def call(self, method: str, **params) -> dict:
+        msg_id = next(self.ids)
+        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=60))
+            if msg.get("id") == msg_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+            self.events.append(msg)
+
+    def open(self, url: str) -> None:
+        self.call("Page.navigate", url=url)
+        deadline = time.monotonic() + 30
+        while not self.eval("document.readyState === 'complete' && document.body.getAttribute('data-ready') === '1'"):
+            assert time.monotonic() < deadline, "page did not finish rendering"
+            time.sleep(0.05)
+
+    def eval(self, expression: str):
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(result["exceptionDetails"])
+        return result["result"].get("value")
+
+    def errors(self) -> list[str]:
+        found = []
+        for ev in self.events:
+            method, params = ev.get("method"), ev.get("params", {})
+            if method == "Runtime.exceptionThrown":
+                found.append(json.dumps(params["exceptionDetails"])[:300])
+            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                found.append(json.dumps(params.get("args"))[:300])
+            elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+                found.append(params["entry"].get("text", "")[:300])
+        return found
+
+    def screenshot(self, path: Path) -> Path:
+        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png",
+                                                    captureBeyondViewport=True)["data"]))
+        return path
+
+    def close(self) -> None:
+        try:
+            if getattr(self, "stack", None):
+                self.stack.close()
+        finally:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM:
+        pytest.skip("headless chromium is not installed (apt-get install chromium)")
+    b = Browser()
+    yield b
+    b.close()
+
+
+def rows_for(n: int) -> list[dict]:
+    return [{"split": "eval" if i % 5 == 0 else "train", "id": f"q-{i:016x}-0", "question": f"What rule {i} applies?",
+             "chunk_id": f"{i // 2:016x}", "chunk": f"Rule {i} says agencies act. </script><b>x</b>",
+             "source": f"doc{i % 3}.pdf", "page": i % 4 + 1, "bm25_rank": i % 12 + 1, "embed_rank": None}
+            for i in range(n)]
+
+
+def test_html_is_self_contained_and_escapes_script_breakers():
+    text = render_html(make_manifest(), rows_for(60), title="t<&>")
+    assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in text and "<link" not in text and "src=" not in text
+    data = text.split('<script type="application/json" id="pairs-data">')[1].split("</script>")[0]
+    assert "</" not in data
+    assert json.loads(data.replace("<\\/", "</"))[0]["c"].endswith("</script><b>x</b>")
+    assert "t&lt;&amp;&gt;" in text
+
+
+def test_svg_helpers_scale_to_the_data():
+    svg = bar_chart([("a", 10), ("b", 5)], "T")
+    widths = [float(part.split('"')[0]) for part in svg.split('<rect x="190" y="')[1:] for part in
+              [part.split('width="')[1]]]
+    assert widths[0] == pytest.approx(2 * widths[1])
+    hist = histogram([1, 1, 1, 10], "H", bins=3)
+    assert hist.count("<rect") == 3 and "no data" in histogram([], "H")
+
+
+def test_report_in_chromium(browser, tmp_path):
+    out = tmp_path / "out"
+    write_contract_folder(out)
+    report = tmp_path / "report.html"
+    proc = subprocess.run([sys.executable, "-m", "synthqa", "report", str(out), "-o", str(report)],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    browser.events.clear()
+    browser.open(report.as_uri())
+    assert browser.errors() == []
+    assert browser.eval("document.getElementById('js-errors').textContent") == ""
+    sizes = browser.eval("[...document.querySelectorAll('figure.plot svg')].map(s => {"
+                         "const r = s.getBoundingClientRect(); return [r.width, r.height, s.querySelectorAll('rect').length]})")
+    assert len(sizes) >= 7  # length, per document ×2, per page, first words, bm25, filters, skipped
+    assert all(w > 100 and h > 40 and n >= 1 for w, h, n in sizes), sizes
+    assert browser.eval("document.querySelectorAll('#pairs tbody tr').length") == 8
+    assert browser.eval("document.querySelectorAll('#failures tbody tr').length") == 2
+    # Typing into the search box filters the table.
+    browser.eval("const i = document.getElementById('search'); i.value = 'TRAVEL';"
+                 "i.dispatchEvent(new Event('input'))")
+    cells = browser.eval("[...document.querySelectorAll('#pairs tbody tr td:nth-child(2)')].map(td => td.textContent)")
+    assert sorted(cells) == ["Do travel expenses need approval?", "Who approves travel expenses?"]
+    shot = browser.screenshot(tmp_path / "report.png")
+    assert shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
+
+
+def test_hash_search_and_pagination_in_chromium(browser, tmp_path):
+    report = tmp_path / "big.html"
+    report.write_text(render_html(make_manifest(), rows_for(120), title="big"), encoding="utf-8")
+    browser.events.clear()
+    browser.open(report.as_uri() + "#search=rule%2011")
+    assert browser.errors() == []
+    # "rule 11" matches questions 11 and 110-119 (chunk text "Rule 11…" too): 11 rows.
+    assert browser.eval("document.querySelectorAll('#pairs tbody tr').length") == 11
+    browser.open(report.as_uri())
+    assert browser.eval("document.querySelectorAll('#pairs tbody tr').length") == 25
+    browser.eval("document.getElementById('next').click()")
+    assert "page 2 of 5" in browser.eval("document.getElementById('pager-info').textContent")
+    # The chunk's "</script><b>x</b>" is shown as text, not markup.
+    assert browser.eval("document.querySelectorAll('#pairs tbody b').length") == 0
+
+
+def test_report_of_a_folder_without_manifest_is_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "synthqa", "report", str(tmp_path / "empty"), "-o",
+                           str(tmp_path / "r.html")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": SRC}, timeout=120)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1 and "synthqa.json" in proc.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_build_report_counts_match_the_folder(tmp_path):
+    out = tmp_path / "out"
+    write_contract_folder(out)
+    text = build_report(out)
+    assert "<b>6</b><span>train pairs</span>" in text and "<b>2</b><span>eval pairs</span>" in text
+    assert "unparseable answer after 3 attempts" in text and "scan.pdf" in text
