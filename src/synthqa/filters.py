@@ -1,0 +1,249 @@
+"""Quality filters: chunks not worth asking about, and generated questions not worth keeping.
+
+Pure functions over strings; no I/O. The reason keys are stable (they land in the manifest and the dataset
+card), and every key has a one-line description in ``CHUNK_SKIP_REASONS`` / ``QUESTION_DROP_REASONS``.
+
+Chunk thresholds were calibrated on the two bundled corpora (NIST AI 600-1 and the Blueprint for an AI Bill
+of Rights, 511 chunks at 1000/200): see ``bench/filters_calibration.py``, which prints every skipped chunk.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+CHUNK_SKIP_REASONS: dict[str, str] = {
+    "table_of_contents": "table of contents (dotted leaders or lines ending in page numbers)",
+    "references": "bibliography / endnotes (citations with authors, years, URLs, DOIs)",
+    "urls": "mostly URLs",
+    "numbers": "mostly numbers and punctuation",
+    "too_short": "too little text to ask about",
+}
+
+QUESTION_DROP_REASONS: dict[str, str] = {
+    "empty": "empty question",
+    "not_a_question": "not phrased as a question",
+    "too_short": "fewer than 4 words",
+    "too_long": "more than 60 words or 400 characters",
+    "refers_to_context": "refers to 'the context' / 'the text' instead of standing alone",
+    "copied_sentence": "copies a sentence of its chunk nearly verbatim",
+    "duplicate": "same question as an earlier one",
+    "near_duplicate": "almost the same question as an earlier one",
+}
+
+# --- chunks ------------------------------------------------------------------------------------------------
+
+MIN_LETTERS = 120  # title pages and page-tail fragments sit below this; the shortest real paragraph is ~140
+MIN_LETTER_SHARE = 0.5  # of non-space characters; prose is ~0.8, numeric tables and TOCs fall far below
+MIN_URL_SHARE = 0.5  # of non-space characters inside URLs
+# A reference list needs both: enough citation-looking lines, and a large share of the chunk's lines.
+MIN_CITATION_LINES = 2
+MIN_CITATION_LINE_SHARE = 0.3
+
+_URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w.-]+\.(?:gov|org|com|edu|net|int|io)/\S*", re.I)
+_DOTTED_LEADER = re.compile(r"(?:\.\s?){5,}\s*\d+\s*$|…{2,}\s*\d+\s*$")
+_PAGE_NUMBER_LINE = re.compile(r"^\s*\d{1,3}\s*$|\s\d{1,3}\s*$")
+_TOC_HEADING = re.compile(r"^\s*(?:table of )?contents\s*$", re.I | re.M)
+_URL_CUE = re.compile(r"https?://|www\.", re.I)
+_MONTHS = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
+_CITATION_CUES = re.compile(
+    "|".join(
+        (
+            r"\bet al\b",
+            r"\bdoi\b|\b10\.\d{4,}/",
+            r"\baccessed\b",
+            r"\barxiv\b",
+            r"\((?:" + _MONTHS + r"\s)?(?:19|20)\d{2}[a-z]?\)",  # (2023) or (March 2024)
+            _MONTHS + r"\s\d{1,2},?\s(?:19|20)\d{2}",  # Jun. 24, 2022
+            r"^\s*\[\d{1,3}\]",  # [12] Author …
+            r"^\s*\d{1,3}\.\s?[A-Z][^\n]*\.\s",  # 12. Author. Title. …  (endnote numbering + sentence)
+            r"^[A-Z][\w'’-]+,\s(?:[A-Z]\.\s?)+",  # Surname, A. B.
+        )
+    ),
+    re.I | re.M,
+)
+
+
+def chunk_skip_reason(text: str) -> str | None:
+    """Why a chunk is not worth asking questions about, as a key of ``CHUNK_SKIP_REASONS``; None to keep it."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    compact = re.sub(r"\s+", "", text)
+    letters = sum(ch.isalpha() for ch in compact)
+    if _is_table_of_contents(text, lines):
+        return "table_of_contents"
+    if _is_reference_list(lines):
+        return "references"
+    if compact and sum(len(re.sub(r"\s+", "", m)) for m in _URL.findall(text)) / len(compact) >= MIN_URL_SHARE:
+        return "urls"
+    if len(compact) >= MIN_LETTERS and letters / len(compact) < MIN_LETTER_SHARE:
+        return "numbers"
+    if letters < MIN_LETTERS:
+        return "too_short"
+    return None
+
+
+def _is_table_of_contents(text: str, lines: list[str]) -> bool:
+    if sum(bool(_DOTTED_LEADER.search(line)) for line in lines) >= 2:
+        return True
+    # A "Contents" heading whose entries' page numbers were extracted on their own lines or line ends.
+    if _TOC_HEADING.search(text) and lines:
+        return sum(bool(_PAGE_NUMBER_LINE.search(line)) for line in lines) / len(lines) >= 0.3
+    return False
+
+
+def _is_reference_list(lines: list[str]) -> bool:
+    # URLs count as citation lines, but a bare list of links (no author, year, DOI …) is "urls".
+    proper = sum(bool(_CITATION_CUES.search(line)) for line in lines)
+    cited = sum(bool(_CITATION_CUES.search(line) or _URL_CUE.search(line)) for line in lines)
+    return proper > 0 and cited >= MIN_CITATION_LINES and cited / max(len(lines), 1) >= MIN_CITATION_LINE_SHARE
+
+
+# --- questions -----------------------------------------------------------------------------------------------
+
+MIN_WORDS = 4
+MAX_WORDS = 60
+MAX_CHARS = 400
+COPY_RATIO = 90  # rapidfuzz ratio against one chunk sentence
+NEAR_DUPLICATE_RATIO = 92  # rapidfuzz token_sort_ratio between two questions
+
+_INTERROGATIVES = frozenset(
+    "what which who whom whose when where why how is are was were do does did can could should would will "
+    "shall may might must has have had".split()
+)
+_CONTEXT_NOUNS = r"(?:context|text|passage|document|excerpt|chunk|snippet|paragraph|section|article|author|authors)"
+# After "the <noun>", these words show the noun is the reading material itself ("what does the document
+# say"), whereas any other word makes it part of a compound ("the document retention policy", "the context of
+# generative AI") and the question is left alone.
+_FOLLOWERS = (
+    r"(?:says?|said|states?|stated|mentions?|mentioned|describes?|described|discuss(?:es)?|discussed|suggests?|"
+    r"explains?|outlines?|indicates?|notes?|highlights?|defines?|lists?|provides?|provided|given|emphasi[sz]es?|"
+    r"recommends?|proposes?|refers?|identif(?:y|ies)|address(?:es)?|claims?|argues?|cites?|specif(?:y|ies)|"
+    r"impl(?:y|ies)|presents?|shows?|gives?|contains?|includes?|above|below|here|itself|is|are|was|were|has|have|"
+    r"do|does|did|and|or|but|about|regarding|when|where|that|which)"
+)
+_REFERS_TO_CONTEXT = re.compile(
+    "|".join(
+        (
+            # determiners that always point at the reading material
+            r"\b(?:this|these|the given|the provided|the above|the following|the aforementioned|the present|"
+            r"provided|given|above)\s+" + _CONTEXT_NOUNS + r"s?\b",
+            r"\bthe " + _CONTEXT_NOUNS + r"(?=\s*(?:[?.,;:!)]|$)|\s+" + _FOLLOWERS + r"\b)",
+            r"\b(?:according to|based on|as per|per|in|from|within|throughout) the " + _CONTEXT_NOUNS
+            + r"(?=\s*(?:[?.,;:!)]|$))",
+            r"\bthe above\b",
+            r"\b(?:mentioned|described|listed|stated|discussed|outlined|shown|cited|noted) (?:above|below|earlier)\b",
+            r"\b(?:above|below)-mentioned\b",
+        )
+    ),
+    re.I,
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n|•")
+_PUNCT = str.maketrans("", "", string.punctuation + "“”‘’–—…")
+
+
+def question_drop_reason(question: str, chunk_text: str) -> str | None:
+    """Why one generated question should be dropped, as a key of ``QUESTION_DROP_REASONS``; None to keep it."""
+    q = " ".join(question.split())
+    if not q:
+        return "empty"
+    words = q.split()
+    if "?" not in q and words[0].casefold().strip(string.punctuation) not in _INTERROGATIVES:
+        # "In which year …" / "Under what conditions …": a preposition before the question word
+        head = {w.casefold().strip(string.punctuation) for w in words[:3]}
+        if not head & {"what", "which", "who", "whom", "whose", "when", "where", "why", "how"}:
+            return "not_a_question"
+    if len(words) < MIN_WORDS:
+        return "too_short"
+    if len(words) > MAX_WORDS or len(q) > MAX_CHARS:
+        return "too_long"
+    if _REFERS_TO_CONTEXT.search(q):
+        return "refers_to_context"
+    if _copies_a_sentence(q, chunk_text):
+        return "copied_sentence"
+    return None
+
+
+def _copies_a_sentence(question: str, chunk_text: str) -> bool:
+    sentences = _sentences(chunk_text)
+    if not sentences:
+        return False
+    needle = normalize_question(question)
+    return process.extractOne(needle, sentences, scorer=fuzz.ratio, score_cutoff=COPY_RATIO) is not None
+
+
+@lru_cache(maxsize=512)  # every question of a chunk is checked against the same sentences
+def _sentences(chunk_text: str) -> tuple[str, ...]:
+    flat = re.sub(r"[ \t]*\n[ \t]*(?!\s*\n)", " ", chunk_text)  # PDF line wraps are not sentence ends
+    parts = (normalize_question(s) for s in _SENTENCE_END.split(flat))
+    return tuple(p for p in parts if p)
+
+
+def normalize_question(text: str) -> str:
+    """Casefold, drop punctuation, collapse whitespace: the form duplicates are compared in."""
+    return " ".join(text.casefold().translate(_PUNCT).split())
+
+
+def dedupe_questions(items: Sequence[tuple[str, str]], block: int = 1024) -> list[tuple[int, str]]:
+    """(index, "duplicate" | "near_duplicate") for each question that repeats an earlier kept one.
+
+    ``items`` are ``(query_id, question)`` over the whole dataset. The first occurrence is kept; a question is
+    compared with kept questions only, so a chain a≈b≈c with a≉c keeps a and c. Near duplicates use
+    rapidfuzz's vectorised ``cdist`` in row blocks, so memory stays at ``block × n`` scores.
+    """
+    dropped: list[tuple[int, str]] = []
+    first_of: dict[str, int] = {}
+    unique: list[int] = []  # item indices of first occurrences, in order
+    for i, (_, question) in enumerate(items):
+        key = normalize_question(question)
+        if key in first_of:
+            dropped.append((i, "duplicate"))
+        else:
+            first_of[key] = i
+            unique.append(i)
+    texts = [normalize_question(items[i][1]) for i in unique]
+    kept = np.ones(len(texts), dtype=bool)
+    for start in range(0, len(texts), block):
+        stop = min(start + block, len(texts))
+        scores = process.cdist(
+            texts[start:stop], texts[:stop], scorer=fuzz.token_sort_ratio, processor=None,
+            score_cutoff=NEAR_DUPLICATE_RATIO, dtype=np.uint8, workers=1,
+        )
+        for row, j in enumerate(range(start, stop)):
+            earlier = np.flatnonzero(scores[row, :j] >= NEAR_DUPLICATE_RATIO)
+            if kept[earlier].any():
+                kept[j] = False
+                dropped.append((unique[j], "near_duplicate"))
+    return sorted(dropped)
+
+
+@dataclass(frozen=True, slots=True)
+class FilterResult:
+    """Which questions survive: ``kept`` indices in order, ``dropped`` index → reason, ``counts`` per reason."""
+
+    kept: tuple[int, ...]
+    dropped: dict[int, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # every key of QUESTION_DROP_REASONS, zeros included
+
+
+def filter_questions(items: Sequence[tuple[str, str, str]]) -> FilterResult:
+    """Apply the per-question checks, then dedupe the survivors; ``items`` are (query_id, question, chunk_text)."""
+    dropped: dict[int, str] = {}
+    for i, (_, question, chunk_text) in enumerate(items):
+        reason = question_drop_reason(question, chunk_text)
+        if reason is not None:
+            dropped[i] = reason
+    # Dedupe only among survivors, so a dropped question never shadows a good later copy.
+    survivors = [i for i in range(len(items)) if i not in dropped]
+    for pos, reason in dedupe_questions([(items[i][0], items[i][1]) for i in survivors]):
+        dropped[survivors[pos]] = reason
+    counts = dict.fromkeys(QUESTION_DROP_REASONS, 0)
+    for reason in dropped.values():
+        counts[reason] += 1
+    kept = tuple(i for i in range(len(items)) if i not in dropped)
+    return FilterResult(kept=kept, dropped=dict(sorted(dropped.items())), counts=counts)
