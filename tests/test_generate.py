@@ -199,3 +199,11 @@ def test_secrets_never_reach_output_or_logs(docs, tmp_path):
         for path in [*out.rglob("*"), *(tmp_path / "out2").rglob("*")]:
             if path.is_file():
                 assert secret.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize("repo, needle", [("not a repo id!", "not a repo id!"), ("alice/policy-qa", "no Hugging Face token")])
+def test_push_to_hub_problems_stop_the_run_before_any_request(docs, tmp_path, fake_server, repo, needle):
+    env = cli_env(OPENAI_API_KEY="sk-test", HF_HOME=str(tmp_path / "empty-hf-home"))
+    proc = generate(docs, tmp_path / "out", fake_server, "--push-to-hub", repo, env=env)
+    assert proc.returncode != 0 and needle in proc.stderr and "Traceback" not in proc.stderr
+    assert fake_server.requests == 0

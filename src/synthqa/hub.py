@@ -65,6 +65,13 @@ def check_repo_id(repo_id: str) -> None:
         raise HubError(f"invalid repo id {repo_id!r}: name the owner too, e.g. 'your-name/{repo_id}'")
 
 
+def check_can_push(repo_id: str, token: str | None = None) -> None:
+    """Fail now, not after hours of generation, when a later push could not work (bad id, no token)."""
+    check_repo_id(repo_id)
+    if not (token or get_token()):
+        raise HubError(NO_TOKEN)
+
+
 def push_dataset(out: Path, repo_id: str, *, private: bool = False, token: str | None = None,
                  dry_run: bool = False, api: HfApi | None = None) -> PushResult:
     """Create the dataset repo (if needed) and upload ``out`` to it; with ``dry_run`` only list and report.

@@ -70,6 +70,10 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
     template = prompts.load_template(config.prompt_path)  # a bad template fails before any work
     endpoint = resolve_endpoint(config, log)
     _check_out(config, template, endpoint)
+    if config.push_to_hub and not config.dry_run:
+        from . import hub
+
+        hub.check_can_push(config.push_to_hub)
     inputs = _load_and_split(config, log)
     asked, skipped = _select_chunks(inputs.chunks, config)
     keys = {
@@ -377,6 +381,8 @@ def _assemble_and_write(config, template, inputs, asked, skipped, by_chunk, endp
             "train_chunks": chunks_per_split["train"],
             "eval_chunks": chunks_per_split["eval"],
             "short_chunks": sum(1 for a in by_chunk.values() if a.ok and a.short),
+            "avg_question_chars": round(sum(len(q["text"]) for q in queries) / max(1, len(queries)), 1),
+            "avg_chunk_chars": round(sum(len(c.text) for c in asked) / max(1, len(asked)), 1),
             "requests": usage.requests,
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
