@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 from . import __version__, card, chunks, dataset, filters, pdfs, prompts, questions, roundtrip, splits
 from .cache import Cache, answer_key, cache_path
 from .config import DATASET_SETTINGS, DEFAULT_MODEL, GenerateConfig
-from .errors import InputError, OutputError
+from .errors import InputError, LocalModelError, OutputError
 from .records import Answer, Chunk, SkippedChunk, SkippedFile, Usage
 
 Log = Callable[[str], None]
@@ -266,17 +266,24 @@ def _ask(config, template, endpoint: Endpoint, todo, on_answer, progress: bool) 
     """Ask the endpoint (remote, or the embedded model started here) for every chunk in ``todo``."""
     with contextlib.ExitStack() as stack:
         base_url, api_key = endpoint.base_url, os.environ.get("OPENAI_API_KEY") or "not-needed"
+        checked = on_answer
         if endpoint.local:
             from . import local
 
-            base_url, _ = stack.enter_context(
-                local.local_endpoint(
-                    config.local_model,
-                    threads=config.local_threads,
-                    log_path=config.out / ".synthqa" / "llama-server.log",
-                )
+            log_path = config.out / ".synthqa" / "llama-server.log"
+            server = stack.enter_context(
+                local.local_endpoint(config.local_model, threads=config.local_threads, log_path=log_path)
             )
-            api_key = "local"
+            base_url, api_key = server.base_url, server.api_key
+
+            def checked(chunk: Chunk, answer: Answer) -> None:
+                # A dead server fails every chunk after it: stop, without storing this non-answer.
+                if not answer.ok and not server.server.alive():
+                    raise LocalModelError(
+                        f"the embedded model server stopped mid-run (log: {log_path}); answers so far are "
+                        "cached: rerun the same command to resume"
+                    )
+                on_answer(chunk, answer)
         client = questions.make_client(
             base_url=base_url,
             api_key=api_key,
@@ -299,7 +306,7 @@ def _ask(config, template, endpoint: Endpoint, todo, on_answer, progress: bool) 
                     mode=endpoint.mode,
                     rpm=config.rpm,
                     tpm=config.tpm,
-                    on_answer=on_answer,
+                    on_answer=checked,
                     progress=progress,
                 )
             finally:
