@@ -18,6 +18,7 @@ that run only proves the script works end to end.
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,11 @@ from synthqa.finetune import finetune, format_comparison
 REPO = Path(__file__).resolve().parents[1]
 
 
-def generate(out: Path, args, extra: list[str]) -> Path:
+def generate(out: Path, args, extra: list[str], seed_from: Path | None = None) -> Path:
+    if seed_from is not None and (seed_from / ".synthqa" / "cache.sqlite").exists():
+        # Answers are keyed by content: a variant reuses every answer an earlier variant already paid for.
+        (out / ".synthqa").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(seed_from / ".synthqa" / "cache.sqlite", out / ".synthqa" / "cache.sqlite")
     cmd = [sys.executable, "-m", "synthqa", "generate", str(args.corpora), "-o", str(out), "--no-progress",
            "--overwrite", *extra]
     if args.base_url:
@@ -39,6 +44,8 @@ def generate(out: Path, args, extra: list[str]) -> Path:
         cmd += ["--model", args.model]
     if args.limit:
         cmd += ["--limit", str(args.limit)]
+    if args.local_threads:
+        cmd += ["--local-threads", str(args.local_threads)]
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
     return out
@@ -62,6 +69,7 @@ def main() -> int:
     parser.add_argument("--base-url", help="OpenAI-compatible endpoint (default: the embedded local model)")
     parser.add_argument("--model", help="model name at the endpoint")
     parser.add_argument("--limit", type=int, help="ask at most N chunks per variant")
+    parser.add_argument("--local-threads", type=int, help="llama.cpp threads for the embedded model")
     parser.add_argument("--roundtrip-rank", type=int, default=5, help="K for the --min-roundtrip-rank variant")
     parser.add_argument("--only", nargs="*", choices=("default", "keep-all", "roundtrip"),
                         default=["default", "keep-all", "roundtrip"])
@@ -80,7 +88,7 @@ def main() -> int:
         if name == "default" and args.dataset:
             outs[name] = args.dataset
         else:
-            outs[name] = generate(work / f"data-{name}", args, variants[name])
+            outs[name] = generate(work / f"data-{name}", args, variants[name], seed_from=next(iter(outs.values()), None))
     common = outs.get("keep-all") or next(iter(outs.values()))
     common_eval = set(load_tables(common)["corpus"]["eval"]["id"])
 

@@ -161,10 +161,13 @@ def test_assemble_weights_wrong_version_is_refused(parts, tmp_path):
 
 
 def test_default_preset_missing_tells_to_install_extra(tmp_path):
-    if all(_installed(pin) for pin in PRESETS[DEFAULT_PRESET].packages):
-        pytest.skip("the real weight packages are installed here")
+    # The real packages are installed here, so stand in a default-named preset whose parts are absent.
+    real = PRESETS[DEFAULT_PRESET]
+    absent = ModelPreset(DEFAULT_PRESET, ("synthqa-absent-weights-part1==0.9.0",), real.sha256, real.filename,
+                         real.licence, real.upstream)
     with pytest.raises(LocalModelError, match=r"synthqa\[local\]"):
-        assemble_weights(DEFAULT_PRESET, cache_dir=tmp_path)
+        assemble_weights(absent, cache_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unpinned_preset_refuses_to_run(tmp_path):

@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+def _number(kind: type, name: str, ok: Callable[[float], bool], rule: str) -> Callable[[str], float]:
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {name}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{value} must be {rule}")
+        return value
+
+    parse.__name__ = name.replace(" ", "_")  # argparse names the type in its messages
+    return parse
 
 
-def nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be more than 0")
-    return value
+positive_int = _number(int, "a whole number", lambda v: v >= 1, "at least 1")
+nonneg_int = _number(int, "a whole number", lambda v: v >= 0, "0 or more")
+positive_float = _number(float, "a number", lambda v: v > 0, "more than 0")
