@@ -54,10 +54,11 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.5)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--small", type=int, default=64, help="chunks in the small run (RSS comparison)")
+    parser.add_argument("extra", nargs="*", help="more `synthqa generate` options, after --")
     args = parser.parse_args()
 
-    small = run(args.small, args, [])
-    full = run(None, args, [])
+    small = run(args.small, args, args.extra)
+    full = run(None, args, args.extra)
     for name, r in (("small", small), ("full", full)):
         m = r["manifest"]
         n = m["counts"]["chunks_asked"]

@@ -171,7 +171,12 @@ class _Handler(BaseHTTPRequestHandler):
         return False
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        length = int(self.headers.get("Content-Length", 0))
+        raw = self.rfile.read(length)
+        if len(raw) < length:  # the client died mid-request (a SIGKILL test): nothing was asked
+            self.close_connection = True
+            return None
+        body = json.loads(raw or b"{}")
         if self.path.rstrip("/") != "/v1/chat/completions":
             return self._error(404, f"no route {self.path}", "invalid_request_error")
         if not self._authorised():

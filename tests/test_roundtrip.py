@@ -118,3 +118,25 @@ def test_embedding_ranks_find_paraphrased_questions() -> None:
     assert result.embed_rank == [1, 1, 1]
     # the same question written from the wrong chunk ranks that chunk lower
     assert roundtrip.embedding_ranks(questions[:1], [3], CORPUS)[0] > 1
+
+
+def test_shared_passage_check_agrees_with_difflib():
+    import random
+    from difflib import SequenceMatcher
+
+    from synthqa.roundtrip import _Flat
+
+    rng = random.Random(0)
+    words = ["policy", "data", "risk", "system", "notice", "rights", "audit", "model", "privacy", "review"]
+    base = " ".join(rng.choice(words) for _ in range(300))
+    texts = []
+    for k in range(40):  # chunks sharing passages of many lengths with their neighbours, like overlaps do
+        start = rng.randrange(0, len(base) - 400)
+        texts.append(base[start : start + rng.randrange(60, 400)] + " " + " ".join(rng.choice(words) for _ in range(30)))
+    flat = _Flat(texts)
+    for i in range(len(texts)):
+        for j in range(len(texts)):
+            a, b = flat.text(i), flat.text(j)
+            longest = SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b)).size
+            for length in (60, 100, 150):
+                assert flat.shares_passage(i, j, length) == (longest >= length), (i, j, length, longest)

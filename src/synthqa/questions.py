@@ -12,7 +12,7 @@ import asyncio
 import importlib
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Sized
 from urllib.parse import urlsplit
 
 import openai
@@ -303,30 +303,47 @@ def _transport_reason(err: openai.APIError) -> str:
 
 
 # ---------------------------------------------------------------- many chunks
-async def generate(chunks: Sequence[Chunk], *, client: openai.AsyncOpenAI, template: PromptTemplate, n: int,
-                   model: str, temperature: float = 0.0, concurrency: int = 16, max_attempts: int = 3,
-                   mode: str = "json_schema", rpm: int | None = None, tpm: int | None = None,
-                   on_answer: Callable[[Chunk, Answer], None], progress: bool = True) -> None:
+async def generate(chunks: Iterable[Chunk] | AsyncIterable[Chunk], *, client: openai.AsyncOpenAI,
+                   template: PromptTemplate, n: int, model: str, temperature: float = 0.0, concurrency: int = 16,
+                   max_attempts: int = 3, mode: str = "json_schema", rpm: int | None = None, tpm: int | None = None,
+                   on_answer: Callable[[Chunk, Answer], None], progress: bool = True,
+                   total: Callable[[], int | None] | None = None) -> None:
     """Ask for every chunk, at most ``concurrency`` at a time; ``on_answer`` runs as each one finishes.
 
-    A run-wide ``EndpointError`` (or an error raised by ``on_answer``) cancels the rest and is re-raised.
+    ``chunks`` may be an async iterable that is still being produced (pages still being parsed); then
+    ``total`` tells the progress bar the count once it is known. A run-wide ``EndpointError`` (or an error
+    raised by ``on_answer`` or by the iterable) cancels the rest and is re-raised.
     """
     session = Session(client, mode, make_limiter(rpm, tpm))
     await session.check_reachable()
     semaphore = asyncio.Semaphore(concurrency)
-    bar = tqdm(total=len(chunks), unit="chunk", disable=not progress, desc="questions")
+    known = len(chunks) if isinstance(chunks, Sized) else None
+    bar = tqdm(total=known, unit="chunk", disable=not progress, desc="questions")
 
-    async def one(chunk: Chunk) -> None:
-        async with semaphore:
+    async def one(chunk: Chunk, held: bool = False) -> None:
+        if not held:
+            await semaphore.acquire()
+        try:
             answer = await ask(session, chunk, template=template, n=n, model=model, temperature=temperature,
                                max_attempts=max_attempts)
+        finally:
+            semaphore.release()
         on_answer(chunk, answer)
+        if bar.total is None and total is not None and total() is not None:
+            bar.total = total()
         bar.update(1)
 
     try:
         async with asyncio.TaskGroup() as group:
-            for chunk in chunks:
-                group.create_task(one(chunk))
+            if isinstance(chunks, AsyncIterable):
+                async for chunk in chunks:
+                    # Take the next chunk only once a slot is free, so a stream of a million chunks does
+                    # not become a million waiting tasks.
+                    await semaphore.acquire()
+                    group.create_task(one(chunk, held=True))
+            else:
+                for chunk in chunks:
+                    group.create_task(one(chunk))
     except BaseExceptionGroup as group_error:
         raise _first(group_error) from None
     finally:

@@ -1,0 +1,101 @@
+"""Where questions are asked: resolve the endpoint before any work, then ask through one async client."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from .. import questions
+from ..config import DEFAULT_MODEL, GenerateConfig
+from ..errors import LocalModelError
+from ..records import Answer, Chunk
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where questions are asked: a remote OpenAI-compatible URL, or the embedded model (started later)."""
+
+    local: bool
+    model: str
+    base_url: str | None
+    mode: str
+    concurrency: int
+
+    @property
+    def host(self) -> str:
+        if self.local:
+            return "127.0.0.1 (embedded llama.cpp)"
+        return urlparse(self.base_url).hostname if self.base_url else "api.openai.com"
+
+
+def resolve_endpoint(config: GenerateConfig, log: Log) -> Endpoint:
+    """Decide remote or local before any work, so the cache key names the model really used."""
+    base_url = config.base_url or os.environ.get("OPENAI_BASE_URL") or None
+    use_local = config.local or config.local_model is not None or not (os.environ.get("OPENAI_API_KEY") or base_url)
+    if not use_local:
+        mode = "json_schema" if config.response_format == "auto" else config.response_format
+        return Endpoint(False, config.model or DEFAULT_MODEL, base_url, mode, config.concurrency)
+    from .. import local
+
+    if not (config.local or config.local_model) and not config.dry_run:
+        log("no OPENAI_API_KEY or --base-url given: using the embedded local model (offline); see --local-model")
+    mode = "json_object" if config.response_format == "auto" else config.response_format
+    # llama.cpp's server answers one request at a time: more in flight would only queue there.
+    return Endpoint(True, local.model_name(config.local_model), None, mode, 1)
+
+
+async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: AsyncIterator[Chunk] | Iterable[Chunk],
+                  on_answer: Callable[[Chunk, Answer], None], progress: bool, total=None) -> None:
+    """Ask the endpoint (remote, or the embedded model started here) for every chunk ``todo`` yields."""
+    with contextlib.ExitStack() as stack:
+        base_url, api_key = endpoint.base_url, os.environ.get("OPENAI_API_KEY") or "not-needed"
+        checked = on_answer
+        if endpoint.local:
+            from .. import local
+
+            log_path = config.out / ".synthqa" / "llama-server.log"
+            server = stack.enter_context(
+                local.local_endpoint(config.local_model, threads=config.local_threads, log_path=log_path)
+            )
+            base_url, api_key = server.base_url, server.api_key
+
+            def checked(chunk: Chunk, answer: Answer) -> None:
+                # A dead server fails every chunk after it: stop, without storing this non-answer.
+                if not answer.ok and not server.server.alive():
+                    raise LocalModelError(
+                        f"the embedded model server stopped mid-run (log: {log_path}); answers so far are "
+                        "cached: rerun the same command to resume"
+                    )
+                on_answer(chunk, answer)
+
+        client = questions.make_client(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=config.timeout,
+            max_retries=config.max_retries,
+            concurrency=endpoint.concurrency,
+        )
+        try:
+            await questions.generate(
+                todo,
+                client=client,
+                template=template,
+                n=config.questions_per_chunk,
+                model=endpoint.model,
+                temperature=config.temperature,
+                concurrency=endpoint.concurrency,
+                max_attempts=config.max_attempts,
+                mode=endpoint.mode,
+                rpm=config.rpm,
+                tpm=config.tpm,
+                on_answer=checked,
+                progress=progress,
+                total=total,
+            )
+        finally:
+            await client.close()

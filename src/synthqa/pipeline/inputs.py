@@ -1,0 +1,130 @@
+"""Load → split → chunk filters → --limit, as one stream of chunks worth asking about.
+
+The stream runs in a thread so that questions are asked while later PDFs are still being parsed: with
+thousands of pages, parsing takes minutes that would otherwise come before the first request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+
+from .. import chunks, filters, pdfs
+from ..config import GenerateConfig
+from ..errors import InputError
+from ..records import Chunk, SkippedChunk, SkippedFile
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Inputs:
+    """What loading found; complete once the stream has ended."""
+
+    chunks: list[Chunk] = field(default_factory=list)  # every chunk, asked or not
+    asked: list[Chunk] = field(default_factory=list)  # worth asking, within --limit, in input order
+    skipped_chunks: list[SkippedChunk] = field(default_factory=list)
+    skipped_files: list[SkippedFile] = field(default_factory=list)
+    pages_per_doc: Counter = field(default_factory=Counter)
+    load_seconds: float = 0.0
+    split_seconds: float = 0.0
+    done: bool = False
+
+
+def stream_inputs(config: GenerateConfig, log: Log, found: Inputs) -> Iterator[Chunk]:
+    """Yield the chunks worth asking about as pages are read, filling ``found`` along the way.
+
+    Each skipped file is reported at once; ``InputError`` at the end when nothing usable was found.
+    """
+
+    def on_skip(skipped: SkippedFile) -> None:
+        found.skipped_files.append(skipped)
+        log(f"skipped {skipped.path}: {skipped.reason}")
+
+    def timed_pages() -> Iterator:
+        pages = pdfs.load_pages(config.inputs, password=config.pdf_password, on_skip=on_skip)
+        while True:
+            t0 = time.perf_counter()
+            page = next(pages, None)
+            found.load_seconds += time.perf_counter() - t0
+            if page is None:
+                return
+            found.pages_per_doc[page.source] += 1
+            yield page
+
+    t0 = time.perf_counter()
+    paused = 0.0  # time spent by the consumer between our yields is not splitting time
+    for chunk in chunks.split_pages(timed_pages(), config.chunk_size, config.chunk_overlap):
+        found.chunks.append(chunk)
+        reason = None if config.keep_all_chunks else filters.chunk_skip_reason(chunk.text)
+        if reason:
+            found.skipped_chunks.append(SkippedChunk(chunk.id, chunk.source, chunk.page, reason))
+        elif config.limit is None or len(found.asked) < config.limit:
+            found.asked.append(chunk)
+            t1 = time.perf_counter()
+            yield chunk
+            paused += time.perf_counter() - t1
+    found.split_seconds = time.perf_counter() - t0 - found.load_seconds - paused
+    if not found.chunks:
+        what = f"{len(found.skipped_files)} file(s) skipped" if found.skipped_files else "no PDF, .txt or .md file found"
+        raise InputError(f"nothing usable in {', '.join(map(str, config.inputs))} ({what}): nothing to do")
+    found.done = True
+
+
+def load_inputs(config: GenerateConfig, log: Log) -> Inputs:
+    """The whole stream at once (for --dry-run)."""
+    found = Inputs()
+    for _ in stream_inputs(config, log, found):
+        pass
+    return found
+
+
+class ThreadedFeed:
+    """Runs ``stream_inputs`` in a thread and hands its chunks to the event loop as an async iterator.
+
+    ``total`` becomes the number of chunks once the stream has ended (for the progress bar). Errors of the
+    stream (``InputError``) are raised in the consumer; closing the feed stops the thread at its next chunk.
+    """
+
+    _END = object()
+
+    def __init__(self, config: GenerateConfig, log: Log) -> None:
+        self.config, self.log = config, log
+        self.found = Inputs()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    async def __aiter__(self) -> AsyncIterator[Chunk]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+
+        def produce() -> None:
+            try:
+                for chunk in stream_inputs(self.config, self.log, self.found):
+                    if self._stop.is_set():
+                        return
+                    loop.call_soon_threadsafe(queue.put_nowait, chunk)
+                loop.call_soon_threadsafe(queue.put_nowait, self._END)
+            except BaseException as err:  # handed to the consumer, which raises it
+                if not self._stop.is_set():
+                    loop.call_soon_threadsafe(queue.put_nowait, err)
+
+        self._thread = threading.Thread(target=produce, name="synthqa-inputs", daemon=True)
+        self._thread.start()
+        try:
+            while (item := await queue.get()) is not self._END:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._stop.set()
+
+    def join(self) -> Inputs:
+        """Wait for the thread (after the consumer has finished) and return what it found."""
+        if self._thread is not None:
+            self._thread.join()
+        return self.found
