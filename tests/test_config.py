@@ -40,3 +40,15 @@ def test_public_options_hold_no_password():
     opts = cfg(pdf_password="hunter2").public_options()
     assert "hunter2" not in repr(opts) and opts["pdf_password_given"] is True
     assert "hunter2" not in repr(cfg(pdf_password="hunter2"))
+
+
+def test_base_url_credentials_never_reach_the_manifest_options():
+    opts = cfg(base_url="https://user:s3cret@gw.example:8443/v1?api-key=K#frag").public_options()
+    assert opts["base_url"] == "https://gw.example:8443/v1"
+
+
+def test_out_under_a_file_is_refused(tmp_path):
+    f = tmp_path / "f"
+    f.write_text("x")
+    with pytest.raises(ConfigError, match="which is a file"):
+        GenerateConfig(inputs=("x",), out=f / "out")

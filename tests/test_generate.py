@@ -207,3 +207,44 @@ def test_push_to_hub_problems_stop_the_run_before_any_request(docs, tmp_path, fa
     proc = generate(docs, tmp_path / "out", fake_server, "--push-to-hub", repo, env=env)
     assert proc.returncode != 0 and needle in proc.stderr and "Traceback" not in proc.stderr
     assert fake_server.requests == 0
+
+
+def test_dry_run_after_a_run_counts_only_what_is_left(docs, tmp_path, fake_server):
+    out = tmp_path / "out"
+    assert generate(docs, out, fake_server, "--limit", "5").returncode == 0
+    proc = generate(docs, out, fake_server, "--limit", "8", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "to ask             3 (5 already cached)" in proc.stdout
+
+
+def test_retry_failed_takes_options_given_again(tmp_path):
+    docs = make_policy_folder(tmp_path / "docs", docs=1, pages=2)
+    from pdfmaker import make_pdf
+
+    make_pdf(docs / "poison.pdf", ["POISON " + "This clause sets the poison control policy for the lab. " * 12])
+    out = tmp_path / "out"
+    with FakeOpenAI(always_fail_substring="POISON") as fake:
+        assert generate(docs, out, fake).returncode == 4
+        asked = fake.requests
+        proc = run_cli("generate", "--retry-failed", out, "--base-url", fake.base_url, "--dry-run",
+                       env=cli_env(OPENAI_API_KEY="sk-test"))
+        assert proc.returncode == 0, proc.stderr
+        assert fake.requests == asked  # --dry-run given with --retry-failed sends nothing
+
+
+def test_identical_chunk_texts_are_asked_once_and_answered_alike(tmp_path, fake_server):
+    from e2e import policy_pages
+    from pdfmaker import make_pdf
+
+    docs = tmp_path / "docs"
+    pages = policy_pages(3)
+    make_pdf(docs / "a.pdf", pages)
+    make_pdf(docs / "copy-of-a.pdf", pages)  # the same text under another name
+    out = tmp_path / "out"
+    assert generate(docs, out, fake_server).returncode == 0
+    manifest = json.loads((out / "synthqa.json").read_text())
+    assert fake_server.requests == manifest["counts"]["chunks_asked"] // 2
+    assert max(fake_server.chunks_seen.values()) == 1
+    first = read_out(out)
+    assert generate(docs, out, fake_server).returncode == 0
+    assert read_out(out) == first

@@ -195,10 +195,16 @@ def test_resolve_model_rejects_non_gguf_and_missing(tmp_path):
         resolve_model("qwen7b")
 
 
-def test_model_name_is_the_preset_or_the_file_stem():
+def test_model_name_is_the_preset_or_the_file_stem_with_a_fingerprint(tmp_path):
     assert model_name(None) == DEFAULT_PRESET
     assert model_name("qwen1.5b") == "qwen1.5b"
-    assert model_name("~/models/my-model.Q4_K_M.gguf") == "my-model.Q4_K_M"
+    a, b = tmp_path / "a" / "model.gguf", tmp_path / "b" / "model.gguf"
+    for path, quant in ((a, b"Q4_K_M"), (b, b"Q8_0")):
+        path.parent.mkdir()
+        path.write_bytes(b"GGUF\x03\x00\x00\x00" + quant + b"\x00" * 64)
+    # Same name, other weights: the cache must not hand one model's answers to the other.
+    assert model_name(str(a)).startswith("model-") and model_name(str(a)) != model_name(str(b))
+    assert model_name(str(a)) == model_name(str(a))
 
 
 def test_server_without_llama_cpp_says_install_extra(tmp_path):

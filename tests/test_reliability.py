@@ -202,3 +202,47 @@ def test_injected_instructions_in_a_chunk_do_not_break_the_run(tmp_path, fake_se
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "out" / "synthqa.json").read_text())
     assert manifest["failed_chunks"] == [] and manifest["counts"]["questions"] >= 2
+
+
+def test_input_with_no_chunk_worth_asking_says_so(tmp_path, fake_server):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "title.txt").write_text("Annual Report\n")
+    proc = run_cli("generate", docs, "-o", tmp_path / "out", "--base-url", fake_server.base_url, "--no-progress")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "too_short" in proc.stderr and "--keep-all-chunks" in proc.stderr
+    assert fake_server.requests == 0
+
+
+def test_an_html_page_instead_of_an_api_stops_with_one_line(tmp_path, docs_folder):
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self._page()
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self._page()
+
+        def _page(self):
+            body = b"<html><body>Welcome to the guest Wi-Fi</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        proc = run_cli("generate", docs_folder, "-o", tmp_path / "out", "--base-url",
+                       f"http://127.0.0.1:{server.server_address[1]}/v1", "--no-progress", "--no-embed-roundtrip")
+    finally:
+        server.shutdown()
+    assert "Traceback" not in proc.stderr and proc.returncode == 3, proc.stderr
+    assert "not as an OpenAI-compatible API" in proc.stderr.strip().splitlines()[-1]

@@ -54,3 +54,8 @@ def test_adding_a_document_keeps_most_assignments():
 def test_tiny_input_still_has_an_eval_split():
     chunks = chunks_for(2, per_page=1)
     assert set(assign_splits(chunks, 0.15, 42).values()) == {TRAIN, EVAL}
+
+
+def test_a_single_page_is_never_split():
+    chunks = chunks_for(1, per_page=5)
+    assert set(assign_splits(chunks, 0.15, 42).values()) == {TRAIN}

@@ -69,6 +69,8 @@ class Cache:
             raise CacheError(
                 f"cache {self.path} cannot be used ({err}): move it aside to start over, or free disk space"
             ) from None
+        except OSError as err:
+            raise CacheError(f"cannot create the cache in {self.path.parent}: {err.strerror or err}") from None
 
     def get(self, key: str) -> Answer | None:
         """The stored answer for ``key``, or None."""

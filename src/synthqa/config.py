@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError
 
@@ -100,6 +101,9 @@ class GenerateConfig:
             object.__setattr__(self, "prompt_path", Path(self.prompt_path))
         if self.out.exists() and not self.out.is_dir():
             raise ConfigError(f"output {self.out} is a file: choose a folder path with -o")
+        blocking = next((p for p in self.out.parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise ConfigError(f"output {self.out} lies under {blocking}, which is a file: choose another -o")
 
     def public_options(self) -> dict:
         """The options as recorded in the manifest: JSON-friendly and free of secrets."""
@@ -111,7 +115,20 @@ class GenerateConfig:
         opts["inputs"] = [str(p) for p in self.inputs]
         opts["out"] = str(self.out)
         opts["prompt_path"] = str(self.prompt_path) if self.prompt_path else None
+        opts["base_url"] = public_url(self.base_url)
         return opts
+
+
+def public_url(url: str | None) -> str | None:
+    """``url`` without user:password, query or fragment, where keys sometimes travel; safe to publish."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _positive(name: str, value: int, upper: int | None = None) -> None:

@@ -6,6 +6,7 @@ configs, parquet files under ``data/``, the run manifest, and a cache that is ne
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import DatasetError
+from .errors import DatasetError, OutputError
 
 MANIFEST = "synthqa.json"
 CARD = "README.md"
@@ -56,9 +57,21 @@ def write_dataset(
     out: Path, *, corpus: Sequence[dict], queries: Sequence[dict], manifest: dict, render_card: Callable[[dict], str]
 ) -> dict:
     """Write tables and card; records the data files in ``manifest`` (returned). Then call ``write_manifest``."""
-    manifest["data_files"] = write_tables(out, corpus=corpus, queries=queries)
-    write_card(out, render_card(manifest), manifest["data_files"])
+    with _writing(out):
+        manifest["data_files"] = write_tables(out, corpus=corpus, queries=queries)
+        write_card(out, render_card(manifest), manifest["data_files"])
     return manifest
+
+
+@contextlib.contextmanager
+def _writing(out: Path):
+    """Disk full, permission denied …: one line naming the folder; the answers stay in the cache."""
+    try:
+        yield
+    except OSError as err:
+        raise OutputError(
+            f"cannot write the dataset in {out}: {err.strerror or err} (fix it, then rerun: no answer is asked again)"
+        ) from None
 
 
 def write_tables(out: Path, *, corpus: Sequence[dict], queries: Sequence[dict]) -> dict[str, dict[str, str]]:
@@ -120,7 +133,8 @@ def data_files(manifest: dict | None) -> dict[str, dict[str, str]]:
 
 def write_manifest(out: Path, manifest: dict) -> None:
     """Write ``synthqa.json``, the run manifest (last step of a run)."""
-    _write_text(Path(out) / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    with _writing(out):
+        _write_text(Path(out) / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_manifest(out: Path) -> dict:

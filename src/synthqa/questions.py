@@ -198,17 +198,30 @@ class Session:
             pass  # some servers have no /models, or keys may not list them: the endpoint is still there
         except openai.APIConnectionError as err:
             raise self.fatal(err, "") or EndpointError(f"cannot reach {self.host}: is the server running?") from None
+        except (openai.APIResponseValidationError, ValueError, TypeError, AttributeError):
+            # A 200 that the client cannot read as JSON: a web page, a proxy, a captive portal.
+            raise EndpointError(
+                f"{self.host} answered, but not as an OpenAI-compatible API: check --base-url (it usually ends in /v1)"
+            ) from None
         self.reached = True
 
-    async def complete(self, messages: list[dict], *, model: str, temperature: float, n: int):
+    async def complete(self, messages: list[dict], *, model: str, temperature: float, n: int, budget: int = 0):
+        """One completion, falling back to a simpler response format when the endpoint rejects it. Every
+        request sent here, the fallback and retry ones included, first takes its share of --rpm/--tpm."""
+
+        async def create(client):
+            if self.limiter:
+                await self.limiter.acquire(budget)
+            return await client.chat.completions.create(model=model, messages=messages, temperature=temperature,
+                                                        **kwargs)
+
         while True:
             mode = self.mode
             fmt = response_format(n, mode)
             kwargs = {"response_format": fmt} if fmt else {}
             client = self.client if self.mode_confirmed else self._probe
             try:
-                resp = await client.chat.completions.create(
-                    model=model, messages=messages, temperature=temperature, **kwargs)
+                resp = await create(client)
             except (openai.BadRequestError, openai.InternalServerError, openai.UnprocessableEntityError) as err:
                 self.reached = True
                 if mode != "none" and _mentions_format(err):
@@ -216,13 +229,11 @@ class Session:
                     continue
                 if client is self.client:
                     raise
-                resp = await self.client.chat.completions.create(
-                    model=model, messages=messages, temperature=temperature, **kwargs)
+                resp = await create(self.client)
             except (openai.RateLimitError, openai.APIConnectionError):
                 if client is self.client:
                     raise
-                resp = await self.client.chat.completions.create(
-                    model=model, messages=messages, temperature=temperature, **kwargs)
+                resp = await create(self.client)
             self.reached = True
             if mode == self.mode:
                 self.mode_confirmed = True
@@ -245,11 +256,11 @@ async def ask(session: Session, chunk: Chunk, *, template: PromptTemplate, n: in
     budget = estimate_tokens("".join(m["content"] for m in messages)) + COMPLETION_TOKENS_PER_QUESTION * n
     usage, partial, reason = Usage(), (), "no attempt was made"
     for attempt in range(1, max_attempts + 1):
-        if session.limiter:
-            await session.limiter.acquire(budget)
         try:
-            resp = await session.complete(messages, model=model, temperature=temperature, n=n)
-        except (openai.APIResponseValidationError, ValueError) as err:  # a 200 that is not a completion
+            resp = await session.complete(messages, model=model, temperature=temperature, n=n, budget=budget)
+            if not hasattr(resp, "choices"):  # a 200 with an HTML page (proxy, captive portal, web UI)
+                raise ValueError("not a chat completion")
+        except (openai.APIResponseValidationError, ValueError, TypeError, AttributeError) as err:  # a 200, unreadable
             usage += Usage(requests=1)
             reason = f"the endpoint sent an unreadable response ({type(err).__name__})"
             continue

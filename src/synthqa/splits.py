@@ -58,9 +58,10 @@ def assign_splits(chunks: Sequence[Chunk], eval_fraction: float, seed: int) -> d
             in_eval += len(group)
         for chunk in group:
             assignment[chunk.id] = EVAL if take else TRAIN
-    if len(chunks) >= 2 and in_eval == 0:
-        # A tiny input (one page) still gets an eval split: the smallest group goes there.
-        smallest = min(groups, key=len) if len(groups) > 1 else None
-        for chunk in smallest or ():
+    if in_eval == 0 and len(groups) > 1:
+        # A tiny input (two or three pages) still gets an eval split: the smallest group goes there.
+        for chunk in min(groups, key=len):
             assignment[chunk.id] = EVAL
+    # One group (a single page) cannot be split without leaking overlap text: eval stays empty and the
+    # command's summary says so.
     return assignment

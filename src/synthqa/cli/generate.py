@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="PDFs → (question, chunk) dataset",
         description="Turn PDFs (and .txt/.md files) into a train/eval dataset of (question, chunk) pairs. "
         "With no OPENAI_API_KEY and no --base-url, the embedded local model is used (synthqa[local]).",
+        # Options not given stay absent: GenerateConfig holds the defaults, and --retry-failed can tell
+        # which options the user set anew.
+        argument_default=argparse.SUPPRESS,
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT", type=Path, help="PDF/.txt/.md files or folders (searched recursively)")
     p.add_argument("-o", "--output", dest="out", type=Path, help="output folder (a Hugging Face dataset repo)")
@@ -32,11 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--limit", type=positive_int, help="only the first N chunks, for trying things")
     g.add_argument("--keep-all-chunks", action="store_true", help="also ask about reference lists, URL lists, tables of contents")
     g.add_argument("--min-roundtrip-rank", type=positive_int, metavar="K", help="drop pairs whose chunk is not in the top K for its question")
-    g.add_argument("--no-embed-roundtrip", dest="embed_roundtrip", action="store_false", default=None,
+    g.add_argument("--no-embed-roundtrip", dest="embed_roundtrip", action="store_false",
                    help="rank questions' chunks with BM25 only, not also with the bundled MiniLM (faster)")
     g.add_argument("--pdf-password", help="password for encrypted PDFs")
     m = p.add_argument_group("LLM endpoint")
-    m.add_argument("--model", default=None, help=f"model name (default {DEFAULT_MODEL}, or the local preset's)")
+    m.add_argument("--model", help=f"model name (default {DEFAULT_MODEL}, or the local preset's)")
     m.add_argument("--base-url", help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL, else api.openai.com)")
     m.add_argument("--temperature", type=float, default=0.0)
     m.add_argument("--prompt", type=Path, dest="prompt_path", help="your own prompt template file (see prompts/README.md)")
@@ -64,25 +67,30 @@ def run(args: argparse.Namespace) -> int:
     from .. import pipeline
     from ..dataset import read_manifest
 
-    if args.retry_failed:
-        config = _config_from_manifest(args, read_manifest(args.retry_failed))
+    given = {name: value for name, value in vars(args).items() if name in CONFIG_FIELDS}
+    if "inputs" in given:
+        given["inputs"] = tuple(given["inputs"]) or None
+    given = {name: value for name, value in given.items() if value is not None}
+    retry = getattr(args, "retry_failed", None)
+    if retry:
+        config = _config_from_manifest(retry, read_manifest(retry), given)
     else:
-        if not args.inputs:
+        if not given.get("inputs"):
             raise ConfigError("no INPUT given: name PDF/.txt/.md files or folders, e.g. `synthqa generate corpora -o out`")
-        if args.out is None:
+        if "out" not in given:
             raise ConfigError("no output folder: add -o OUT")
-        config = GenerateConfig(**_config_kwargs(args))
+        config = GenerateConfig(**given)
 
     def log(line: str) -> None:
         print(f"synthqa: {line}", file=sys.stderr)
 
-    result = pipeline.run_generate(config, log=log, progress=not args.no_progress)
+    result = pipeline.run_generate(config, log=log, progress=not getattr(args, "no_progress", False))
     if isinstance(result, pipeline.DryRun):
         print(format_dry_run(result))
         return 0
     print(format_summary(result.manifest))
     if result.pushed is not None:
-        print(f"pushed to {result.pushed}")
+        print(f"pushed to {result.pushed.url}")
     if result.failed:
         log(f"{result.failed} chunk(s) failed (listed in {config.out / 'synthqa.json'}); "
             f"ask again with: synthqa generate --retry-failed {config.out}")
@@ -90,35 +98,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_kwargs(args: argparse.Namespace) -> dict:
-    names = (
-        "inputs out questions_per_chunk chunk_size chunk_overlap eval_fraction seed concurrency base_url "
-        "temperature prompt_path response_format limit dry_run max_attempts max_retries timeout rpm tpm "
-        "pdf_password overwrite keep_all_chunks min_roundtrip_rank embed_roundtrip local local_model local_threads push_to_hub private"
-    ).split()
-    kwargs = {name: getattr(args, name) for name in names}
-    kwargs["inputs"] = tuple(args.inputs)
-    if args.model:
-        kwargs["model"] = args.model
-    return kwargs
+CONFIG_FIELDS = frozenset(GenerateConfig.__dataclass_fields__)
 
 
-def _config_from_manifest(args: argparse.Namespace, manifest: dict) -> GenerateConfig:
-    """The config of a finished run, to ask again for its failed chunks (endpoint options may be given anew)."""
-    opts = dict(manifest["options"])
-    opts.pop("pdf_password_given", None)
-    fields = set(GenerateConfig.__dataclass_fields__)
-    kwargs = {k: v for k, v in opts.items() if k in fields}
-    kwargs["out"] = args.retry_failed
+def _config_from_manifest(out: Path, manifest: dict, given: dict) -> GenerateConfig:
+    """The config of the run in ``out``, to ask again for its failed chunks; options given now win."""
+    kwargs = {k: v for k, v in manifest["options"].items() if k in CONFIG_FIELDS and v is not None}
+    kwargs["inputs"] = tuple(kwargs.get("inputs", ()))
     # Ask the same model as before, or the cache keys (and so the answers kept) would not match.
     if manifest.get("local"):
         kwargs["local"] = True
     else:
         kwargs["model"] = manifest.get("model")
-    kwargs["retry_failed"] = True
-    for name in ("base_url", "pdf_password", "local_threads"):
-        if getattr(args, name):
-            kwargs[name] = getattr(args, name)
+    kwargs.update(given)
+    kwargs.update(out=out, retry_failed=True)
+    missing = [str(p) for p in kwargs["inputs"] if not Path(p).exists()]
+    if missing:
+        raise ConfigError(
+            f"the run in {out} read {', '.join(missing)}, which is not here: run --retry-failed from the folder "
+            "that run started in, or name the INPUTs again"
+        )
     return GenerateConfig(**kwargs)
 
 
@@ -136,6 +135,9 @@ def format_summary(manifest: dict) -> str:
         ("tokens", f"{c['prompt_tokens']} prompt + {c['completion_tokens']} completion"),
         ("time (s)", " · ".join(f"{k} {v:.1f}" for k, v in t.items())),
     ]
+    if c["train_pairs"] and not c["eval_pairs"]:
+        rows.append(("  warning", "the eval split is empty: every chunk comes from one page (or pages sharing "
+                                  "text), which cannot be split without leaking; add pages or documents"))
     for reason, n in sorted(manifest["skipped_chunks"].items()):
         if n:
             rows.append((f"  skipped: {reason}", n))

@@ -178,10 +178,21 @@ def resolve_model(spec: str | None) -> Path:
 
 
 def model_name(spec: str | None) -> str:
-    """The name requests and the manifest use for ``--local-model`` (pure: starts and checks nothing)."""
+    """The name requests, the manifest and the cache key use for ``--local-model``.
+
+    A preset is its name. A file is its stem plus a fingerprint of its size and first MiB (GGUF headers
+    hold the architecture and quantisation), so two different ``model.gguf`` files never share answers.
+    """
     if spec is None or spec in PRESETS:
         return spec or DEFAULT_PRESET
-    return Path(spec).expanduser().stem
+    path = Path(spec).expanduser()
+    try:
+        with path.open("rb") as f:
+            head = f.read(1 << 20)
+        digest = hashlib.sha256(str(path.stat().st_size).encode() + b"\0" + head).hexdigest()[:8]
+    except OSError:
+        return path.stem  # resolve_model reports the unreadable file in one line later
+    return f"{path.stem}-{digest}"
 
 
 def _preset(name: str) -> ModelPreset:

@@ -8,7 +8,6 @@ into the LLM stage, so questions are asked while later pages are still being par
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -76,21 +75,32 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
         answers: dict[str, Answer] = {}  # chunk id → answer, from the cache or from this run
         started = time.perf_counter()
 
+        waiting: dict[str, list[Chunk]] = {}  # key → chunks of that text: identical texts are asked once
+
         def on_answer(chunk: Chunk, answer: Answer) -> None:
-            cache.put(_key(config, template, endpoint, chunk), answer)  # committed at once: SIGKILL-safe
-            answers[chunk.id] = answer
+            key = _key(config, template, endpoint, chunk)
+            cache.put(key, answer)  # committed at once: SIGKILL-safe
+            for same in waiting.pop(key, [chunk]):
+                answers[same.id] = answer
             this_run[0] += answer.usage
 
         to_ask: list[int | None] = [None]  # how many chunks todo() yields, once it has ended
+        retried: set[str] = set()
 
         async def todo() -> AsyncIterator[Chunk]:
             """The streamed chunks the cache cannot answer (or whose failure --retry-failed asks again)."""
             count = 0
             async for chunk in feed:
-                stored = cache.get(_key(config, template, endpoint, chunk))
+                key = _key(config, template, endpoint, chunk)
+                if key in waiting:  # the same text is being asked already (repeated boilerplate)
+                    waiting[key].append(chunk)
+                    continue
+                stored = cache.get(key)
                 if stored is not None:
                     answers[chunk.id] = stored
-                if stored is None or (config.retry_failed and not stored.ok):
+                if stored is None or (config.retry_failed and not stored.ok and key not in retried):
+                    retried.add(key)
+                    waiting[key] = [chunk]
                     count += 1
                     yield chunk
             to_ask[0] = count
@@ -176,33 +186,30 @@ def _check_out(config: GenerateConfig, template: prompts.PromptTemplate, endpoin
     elif any(p.name != ".synthqa" for p in out.iterdir()) and not (out / ".synthqa").exists():
         if not config.overwrite:
             raise OutputError(f"{out} is not empty and is not a synthqa output: choose an empty or new folder for -o")
-    if config.overwrite:
-        for sub in ("data",):
-            shutil.rmtree(out / sub, ignore_errors=True)
 
 
 def _dry_run(config: GenerateConfig, template, endpoint: Endpoint, log: Log) -> DryRun:
+    """Count what a run would ask, and what it would cost, without asking; cached chunks cost nothing."""
     inputs = load_inputs(config, log)
-    asked = inputs.asked
-    keys = [_key(config, template, endpoint, c) for c in asked]
-    if config.out.exists() and cache_path(config.out).exists():
+    keys = {c.id: _key(config, template, endpoint, c) for c in inputs.asked}
+    cached: dict[str, Answer] = {}
+    if cache_path(config.out).exists():
         with Cache(cache_path(config.out), readonly=True) as cache:
-            cached = len(cache.get_many(keys))
-    else:
-        cached = 0
+            cached = cache.get_many(list(keys.values()))
+    to_ask = [c for c in inputs.asked if keys[c.id] not in cached]
     prompt_tokens = sum(
         questions.estimate_tokens(m["content"])
-        for c in asked
+        for c in to_ask
         for m in questions.build_messages(template, c.text, config.questions_per_chunk)
     )
     return DryRun(
         documents=len(inputs.pages_per_doc),
         pages=sum(inputs.pages_per_doc.values()),
         chunks=len(inputs.chunks),
-        chunks_to_ask=len(asked) - cached,
-        cached=cached,
+        chunks_to_ask=len(to_ask),
+        cached=len(inputs.asked) - len(to_ask),
         prompt_tokens=prompt_tokens,
-        completion_tokens=len(asked) * config.questions_per_chunk * 30,  # ≈ 30 tokens a question, measured
+        completion_tokens=len(to_ask) * config.questions_per_chunk * 30,  # ≈ 30 tokens a question, measured
         skipped_chunks=dict(Counter(s.reason for s in inputs.skipped_chunks)),
         skipped_files=inputs.skipped_files,
         model=endpoint.model,

@@ -69,9 +69,16 @@ def stream_inputs(config: GenerateConfig, log: Log, found: Inputs) -> Iterator[C
             yield chunk
             paused += time.perf_counter() - t1
     found.split_seconds = time.perf_counter() - t0 - found.load_seconds - paused
+    where = ", ".join(map(str, config.inputs))
     if not found.chunks:
         what = f"{len(found.skipped_files)} file(s) skipped" if found.skipped_files else "no PDF, .txt or .md file found"
-        raise InputError(f"nothing usable in {', '.join(map(str, config.inputs))} ({what}): nothing to do")
+        raise InputError(f"nothing usable in {where} ({what}): nothing to do")
+    if not found.asked:
+        reasons = Counter(s.reason for s in found.skipped_chunks)
+        listed = ", ".join(f"{reason} {n}" for reason, n in reasons.most_common())
+        raise InputError(
+            f"no chunk of {where} is worth asking about (skipped: {listed}): pass --keep-all-chunks to ask anyway"
+        )
     found.done = True
 
 
