@@ -210,7 +210,8 @@ class _Handler(BaseHTTPRequestHandler):
             fake.formats_seen[fmt_type] += 1
             if fault:
                 fake.fault_counts[fault] += 1
-            fake.log.append({"t": time.monotonic(), "chunk": chunk, "fault": fault, "format": fmt_type})
+            fake.log.append({"t": time.monotonic(), "chunk": chunk, "fault": fault, "format": fmt_type,
+                             "temperature": body.get("temperature")})
         if fmt_type in fake.reject_formats:  # llama.cpp's server answers 500 to a json_schema it cannot use
             return self._error(500, f"Unsupported response_format type: {fmt_type}", "server_error")
         if fake.latency:

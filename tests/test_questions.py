@@ -268,3 +268,26 @@ def test_an_error_in_on_answer_cancels_the_rest(make_fake_server):
     with pytest.raises(OSError, match="disk full"):
         asyncio.run(main())
     assert len(calls) <= 2 and fake.requests <= 4
+
+
+def test_reasks_are_not_sent_at_temperature_zero(make_fake_server):
+    import asyncio
+
+    from synthqa.prompts import load_template
+    from synthqa.questions import REASK_TEMPERATURE, generate, make_client
+    from synthqa.records import Chunk
+
+    fake = make_fake_server(always_fail_substring="POISON")
+    chunk = Chunk("c" * 16, "a.pdf", 1, 0, "POISON policy text about retention of records for seven years.")
+    answers = []
+
+    async def run():
+        client = make_client(fake.base_url, "sk-test", timeout=5, max_retries=0)
+        await generate([chunk], client=client, template=load_template(), n=2, model="m", temperature=0.0,
+                       concurrency=1, max_attempts=3, mode="json_schema",
+                       on_answer=lambda c, a: answers.append(a), progress=False)
+        await client.close()
+
+    asyncio.run(run())
+    assert answers[0].error and answers[0].attempts == 3
+    assert [entry["temperature"] for entry in fake.log] == [0.0, REASK_TEMPERATURE, REASK_TEMPERATURE]

@@ -25,6 +25,7 @@ from .records import Answer, Chunk, Usage
 
 MODES = ("json_schema", "json_object", "none")
 COMPLETION_TOKENS_PER_QUESTION = 40  # budget for --tpm and --dry-run estimates
+REASK_TEMPERATURE = 0.7  # temperature of re-asks after an unusable answer (when --temperature is lower)
 
 
 class ParseError(ValueError):
@@ -257,7 +258,9 @@ async def ask(session: Session, chunk: Chunk, *, template: PromptTemplate, n: in
     usage, partial, reason = Usage(), (), "no attempt was made"
     for attempt in range(1, max_attempts + 1):
         try:
-            resp = await session.complete(messages, model=model, temperature=temperature, n=n, budget=budget)
+            # At temperature 0 a re-ask would get the very same unusable answer back: warm it up.
+            heat = temperature if attempt == 1 else max(temperature, REASK_TEMPERATURE)
+            resp = await session.complete(messages, model=model, temperature=heat, n=n, budget=budget)
             if not hasattr(resp, "choices"):  # a 200 with an HTML page (proxy, captive portal, web UI)
                 raise ValueError("not a chat completion")
         except (openai.APIResponseValidationError, ValueError, TypeError, AttributeError) as err:  # a 200, unreadable
