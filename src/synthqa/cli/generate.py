@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--chunk-overlap", type=nonneg_int, default=200, help="characters (default 200)")
     g.add_argument("--eval-fraction", type=float, default=0.15, help="share of chunks in the eval split (default 0.15)")
     g.add_argument("--seed", type=int, default=42, help="seed of the train/eval split (default 42)")
-    g.add_argument("--limit", type=positive_int, help="only the first N chunks, for trying things")
+    g.add_argument("--limit", type=positive_int, help="only the first N chunks worth asking, for trying things "
+                   "(reading stops there: counts cover what was read)")
     g.add_argument("--keep-all-chunks", action="store_true", help="also ask about reference lists, URL lists, tables of contents")
     g.add_argument("--min-roundtrip-rank", type=positive_int, metavar="K", help="drop pairs whose chunk is not in the top K for its question")
     g.add_argument("--no-embed-roundtrip", dest="embed_roundtrip", action="store_false",
