@@ -24,7 +24,8 @@ from .ratelimit import RateLimiter, make_limiter
 from .records import Answer, Chunk, Usage
 
 MODES = ("json_schema", "json_object", "none")
-COMPLETION_TOKENS_PER_QUESTION = 40  # budget for --tpm and --dry-run estimates
+COMPLETION_TOKENS_PER_QUESTION = 40  # what --tpm reserves per question: a ceiling, so the quota holds
+ESTIMATED_TOKENS_PER_QUESTION = 30  # what --dry-run expects a question to cost: a typical length
 REASK_TEMPERATURE = 0.7  # temperature of re-asks after an unusable answer (when --temperature is lower)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +21,9 @@ from ..errors import OutputError
 from ..records import Answer, Chunk, SkippedFile, Usage
 from .asking import Endpoint, ask_all, resolve_endpoint
 from .assemble import assemble_and_write
-from .inputs import ThreadedFeed, load_inputs
+from .inputs import Log, ThreadedFeed, load_inputs
 
 __all__ = ["DryRun", "Endpoint", "RunResult", "resolve_endpoint", "run_generate"]
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -77,8 +75,10 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
 
         waiting: dict[str, list[Chunk]] = {}  # key → chunks of that text: identical texts are asked once
 
+        key_of: dict[str, str] = {}  # chunk id → cache key, computed once as the chunk streams in
+
         def on_answer(chunk: Chunk, answer: Answer) -> None:
-            key = _key(config, template, endpoint, chunk)
+            key = key_of[chunk.id]
             cache.put(key, answer)  # committed at once: SIGKILL-safe
             for same in waiting.pop(key, [chunk]):
                 answers[same.id] = answer
@@ -91,7 +91,7 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
             """The streamed chunks the cache cannot answer (or whose failure --retry-failed asks again)."""
             count = 0
             async for chunk in feed:
-                key = _key(config, template, endpoint, chunk)
+                key = key_of[chunk.id] = _key(config, template, endpoint, chunk)
                 if key in waiting:  # the same text is being asked already (repeated boilerplate)
                     waiting[key].append(chunk)
                     continue
@@ -209,7 +209,7 @@ def _dry_run(config: GenerateConfig, template, endpoint: Endpoint, log: Log) -> 
         chunks_to_ask=len(to_ask),
         cached=len(inputs.asked) - len(to_ask),
         prompt_tokens=prompt_tokens,
-        completion_tokens=len(to_ask) * config.questions_per_chunk * 30,  # ≈ 30 tokens a question, measured
+        completion_tokens=len(to_ask) * config.questions_per_chunk * questions.ESTIMATED_TOKENS_PER_QUESTION,
         skipped_chunks=dict(Counter(s.reason for s in inputs.skipped_chunks)),
         skipped_files=inputs.skipped_files,
         model=endpoint.model,

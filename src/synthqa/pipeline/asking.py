@@ -12,8 +12,7 @@ from .. import questions
 from ..config import DEFAULT_MODEL, GenerateConfig
 from ..errors import LocalModelError
 from ..records import Answer, Chunk
-
-Log = Callable[[str], None]
+from .inputs import Log
 
 
 @dataclass(frozen=True)
