@@ -53,12 +53,11 @@ def generate(out: Path, args, extra: list[str], seed_from: Path | None = None) -
 
 def filter_counts(out: Path) -> str:
     m = read_manifest(out)
-    c = m.get("counts", {})
-    parts = [f"chunks {c.get('chunks')} (asked {c.get('chunks_asked')})",
-             f"questions {c.get('questions')} of {c.get('questions_generated', '?')}",
-             f"train/eval pairs {c.get('train_pairs')}/{c.get('eval_pairs')}"]
-    skipped = {k: v for k, v in (m.get("skipped_chunks") or {}).items() if v}
-    dropped = {k: v for k, v in (m.get("question_filters") or {}).items() if v}
+    c = m.counts
+    parts = [f"chunks {c.chunks} (asked {c.chunks_asked})", f"questions {c.questions} of {c.questions_generated}",
+             f"train/eval pairs {c.train_pairs}/{c.eval_pairs}"]
+    skipped = {k: v for k, v in m.skipped_chunks.items() if v}
+    dropped = {k: v for k, v in m.question_filters.items() if v}
     return "; ".join(parts) + f"\n  chunks skipped: {skipped or 'none'}\n  questions dropped: {dropped or 'none'}"
 
 

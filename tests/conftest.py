@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from e2e import COMMON, CORPORA, read_out, run_cli
 from fakeserver import FakeOpenAI
 
 
@@ -29,6 +30,16 @@ def make_fake_server():
     yield make
     for fake in started:
         fake.stop()
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory) -> dict:
+    """The tables of an uninterrupted run of the interruptible job (e2e.COMMON), to compare reruns with."""
+    out = tmp_path_factory.mktemp("clean") / "out"
+    with FakeOpenAI(latency=0.05) as fake:
+        proc = run_cli("generate", CORPORA, "-o", out, "--base-url", fake.base_url, *COMMON)
+    assert proc.returncode == 0, proc.stderr
+    return read_out(out)
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -65,6 +68,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
     )
 
 
+def generate(inputs, out, fake, *extra, env=None, embed=False) -> subprocess.CompletedProcess:
+    """Run `synthqa generate` against ``fake``. BM25-only round-trip unless ``embed``: loading the MiniLM
+    embedder costs seconds a run, and only the tests of the embedding ranks need to see it at work."""
+    flags = () if embed else ("--no-embed-roundtrip",)
+    return run_cli("generate", inputs, "-o", out, "--base-url", fake.base_url, "--no-progress", *flags, *extra,
+                   env=env)
+
+
 def read_out(out: Path) -> dict[str, list[dict]]:
     """Every table of an output folder as rows, keyed "config/split" (e.g. "corpus/eval"), found through
     the manifest; also checks that data/ holds exactly the files the manifest names."""
@@ -77,3 +88,38 @@ def read_out(out: Path) -> dict[str, list[dict]]:
         for config, split_files in files.items()
         for split, path in split_files.items()
     }
+
+
+# An interruptible run: the corpora's first 48 chunks, 4 in flight, so a test can stop it part-way.
+LIMIT = "48"
+COMMON = ("--no-progress", "--no-embed-roundtrip", "--limit", LIMIT, "--concurrency", "4")
+
+
+def start_generate(out: Path, fake, *, sigint_ignored: bool = False) -> subprocess.Popen:
+    """`synthqa generate` on the corpora in a child. SIGINT starts at its default, or with
+    ``sigint_ignored`` ignored as a background job or a script starts it (SIG_IGN survives exec)."""
+    disposition = signal.SIG_IGN if sigint_ignored else signal.SIG_DFL
+    cmd = [sys.executable, "-m", "synthqa", "generate", str(CORPORA), "-o", str(out), "--base-url", fake.base_url,
+           *COMMON]
+    return subprocess.Popen(cmd, env=cli_env(OPENAI_API_KEY="sk-test"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, disposition))
+
+
+def stored(out: Path) -> int:
+    """Answers committed to the cache of ``out`` so far (read-only, beside the writer)."""
+    db = out / ".synthqa" / "cache.sqlite"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            return con.execute("select count(*) from answers").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def wait_for(out: Path, n: int, proc: subprocess.Popen) -> None:
+    """Until ``n`` answers are stored; the run must still be going (pytest-timeout guards a hang)."""
+    while stored(out) < n:
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        time.sleep(0.02)

@@ -132,7 +132,7 @@ def test_output_inside_data_is_refused(dataset, capsys):
 def test_bad_inputs_give_one_line(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("synthqa: error:") and "missing" in err and "Traceback" not in err
+    assert err.startswith("synthqa: error:") and "has no synthqa.json" in err and "Traceback" not in err
 
 
 def test_missing_model_folder_is_one_line(dataset, tmp_path, capsys):

@@ -8,21 +8,13 @@ from pathlib import Path
 import datasets
 import pytest
 
-from e2e import CORPORA, cli_env, make_policy_folder, read_out, run_cli
+from e2e import CORPORA, cli_env, generate, make_policy_folder, read_out, run_cli
 from fakeserver import FakeOpenAI
 
 
 @pytest.fixture
 def docs(tmp_path) -> Path:
     return make_policy_folder(tmp_path / "docs", docs=3, pages=4)
-
-
-def generate(inputs, out, fake, *extra, env=None, embed=False):
-    """Run `synthqa generate` against ``fake``. BM25-only round-trip unless ``embed``: loading the MiniLM
-    embedder costs seconds a run, and only the contract test needs to see it at work."""
-    flags = () if embed else ("--no-embed-roundtrip",)
-    return run_cli("generate", inputs, "-o", out, "--base-url", fake.base_url, "--no-progress", *flags, *extra,
-                   env=env)
 
 
 def test_output_contract_on_generated_pdfs(docs, tmp_path, fake_server):

@@ -23,7 +23,7 @@ from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 import synthqa
 from synthqa.errors import HubError
 from synthqa.hub import NO_TOKEN, push_dataset, upload_files
-from test_card import write_contract_folder
+from manifests import write_contract_folder
 
 SRC = str(Path(synthqa.__file__).resolve().parents[1])
 
@@ -153,3 +153,70 @@ def test_cli_not_a_dataset_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     proc = cli(str(tmp_path / "empty"), "alice/policy-qa", "--dry-run", tmp_path=tmp_path)
     assert proc.returncode == 1 and "synthqa.json" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+class FakeRepo:
+    """The file set of one Hub dataset repo, changed the way `upload_folder` changes it: the allowed local
+    files are uploaded, and repo files matching `delete_patterns` that were not uploaded are deleted
+    (huggingface_hub's own pattern filter decides both). The Hub's own .gitattributes is there from the start."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {".gitattributes": b"*.parquet filter=lfs"}
+
+    def apply(self, call: dict) -> None:
+        folder = Path(call["folder_path"])
+        uploaded = uploaded_by(call)
+        deleted = set(filter_repo_objects(list(self.files), allow_patterns=call.get("delete_patterns")))
+        for path in deleted - set(uploaded):
+            del self.files[path]
+        self.files.update({rel: (folder / rel).read_bytes() for rel in uploaded})
+
+
+@pytest.fixture
+def hub(recorder):
+    repos: dict[str, FakeRepo] = {}
+
+    def sync() -> dict[str, FakeRepo]:
+        for name, call in recorder:
+            if name == "upload_folder" and not call.get("_applied"):
+                repos.setdefault(call["repo_id"], FakeRepo()).apply(call)
+                call["_applied"] = True
+        return repos
+
+    return sync
+
+
+def local_files(out: Path) -> dict[str, bytes]:
+    return {f.path: (out / f.path).read_bytes() for f in upload_files(out)}
+
+
+def test_a_push_after_a_regenerate_leaves_exactly_the_local_files_in_the_repo(out, hub):
+    push_dataset(out, "alice/policy-qa")
+    first = set(hub()["alice/policy-qa"].files)
+    # Regenerate: other rows, so other content fingerprints in the parquet file names.
+    from manifests import QUESTIONS
+
+    QUESTIONS["a" * 16] = ["What is the 2024 budget of the agency?", QUESTIONS["a" * 16][1]]
+    try:
+        write_contract_folder(out)
+    finally:
+        QUESTIONS["a" * 16] = ["What is the agency budget for FY2024?", QUESTIONS["a" * 16][1]]
+    push_dataset(out, "alice/policy-qa")
+    repo = hub()["alice/policy-qa"].files
+    assert set(repo) != first  # the data files were renamed by the regenerate
+    assert {k: v for k, v in repo.items() if k != ".gitattributes"} == local_files(out)
+    assert ".gitattributes" in repo  # what synthqa does not own is left alone
+    pairs = load_dataset(str(out))
+    assert "What is the 2024 budget of the agency?" in pairs["train"]["sentence_0"]
+
+
+def test_pushing_to_a_second_repo_names_only_that_repo_and_keeps_the_licence(out, hub):
+    card = (out / "README.md").read_text().replace("license: other", "license: cc-by-4.0")
+    (out / "README.md").write_text(card)
+    push_dataset(out, "alice/policy-qa")
+    push_dataset(out, "bob/policy-qa-copy")
+    text = (out / "README.md").read_text()
+    assert 'load_dataset("bob/policy-qa-copy", "queries")' in text and "alice/policy-qa" not in text
+    assert "license: cc-by-4.0" in text and "Set the licence" not in text
+    assert hub()["bob/policy-qa-copy"].files["README.md"] == text.encode()
+    assert json.loads((out / "synthqa.json").read_text())["repo_id"] == "bob/policy-qa-copy"

@@ -16,7 +16,7 @@ from synthqa.cache import Cache, answer_key, cache_path
 from synthqa.errors import DatasetError
 from synthqa.inspect import inspect_dataset
 from synthqa.records import Answer, Usage
-from test_card import write_contract_folder
+from manifests import write_contract_folder
 
 SRC = str(Path(synthqa.__file__).resolve().parents[1])
 

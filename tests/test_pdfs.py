@@ -24,7 +24,7 @@ from pdfmaker import (
 )
 
 from synthqa.pdfs import find_input_files, load_pages, normalize_text
-from synthqa.records import Page, SkippedFile
+from synthqa.records import Page, SkippedFile, SkippedPage
 
 CORPORA = Path(__file__).resolve().parent.parent / "corpora"
 
@@ -122,7 +122,7 @@ def test_missing_input_is_reported_and_the_others_still_load(tmp_path):
     make_pdf(tmp_path / "ok.pdf", ["fine"])
     pages, skipped = load([tmp_path / "nope.pdf", tmp_path / "ok.pdf"])
     assert [p.text for p in pages] == ["fine"]
-    assert skipped == [SkippedFile(str(tmp_path / "nope.pdf"), "no such file or folder: check the path")]
+    assert skipped == [SkippedFile(str(tmp_path / "nope.pdf"), "no such file or folder: check the path", "nope.pdf")]
 
 
 # --- normalisation --------------------------------------------------------------------------------
@@ -212,15 +212,29 @@ def test_encrypted_pdf_with_wrong_password_names_the_option(tmp_path):
     pages, skipped = load([tmp_path], password="wrong")
     assert [p.text for p in pages] == ["public"]  # the password does no harm to unencrypted files
     assert skipped == [
-        SkippedFile(str(tmp_path / "locked.pdf"), "encrypted, and --pdf-password does not open it: check the password")
+        SkippedFile(str(tmp_path / "locked.pdf"), "encrypted, and --pdf-password does not open it: check the password",
+                    "locked.pdf")
     ]
 
 
 def test_a_page_that_fails_to_extract_is_skipped_and_the_rest_kept(tmp_path):
     make_pdf_with_broken_page(tmp_path / "b.pdf", ["page one", "page two", "page three"], broken=1)
-    pages, skipped = load([tmp_path / "b.pdf"])
+    left_out: list[SkippedPage] = []
+    pages = list(load_pages([tmp_path / "b.pdf"], on_skip=pytest.fail, on_skip_page=left_out.append))
     assert pages == [Page("b.pdf", 1, "page one"), Page("b.pdf", 3, "page three")]
-    assert skipped == []
+    assert [(p.source, p.page) for p in left_out] == [("b.pdf", 2)]
+    assert "could not be extracted" in left_out[0].reason
+
+
+def test_skipped_files_name_their_path_relative_to_the_input_folder(tmp_path):
+    docs = tmp_path / "home" / "alice" / "policies"
+    make_pdf(docs / "ok.pdf", ["fine"])
+    (docs / "sub").mkdir()
+    (docs / "sub" / "empty.pdf").write_bytes(b"")
+    skipped: list[SkippedFile] = []
+    list(load_pages([docs, tmp_path / "home" / "alice" / "gone.pdf"], on_skip=skipped.append))
+    assert [s.source for s in skipped] == ["sub/empty.pdf", "gone.pdf"]
+    assert skipped[0].path == str(docs / "sub" / "empty.pdf")  # the terminal line names the real file
 
 
 def test_a_pdf_whose_every_page_fails_is_skipped_once(tmp_path):
@@ -239,7 +253,8 @@ def test_symlink_loops_finish_and_list_each_file_once(tmp_path):
     os.symlink(tmp_path / "nowhere", docs / "dangling.pdf")
     pages, skipped = load([docs])
     assert [(p.source, p.text) for p in pages] == [("sub/a.pdf", "in sub")]
-    assert skipped == [SkippedFile(str(docs / "dangling.pdf"), "broken symbolic link: point it at a file or remove it")]
+    assert skipped == [SkippedFile(str(docs / "dangling.pdf"), "broken symbolic link: point it at a file or remove it",
+                                   "dangling.pdf")]
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs Linux /proc")
@@ -250,7 +265,7 @@ def test_a_file_that_fails_to_read_is_reported(tmp_path, name):
     make_pdf(tmp_path / "ok.pdf", ["fine"])
     pages, skipped = load([tmp_path])
     assert [p.text for p in pages] == ["fine"]
-    assert skipped == [SkippedFile(str(tmp_path / name), "cannot be read: Input/output error")]
+    assert skipped == [SkippedFile(str(tmp_path / name), "cannot be read: Input/output error", name)]
 
 
 _SRC = Path(__file__).resolve().parent.parent / "src"

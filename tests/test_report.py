@@ -19,7 +19,7 @@ import pytest
 
 import synthqa
 from synthqa.report import bar_chart, build_report, histogram, render_html
-from test_card import make_manifest, write_contract_folder
+from manifests import make_manifest, write_contract_folder
 
 SRC = str(Path(synthqa.__file__).resolve().parents[1])
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -121,7 +121,7 @@ def browser():
 
 def rows_for(n: int) -> list[dict]:
     return [{"split": "eval" if i % 5 == 0 else "train", "id": f"q-{i:016x}-0", "question": f"What rule {i} applies?",
-             "chunk_id": f"{i // 2:016x}", "chunk": f"Rule {i} says agencies act. </script><b>x</b>",
+             "chunk_id": f"{i // 2:016x}", "chunk": f"Rule {i} says agencies act. </script><!-- <b>x</b>",
              "source": f"doc{i % 3}.pdf", "page": i % 4 + 1, "bm25_rank": i % 12 + 1, "embed_rank": None}
             for i in range(n)]
 
@@ -131,8 +131,8 @@ def test_html_is_self_contained_and_escapes_script_breakers():
     assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "https://" not in text and "<link" not in text and "src=" not in text
     data = text.split('<script type="application/json" id="pairs-data">')[1].split("</script>")[0]
-    assert "</" not in data
-    assert json.loads(data.replace("<\\/", "</"))[0]["c"].endswith("</script><b>x</b>")
+    assert "<" not in data  # no "</script>", no "<!--": nothing a chunk holds can end the element early
+    assert json.loads(data)[0]["c"].endswith("</script><!-- <b>x</b>")
     assert "t&lt;&amp;&gt;" in text
 
 
@@ -161,7 +161,7 @@ def test_report_in_chromium(browser, tmp_path):
     assert len(sizes) >= 7  # length, per document ×2, per page, first words, bm25, filters, skipped
     assert all(w > 100 and h > 40 and n >= 1 for w, h, n in sizes), sizes
     assert browser.eval("document.querySelectorAll('#pairs tbody tr').length") == 8
-    assert browser.eval("document.querySelectorAll('#failures tbody tr').length") == 2
+    assert browser.eval("document.querySelectorAll('#failures tbody tr').length") == 3  # chunk, file, page
     # Typing into the search box filters the table.
     browser.eval("const i = document.getElementById('search'); i.value = 'TRAVEL';"
                  "i.dispatchEvent(new Event('input'))")

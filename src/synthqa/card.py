@@ -1,19 +1,16 @@
 """The dataset card (OUT/README.md): Hub metadata that makes the three configs loadable, plus provenance.
 
 Rendered with huggingface_hub's own ``DatasetCard.from_template`` so the YAML front matter is written by
-the library the Hub reads it with. Every manifest key except ``counts`` is optional: cards of older runs
-must still render.
+the library the Hub reads it with; the template (``card_template.md``) sits beside this module.
 """
 
 from __future__ import annotations
 
 from importlib import resources
-from urllib.parse import urlparse
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from . import __version__
-from .dataset import data_files
+from .manifest import FailedChunk, Manifest
 
 TEMPLATE = "card_template.md"
 # Stands for the dataset's name in the code snippets until `synthqa push` knows the Hub id.
@@ -44,27 +41,29 @@ def size_category(n: int) -> str:
     return "10M<n<100M"
 
 
-def configs_metadata(manifest: dict | None = None) -> list[dict]:
-    """The ``configs:`` YAML entries mapping each config's splits to the parquet files of the layout."""
+def configs_metadata(manifest: Manifest) -> list[dict]:
+    """The ``configs:`` YAML entries mapping each config's splits to the parquet files of the layout.
+
+    Only files that exist are listed: an empty split has none (``datasets`` cannot load a zero-row file).
+    """
     return [
         {
             "config_name": name,
             **({"default": True} if name == "default" else {}),
             "data_files": [{"split": split, "path": path} for split, path in files.items()],
         }
-        for name, files in data_files(manifest).items()
+        for name, files in manifest.data_files.items()
+        if files
     ]
 
 
-def card_data(manifest: dict, *, license: str | None = None, pretty_name: str | None = None) -> DatasetCardData:
+def card_data(manifest: Manifest, *, license: str | None = None, pretty_name: str | None = None) -> DatasetCardData:
     """The YAML metadata of the card."""
-    counts = manifest.get("counts") or {}
-    pairs = int(counts.get("train_pairs") or 0) + int(counts.get("eval_pairs") or 0)
     return DatasetCardData(
         language="en",
-        license=license or manifest.get("license") or DEFAULT_LICENSE,
+        license=license or DEFAULT_LICENSE,
         pretty_name=pretty_name or _pretty_name(manifest),
-        size_categories=size_category(pairs),
+        size_categories=size_category(manifest.pairs),
         task_categories=["sentence-similarity", "feature-extraction"],
         annotations_creators="machine-generated",
         language_creators="found",
@@ -76,45 +75,39 @@ def card_data(manifest: dict, *, license: str | None = None, pretty_name: str | 
     )
 
 
-def render_card(manifest: dict, *, repo_id: str | None = None, tables: dict | None = None,
-                license: str | None = None, pretty_name: str | None = None) -> str:
-    """The full README.md text for a run's manifest.
-
-    ``repo_id`` goes into the code snippets (a placeholder otherwise); ``tables`` (``dataset.load_tables``
-    shape) adds average lengths when the manifest lacks ``counts.avg_question_chars``/``avg_chunk_chars``.
-    """
+def render_card(manifest: Manifest, *, repo_id: str | None = None, license: str | None = None,
+                pretty_name: str | None = None) -> str:
+    """The full README.md text for a run's manifest; ``repo_id`` goes into the code snippets."""
     data = card_data(manifest, license=license, pretty_name=pretty_name)
-    model = manifest.get("model") or "an unrecorded model"
-    documents = list(manifest.get("documents") or [])
-    prompt = {"name": "(unrecorded)", "system": "", "user": "", "sha256": "(unrecorded)"}
-    prompt.update({k: v for k, v in (manifest.get("prompt") or {}).items() if v is not None})
-    options = {"chunk_size": "?", "chunk_overlap": "?", "questions_per_chunk": "?", "temperature": "?",
-               "seed": "?"}
-    options.update({k: v for k, v in (manifest.get("options") or {}).items() if v is not None})
     note = LICENSE_NOTE_DEFAULT if data.license == DEFAULT_LICENSE else LICENSE_NOTE_SET
+    prompt = manifest.prompt
     card = DatasetCard.from_template(
         data,
         template_path=str(resources.files("synthqa") / TEMPLATE),
-        synthqa_version=manifest.get("synthqa_version") or __version__,
-        created_at=manifest.get("created_at"),
+        synthqa_version=manifest.synthqa_version,
+        created_at=manifest.created_at,
         dataset_ref=repo_id or DATASET_REF_PLACEHOLDER,
         eval_name=_slug(repo_id or data.pretty_name),
-        license_note=note.format(model=model, license=data.license),
-        stats=_stats(manifest, tables),
-        documents=documents[:MAX_LISTED_DOCUMENTS],
-        more_documents=max(0, len(documents) - MAX_LISTED_DOCUMENTS),
-        skipped_files=manifest.get("skipped_files") or [],
-        options=options,
-        model=model,
+        license_note=note.format(model=manifest.model, license=data.license),
+        counts=manifest.counts,
+        pairs=manifest.pairs,
+        splits={name: ", ".join(files) for name, files in manifest.data_files.items()},
+        has_eval="eval" in manifest.data_files.get("queries", {}),
+        documents=manifest.documents[:MAX_LISTED_DOCUMENTS],
+        more_documents=max(0, len(manifest.documents) - MAX_LISTED_DOCUMENTS),
+        skipped_files=manifest.skipped_files,
+        skipped_pages=manifest.skipped_pages,
+        options=manifest.options,
+        model=manifest.model,
         endpoint_text=_endpoint_text(manifest),
-        skipped_chunks_text=_counts_text(manifest.get("skipped_chunks"), "none"),
-        question_filters_text=_counts_text(manifest.get("question_filters"), "none dropped"),
-        failed_text=_failed_text(manifest.get("failed_chunks")),
+        skipped_chunks_text=_counts_text(manifest.skipped_chunks, "none"),
+        question_filters_text=_counts_text(manifest.question_filters, "none dropped"),
+        failed_text=_failed_text(manifest.failed_chunks),
         split_text=_split_text(manifest),
         prompt=prompt,
-        prompt_system_block=fenced(prompt["system"] or "(not recorded)"),
-        prompt_user_block=fenced(prompt["user"] or "(not recorded)"),
-        has_extras=_has_extras(tables),
+        prompt_system_block=fenced(prompt.system or "(none)"),
+        prompt_user_block=fenced(prompt.user),
+        has_extras=manifest.counts.questions_with_extra_relevant > 0,
     )
     return str(card)
 
@@ -129,10 +122,10 @@ def fenced(text: str) -> str:
     return f"{fence}text\n{text.rstrip()}\n{fence}"
 
 
-def _pretty_name(manifest: dict) -> str:
-    docs = manifest.get("documents") or []
+def _pretty_name(manifest: Manifest) -> str:
+    docs = manifest.documents
     if len(docs) == 1:
-        return f"Synthetic retrieval pairs: {docs[0].get('source', 'one document')}"
+        return f"Synthetic retrieval pairs: {docs[0].source}"
     return f"Synthetic retrieval pairs from {len(docs)} policy documents" if docs else "Synthetic retrieval pairs"
 
 
@@ -140,69 +133,28 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:60] or "synthqa"
 
 
-def _stats(manifest: dict, tables: dict | None) -> dict:
-    counts = dict(manifest.get("counts") or {})
-    out = {k: counts.get(k, "?") for k in ("train_pairs", "eval_pairs", "train_chunks", "eval_chunks", "chunks",
-                                             "chunks_asked", "pages")}
-    out["documents"] = counts.get("documents", len(manifest.get("documents") or []) or "?")
-    out["pairs"] = _sum(counts.get("train_pairs"), counts.get("eval_pairs"))
-    out["chunks_with_questions"] = _sum(counts.get("train_chunks"), counts.get("eval_chunks"))
-    for key in ("short_chunks", "requests", "prompt_tokens", "completion_tokens"):
-        out[key] = counts.get(key) or 0
-    out["avg_question_chars"] = counts.get("avg_question_chars")
-    out["avg_chunk_chars"] = counts.get("avg_chunk_chars")
-    if out["avg_question_chars"] is None and tables and "pairs" in tables:
-        frames = [df for df in tables["pairs"].values() if len(df)]
-        if frames:
-            n = sum(len(df) for df in frames)
-            out["avg_question_chars"] = round(sum(df["sentence_0"].str.len().sum() for df in frames) / n)
-            out["avg_chunk_chars"] = round(sum(df["sentence_1"].str.len().sum() for df in frames) / n)
-    return out
-
-
-def _sum(a, b):
-    return a + b if isinstance(a, int) and isinstance(b, int) else "?"
-
-
-def _endpoint_text(manifest: dict) -> str:
-    if manifest.get("local"):
+def _endpoint_text(manifest: Manifest) -> str:
+    if manifest.local:
         return "synthqa's embedded llama.cpp server (offline)"
-    host = manifest.get("endpoint_host")
-    if host and "//" in host:  # tolerate a full URL from older runs; never record paths or credentials
-        host = urlparse(host).hostname
-    return f"the OpenAI-compatible endpoint at `{host}`" if host else "an OpenAI-compatible endpoint"
+    return f"the OpenAI-compatible endpoint at `{manifest.endpoint_host}`"
 
 
-def _counts_text(counts: dict | None, empty: str) -> str:
-    counts = {k: v for k, v in (counts or {}).items() if v}
+def _counts_text(counts: dict[str, int], empty: str) -> str:
+    counts = {k: v for k, v in counts.items() if v}
     if not counts:
         return empty + "."
     parts = [f"{reason} {n}" for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
     return f"{sum(counts.values())} in all — " + ", ".join(parts) + "."
 
 
-def _failed_text(failed: list | None) -> str:
+def _failed_text(failed: tuple[FailedChunk, ...]) -> str:
     if not failed:
         return "none."
-    shown = [f"`{f.get('source', '?')}` p.{f.get('page', '?')}: {f.get('reason', '?')}" for f in failed[:10]]
+    shown = [f"`{f.source}` p.{f.page}: {f.reason}" for f in failed[:10]]
     more = f"; … and {len(failed) - 10} more (see `synthqa.json`)" if len(failed) > 10 else ""
     return f"{len(failed)} — " + "; ".join(shown) + more + ". Their pages have no questions in this dataset."
 
 
-def _split_text(manifest: dict) -> str:
-    split = manifest.get("split") or {}
-    opts = manifest.get("options") or {}
-    method = split.get("method", "by chunk")
-    fraction = split.get("eval_fraction", opts.get("eval_fraction"))
-    seed = split.get("seed", opts.get("seed"))
-    frac = f"{fraction:.0%} of chunks" if isinstance(fraction, float | int) else "a fraction of chunks"
-    return f"{frac} go to eval, method `{method}`, seed {seed if seed is not None else '?'}."
-
-
-def _has_extras(tables: dict | None) -> bool:
-    if not tables or "queries" not in tables:
-        return False
-    for df in tables["queries"].values():
-        if "extra_relevant_ids" in df and df["extra_relevant_ids"].map(lambda v: v is not None and len(v) > 0).any():
-            return True
-    return False
+def _split_text(manifest: Manifest) -> str:
+    split = manifest.split
+    return f"{split.eval_fraction:.0%} of chunks go to eval, method `{split.method}`, seed {split.seed}."

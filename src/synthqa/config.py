@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError
+from .manifest import Options, RunSettings
 
 DEFAULT_MODEL = "gpt-4o-mini"
 RESPONSE_FORMATS = ("auto", "json_schema", "json_object", "none")
@@ -57,6 +58,8 @@ class GenerateConfig:
     # sharing
     push_to_hub: str | None = None
     private: bool = False
+    # set by --retry-failed of a run that asked a remote endpoint: never fall back to the embedded model
+    remote_only: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(Path(p) for p in self.inputs))
@@ -105,18 +108,40 @@ class GenerateConfig:
         if blocking is not None:
             raise ConfigError(f"output {self.out} lies under {blocking}, which is a file: choose another -o")
 
-    def public_options(self) -> dict:
-        """The options as recorded in the manifest: JSON-friendly and free of secrets."""
+    def public_options(self) -> Options:
+        """The options as recorded in the manifest: free of secrets and of the machine's paths."""
         opts = asdict(self)
-        opts.pop("pdf_password", None)
+        for key in ("pdf_password", "out", "dry_run", "overwrite", "retry_failed", "push_to_hub", "private",
+                    "remote_only"):
+            opts.pop(key)
         opts["pdf_password_given"] = self.pdf_password is not None
-        for key in ("dry_run", "overwrite", "retry_failed", "push_to_hub", "private"):
-            opts.pop(key, None)
-        opts["inputs"] = [str(p) for p in self.inputs]
-        opts["out"] = str(self.out)
-        opts["prompt_path"] = str(self.prompt_path) if self.prompt_path else None
+        opts["inputs"] = tuple(input_name(p) for p in self.inputs)
+        opts["prompt_path"] = self.prompt_path.name if self.prompt_path else None
         opts["base_url"] = public_url(self.base_url)
-        return opts
+        return Options(**opts)
+
+    def run_settings(self, base_url: str | None = None) -> RunSettings:
+        """What a rerun needs beyond the public options; stored in OUT/.synthqa/, never uploaded.
+
+        ``base_url`` is the endpoint really used (``--base-url`` or OPENAI_BASE_URL)."""
+        return RunSettings(
+            inputs=tuple(str(p.resolve()) for p in self.inputs),
+            prompt_path=str(self.prompt_path.resolve()) if self.prompt_path else None,
+            base_url_had_credentials=has_credentials(base_url or self.base_url),
+        )
+
+
+def input_name(path: Path) -> str:
+    """How an INPUT is named in public records: its own name, never the folders above it."""
+    return Path(path).resolve().name or str(path)
+
+
+def has_credentials(url: str | None) -> bool:
+    """True when ``url`` carries a user, password, query or fragment (where keys sometimes travel)."""
+    if not url:
+        return False
+    parts = urlsplit(url)
+    return bool(parts.username or parts.password or parts.query or parts.fragment)
 
 
 def public_url(url: str | None) -> str | None:

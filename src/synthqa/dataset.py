@@ -10,16 +10,20 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .cache import CACHE_DIRNAME
 from .errors import DatasetError, OutputError
+from .manifest import Manifest, RunSettings
 
 MANIFEST = "synthqa.json"
 CARD = "README.md"
+RUN_SETTINGS = "run.json"  # inside .synthqa/
 SPLIT_NAMES = ("train", "eval")
 # config name → split → path inside the folder, before the writer adds each file's content fingerprint.
 CONFIGS: dict[str, dict[str, str]] = {
@@ -51,16 +55,20 @@ CORPUS_SCHEMA = pa.schema(
         ("chunk_index", pa.int32()),
     ]
 )
+SCHEMAS = {"default": PAIRS_SCHEMA, "queries": QUERIES_SCHEMA, "corpus": CORPUS_SCHEMA}
+DataFiles = dict[str, dict[str, str]]  # config → split → parquet path inside the folder
 
 
-def write_dataset(
-    out: Path, *, corpus: Sequence[dict], queries: Sequence[dict], manifest: dict, render_card: Callable[[dict], str]
-) -> dict:
-    """Write tables and card; records the data files in ``manifest`` (returned). Then call ``write_manifest``."""
+def write_dataset(out: Path, *, corpus: Sequence[dict], queries: Sequence[dict],
+                  render_card: Callable[[DataFiles], str]) -> DataFiles:
+    """Write the tables, then the card ``render_card(data_files)``; returns the data files for the manifest.
+
+    Then call ``write_manifest``: until then the folder has no manifest and counts as a run in progress.
+    """
     with _writing(out):
-        manifest["data_files"] = write_tables(out, corpus=corpus, queries=queries)
-        write_card(out, render_card(manifest), manifest["data_files"])
-    return manifest
+        files = write_tables(out, corpus=corpus, queries=queries)
+        write_card(out, render_card(files), files)
+    return files
 
 
 @contextlib.contextmanager
@@ -74,38 +82,53 @@ def _writing(out: Path):
         ) from None
 
 
-def write_tables(out: Path, *, corpus: Sequence[dict], queries: Sequence[dict]) -> dict[str, dict[str, str]]:
+def write_tables(out: Path, *, corpus: Sequence[dict], queries: Sequence[dict]) -> DataFiles:
     """Write the parquet files; returns config → split → path, to go into the manifest and the card.
 
     File names carry a fingerprint of their content: `datasets` caches a local folder under a key that
     ignores the files' paths and times, so a regenerated folder under fixed names would load stale rows.
+    An empty split gets no file, and a config without rows none at all: `datasets` refuses to load a
+    zero-row parquet file, and the output contract is that the folder always loads.
     Files of an earlier run are removed by ``write_card`` once the new card points at the new ones.
     """
     out = Path(out)
     (out / MANIFEST).unlink(missing_ok=True)  # from here until write_manifest the folder is incomplete
     text_of = {row["id"]: row["text"] for row in corpus}
-    files: dict[str, dict[str, str]] = {name: {} for name in CONFIGS}
+    files: DataFiles = {}
     for split in SPLIT_NAMES:
         split_queries = [q for q in queries if q["split"] == split]
         split_corpus = [c for c in corpus if c["split"] == split]
         pairs = [{"sentence_0": q["text"], "sentence_1": text_of[q["chunk_id"]]} for q in split_queries]
-        for config, rows, schema in (
-            ("default", pairs, PAIRS_SCHEMA),
-            ("queries", split_queries, QUERIES_SCHEMA),
-            ("corpus", split_corpus, CORPUS_SCHEMA),
-        ):
-            files[config][split] = _write_table(out, CONFIGS[config][split], rows, schema)
+        for config, rows in (("default", pairs), ("queries", split_queries), ("corpus", split_corpus)):
+            if rows:
+                files.setdefault(config, {})[split] = _write_table(out, CONFIGS[config][split], rows, SCHEMAS[config])
     return files
 
 
-def write_card(out: Path, card: str, files: dict[str, dict[str, str]]) -> None:
-    """Write the card, then remove parquet files of earlier runs that it no longer lists."""
+def write_card(out: Path, card: str, files: DataFiles) -> None:
+    """Write the card, then remove data files of earlier runs that it no longer lists.
+
+    Only files synthqa itself names (``data/<config>/<split>-<fingerprint>.parquet``) are ever removed.
+    """
     out = Path(out)
     _write_text(out / CARD, card)
     keep = {out / path for split_files in files.values() for path in split_files.values()}
-    for path in (out / "data").rglob("*.parquet"):
+    for path in own_data_files(out):
         if path not in keep:
             path.unlink()
+
+
+def own_data_files(out: Path) -> list[Path]:
+    """The parquet files in ``out`` that synthqa wrote (by their name pattern), whatever run wrote them."""
+    found = []
+    for folder in {Path(rel).parent for split_files in CONFIGS.values() for rel in split_files.values()}:
+        for path in (Path(out) / folder).glob("*.parquet"):
+            if _OWN_FILE.fullmatch(path.name):
+                found.append(path)
+    return sorted(found)
+
+
+_OWN_FILE = re.compile(r"(?:%s)(?:-[0-9a-f]{10})?\.parquet" % "|".join(SPLIT_NAMES))
 
 
 def _write_table(out: Path, rel: str, rows: Sequence[dict], schema: pa.Schema) -> str:
@@ -126,36 +149,60 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def data_files(manifest: dict | None) -> dict[str, dict[str, str]]:
-    """config → split → parquet path of a dataset folder (its manifest's, else the plain layout)."""
-    return (manifest or {}).get("data_files") or CONFIGS
-
-
-def write_manifest(out: Path, manifest: dict) -> None:
+def write_manifest(out: Path, manifest: Manifest) -> None:
     """Write ``synthqa.json``, the run manifest (last step of a run)."""
     with _writing(out):
-        _write_text(Path(out) / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        _write_text(Path(out) / MANIFEST, json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n")
 
 
-def read_manifest(out: Path) -> dict:
-    """The run manifest of a dataset folder."""
+def read_manifest(out: Path) -> Manifest:
+    """The run manifest of a dataset folder; ``DatasetError`` with the fix when it is missing or unreadable."""
     path = Path(out) / MANIFEST
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DatasetError(f"{out} has no {MANIFEST}: is it a synthqa output folder (or is a run still going)?") from None
     except (OSError, ValueError) as err:
         raise DatasetError(f"{path} cannot be read ({err}): rerun `synthqa generate` to rewrite it") from None
+    return Manifest.from_dict(data, where=str(path))
+
+
+def run_settings_path(out: Path) -> Path:
+    return Path(out) / CACHE_DIRNAME / RUN_SETTINGS
+
+
+def write_run_settings(out: Path, settings: RunSettings) -> None:
+    """Record what a rerun needs (absolute inputs, prompt file) beside the cache; never uploaded."""
+    path = run_settings_path(out)
+    with _writing(out):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_text(path, json.dumps(settings.to_dict(), indent=2, ensure_ascii=False) + "\n")
+
+
+def read_run_settings(out: Path) -> RunSettings | None:
+    """The run settings of ``out``, or None when it has none (or they cannot be read)."""
+    path = run_settings_path(out)
+    try:
+        return RunSettings.from_dict(json.loads(path.read_text(encoding="utf-8")), where=str(path))
+    except (OSError, ValueError, DatasetError):
+        return None
 
 
 def load_tables(out: Path) -> dict[str, dict]:
-    """Every config's splits as pandas DataFrames: ``{"pairs"|"queries"|"corpus": {split: df}}``."""
+    """Every config's splits as pandas DataFrames: ``{"pairs"|"queries"|"corpus": {split: df}}``.
+
+    A split the dataset left out (it had no rows) comes back as an empty frame with the right columns.
+    """
     out = Path(out)
-    files = data_files(read_manifest(out) if (out / MANIFEST).exists() else None)
+    files = read_manifest(out).data_files
     tables: dict[str, dict] = {}
     for config, name in (("default", "pairs"), ("queries", "queries"), ("corpus", "corpus")):
         tables[name] = {}
-        for split, rel in files[config].items():
+        for split in SPLIT_NAMES:
+            rel = files.get(config, {}).get(split)
+            if rel is None:
+                tables[name][split] = SCHEMAS[config].empty_table().to_pandas()
+                continue
             path = out / rel
             if not path.exists():
                 raise DatasetError(f"{path} is missing: {out} does not follow synthqa's output layout")

@@ -7,17 +7,21 @@ uploads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from huggingface_hub import HfApi, get_token
+from huggingface_hub import DatasetCard, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects, validate_repo_id
 
-from .card import DATASET_REF_PLACEHOLDER
-from .dataset import CARD, UPLOAD_IGNORE, data_files, read_manifest
+from .card import render_card
+from .dataset import CARD, UPLOAD_IGNORE, read_manifest, write_card, write_manifest
 from .errors import DatasetError, HubError
+from .manifest import Manifest
 
+# Files in the repo that a push may delete when it does not upload them again: synthqa's own data folder, so
+# parquet files of an earlier push (their names carry a content fingerprint) do not linger beside the new ones.
+DELETE_PATTERNS = ("data/**",)
 NO_TOKEN = "no Hugging Face token: pass --token, set HF_TOKEN or run `hf auth login`"
 
 
@@ -76,26 +80,29 @@ def push_dataset(out: Path, repo_id: str, *, private: bool = False, token: str |
                  dry_run: bool = False, api: HfApi | None = None) -> PushResult:
     """Create the dataset repo (if needed) and upload ``out`` to it; with ``dry_run`` only list and report.
 
-    ``token`` None means HF_TOKEN or the saved login. The token is never printed or stored.
+    The card is rendered again for ``repo_id`` (its snippets name it; a licence or pretty name set in the
+    card survives), and data files of earlier pushes that the card no longer names are deleted in the same
+    commit, so the repo holds exactly the local files. ``token`` None means HF_TOKEN or the saved login;
+    the token is never printed or stored.
     """
     out = Path(out)
     check_repo_id(repo_id)
-    _check_folder(out)
-    card = _card_for(out, repo_id)
-    files = tuple(upload_files(out))
+    manifest = _check_folder(out)
+    card = card_for(out, manifest, repo_id)
     token_found = bool(token or get_token())
     if dry_run:
-        return PushResult(repo_id, files, card, private, dry_run=True, token_found=token_found)
+        return PushResult(repo_id, tuple(upload_files(out)), card, private, dry_run=True, token_found=token_found)
     if not token_found:
         raise HubError(NO_TOKEN)
-    if card != (out / CARD).read_text(encoding="utf-8"):
-        # Keep the local folder identical to what goes up: the snippets now name the Hub id.
-        (out / CARD).write_text(card, encoding="utf-8")
+    # Keep the local folder identical to what goes up: the card's snippets and the manifest name the Hub id.
+    write_card(out, card, manifest.data_files)
+    write_manifest(out, replace(manifest, repo_id=repo_id))
+    files = tuple(upload_files(out))
     api = api or HfApi()
     try:
         url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True, token=token)
         api.upload_folder(folder_path=str(out), repo_id=repo_id, repo_type="dataset", token=token,
-                          ignore_patterns=list(UPLOAD_IGNORE),
+                          ignore_patterns=list(UPLOAD_IGNORE), delete_patterns=list(DELETE_PATTERNS),
                           commit_message="Upload synthetic retrieval dataset made with synthqa")
     except HfHubHTTPError as err:
         raise HubError(_http_message(err, repo_id)) from None
@@ -106,18 +113,27 @@ def push_dataset(out: Path, repo_id: str, *, private: bool = False, token: str |
                       url=f"https://huggingface.co/datasets/{repo_id}" if url is None else str(url))
 
 
-def _check_folder(out: Path) -> None:
+def card_for(out: Path, manifest: Manifest, repo_id: str) -> str:
+    """The card of ``out`` rendered for ``repo_id``, keeping the licence and pretty name set in its YAML."""
+    try:
+        data = DatasetCard.load(out / CARD).data
+    except Exception:  # noqa: BLE001 — an unreadable card is simply rendered anew
+        data = None
+    license = getattr(data, "license", None)
+    pretty_name = getattr(data, "pretty_name", None)
+    return render_card(manifest, repo_id=repo_id, license=license if isinstance(license, str) else None,
+                       pretty_name=pretty_name if isinstance(pretty_name, str) else None)
+
+
+def _check_folder(out: Path) -> Manifest:
     if not out.is_dir():
         raise DatasetError(f"{out} is not a folder: give the output folder of `synthqa generate`")
-    files = data_files(read_manifest(out))  # raises DatasetError naming the folder
-    missing = [rel for rel in [CARD, *(p for split_files in files.values() for p in split_files.values())]
-               if not (out / rel).is_file()]
+    manifest = read_manifest(out)  # raises DatasetError naming the folder
+    files = [p for split_files in manifest.data_files.values() for p in split_files.values()]
+    missing = [rel for rel in [CARD, *files] if not (out / rel).is_file()]
     if missing:
         raise DatasetError(f"{out} lacks {', '.join(missing)}: rerun `synthqa generate` to complete it")
-
-
-def _card_for(out: Path, repo_id: str) -> str:
-    return (out / CARD).read_text(encoding="utf-8").replace(DATASET_REF_PLACEHOLDER, repo_id)
+    return manifest
 
 
 def _http_message(err: HfHubHTTPError, repo_id: str) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from .cache import Cache, cache_path
 from .dataset import MANIFEST, SPLIT_NAMES, load_tables, read_manifest, resolve_dataset
 from .errors import DatasetError
+from .manifest import Manifest
 from .pricing import PRICES_AS_OF, estimate_cost
 
 
@@ -59,14 +60,10 @@ def pair_rows(tables: dict) -> list[dict]:
         text_of.update(zip(df["id"], df["text"]))
     rows = []
     for split in SPLIT_NAMES:
-        df = tables["queries"].get(split)
-        if df is None:
-            continue
-        for rec in df.to_dict("records"):
+        for rec in tables["queries"][split].to_dict("records"):
             rows.append({"split": split, "id": rec["id"], "question": rec["text"], "chunk_id": rec["chunk_id"],
-                         "chunk": text_of.get(rec["chunk_id"], ""), "source": rec.get("source"),
-                         "page": rec.get("page"), "bm25_rank": _int(rec.get("bm25_rank")),
-                         "embed_rank": _int(rec.get("embed_rank"))})
+                         "chunk": text_of[rec["chunk_id"]], "source": rec["source"], "page": rec["page"],
+                         "bm25_rank": _int(rec["bm25_rank"]), "embed_rank": _int(rec["embed_rank"])})
     return rows
 
 
@@ -83,49 +80,49 @@ def search_rows(rows: list[dict], word: str, split: str | None = None) -> list[d
             and (needle in r["question"].casefold() or needle in r["chunk"].casefold())]
 
 
-def summary_view(manifest: dict, width: int) -> str:
+def summary_view(manifest: Manifest, width: int) -> str:
     """Run summary: documents, pages, chunks, questions per split, skips, filters, failures, tokens, cost."""
-    c = manifest.get("counts") or {}
-    opts = manifest.get("options") or {}
+    c, opts = manifest.counts, manifest.options
     lines = [_rule("synthqa dataset", width)]
     facts = [
-        ("model", f"{manifest.get('model', '?')}" + (" (local)" if manifest.get("local") else
-                                                     f" @ {manifest.get('endpoint_host', '?')}")),
-        ("created", manifest.get("created_at", "?")),
-        ("documents", f"{c.get('documents', '?')} ({c.get('pages', '?')} pages)"),
-        ("chunks", f"{c.get('chunks', '?')} made, {c.get('chunks_asked', '?')} sent to the LLM"
-                   f" (size {opts.get('chunk_size', '?')}, overlap {opts.get('chunk_overlap', '?')})"),
-        ("questions", f"{c.get('train_pairs', '?')} train / {c.get('eval_pairs', '?')} eval"
-                      f" ({c.get('train_chunks', '?')} / {c.get('eval_chunks', '?')} chunks)"),
+        ("model", manifest.model + (" (local)" if manifest.local else f" @ {manifest.endpoint_host}")),
+        ("created", manifest.created_at),
+        ("documents", f"{c.documents} ({c.pages} pages)"),
+        ("chunks", f"{c.chunks} made, {c.chunks_asked} sent to the LLM"
+                   f" (size {opts.chunk_size}, overlap {opts.chunk_overlap})"),
+        ("questions", f"{c.train_pairs} train / {c.eval_pairs} eval ({c.train_chunks} / {c.eval_chunks} chunks)"),
     ]
-    if c.get("short_chunks"):
-        facts.append(("short answers", f"{c['short_chunks']} chunk(s) got fewer questions than asked"))
-    facts.append(("chunks skipped", _counts(manifest.get("skipped_chunks"))))
-    facts.append(("questions dropped", _counts(manifest.get("question_filters"))))
-    failed = manifest.get("failed_chunks") or []
+    if c.short_chunks:
+        facts.append(("short answers", f"{c.short_chunks} chunk(s) got fewer questions than asked"))
+    facts.append(("chunks skipped", _counts(manifest.skipped_chunks)))
+    facts.append(("questions dropped", _counts(manifest.question_filters)))
+    failed = manifest.failed_chunks
     facts.append(("failed chunks", f"{len(failed)}" + (" (see --failed)" if failed else "")))
-    if manifest.get("skipped_files"):
-        facts.append(("skipped files", str(len(manifest["skipped_files"]))))
-    facts.append(("tokens", _tokens(manifest.get("model"), c)))
+    if manifest.skipped_files:
+        facts.append(("skipped files", str(len(manifest.skipped_files))))
+    if manifest.skipped_pages:
+        facts.append(("pages left out", f"{len(manifest.skipped_pages)} (see --failed)"))
+    facts.append(("tokens", _tokens(manifest.model, c.prompt_tokens, c.completion_tokens, c.requests)))
     label_w = max(len(k) for k, _ in facts) + 2
     for key, value in facts:
         lines.append(_field(key, value, label_w, width))
     return "\n".join(lines)
 
 
-def failed_view(manifest: dict, width: int) -> str:
-    """Failed chunks and skipped files with their reasons."""
-    failed = manifest.get("failed_chunks") or []
-    skipped = manifest.get("skipped_files") or []
+def failed_view(manifest: Manifest, width: int) -> str:
+    """Failed chunks, skipped files and pages left out, with their reasons."""
+    failed = manifest.failed_chunks
     lines = [_rule(f"{len(failed)} failed chunk(s)", width)]
     for f in failed:
-        lines.append(_wrap(f"{f.get('source', '?')} p.{f.get('page', '?')} [{f.get('chunk_id', '?')}]: "
-                           f"{f.get('reason', '?')}", width, "  "))
+        lines.append(_wrap(f"{f.source} p.{f.page} [{f.chunk_id}]: {f.reason}", width, "  "))
     if failed:
         lines.append(_wrap("Rerun `synthqa generate` with --retry-failed to ask for these again.", width))
-    if skipped:
-        lines.append(_rule(f"{len(skipped)} skipped file(s)", width))
-        lines += [_wrap(f"{s.get('path', '?')}: {s.get('reason', '?')}", width, "  ") for s in skipped]
+    if manifest.skipped_files:
+        lines.append(_rule(f"{len(manifest.skipped_files)} skipped file(s)", width))
+        lines += [_wrap(f"{s.path}: {s.reason}", width, "  ") for s in manifest.skipped_files]
+    if manifest.skipped_pages:
+        lines.append(_rule(f"{len(manifest.skipped_pages)} page(s) left out", width))
+        lines += [_wrap(f"{s.source} p.{s.page}: {s.reason}", width, "  ") for s in manifest.skipped_pages]
     return "\n".join(lines)
 
 
@@ -174,23 +171,22 @@ def progress_view(out: Path, width: int) -> str:
              _field("questions so far", str(questions), 19, width),
              _field("short answers", str(short), 19, width),
              _field("failed chunks", f"{failed} " + _counts(reasons) if failed else "0", 19, width),
-             _field("tokens", _tokens(None, {"prompt_tokens": prompt_t, "completion_tokens": completion_t}), 19, width)]
+             _field("tokens", _tokens(None, prompt_t, completion_t), 19, width)]
     return "\n".join(lines)
 
 
-def _tokens(model: str | None, counts: dict) -> str:
-    p, o = int(counts.get("prompt_tokens") or 0), int(counts.get("completion_tokens") or 0)
-    text = f"{p:,} prompt + {o:,} completion"
-    if counts.get("requests"):
-        text += f" in {counts['requests']:,} requests"
-    cost = estimate_cost(model, p, o)
+def _tokens(model: str | None, prompt_tokens: int, completion_tokens: int, requests: int = 0) -> str:
+    text = f"{prompt_tokens:,} prompt + {completion_tokens:,} completion"
+    if requests:
+        text += f" in {requests:,} requests"
+    cost = estimate_cost(model, prompt_tokens, completion_tokens)
     if cost is not None:
         text += f" ≈ ${cost:,.4f} (approximate, list prices of {PRICES_AS_OF})"
     return text
 
 
-def _counts(counts: dict | None) -> str:
-    counts = {k: v for k, v in (counts or {}).items() if v}  # filters that dropped nothing are noise here
+def _counts(counts: dict[str, int]) -> str:
+    counts = {k: v for k, v in counts.items() if v}  # filters that dropped nothing are noise here
     if not counts:
         return "none"
     return f"{sum(counts.values())}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))

@@ -12,13 +12,13 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from .records import Page, SkippedFile
+from .records import Page, SkippedFile, SkippedPage
 
 SUPPORTED_SUFFIXES = frozenset({".pdf", ".txt", ".md"})
 
 OnSkip = Callable[[SkippedFile], None]
+OnSkipPage = Callable[[SkippedPage], None]
 
-log = logging.getLogger(__name__)
 
 # Unicode space separators other than the plain space (NBSP, en/em spaces, thin spaces, ideographic …).
 _UNICODE_SPACES = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
@@ -54,13 +54,13 @@ def find_input_files(inputs: Sequence[Path], on_skip: OnSkip | None = None) -> I
     once. Missing INPUTs, unreadable folders and unsupported files are reported through ``on_skip``; hidden
     entries (``.git``, ``.synthqa`` …) inside folders are ignored silently.
     """
-    report = on_skip or _ignore
     used_sources: set[str] = set()
     seen_files: dict[str, str] = {}  # resolved path → source it was read as
     seen_dirs: set[str] = set()
 
     for raw in inputs:
         root = Path(raw)
+        report = _reporter(root, on_skip or _ignore)
         if root.is_dir():
             found = _walk(root, Path(), report, seen_dirs)
             prefix = root.resolve().name
@@ -68,27 +68,27 @@ def find_input_files(inputs: Sequence[Path], on_skip: OnSkip | None = None) -> I
             found = iter([(root, Path(root.name))])
             prefix = root.resolve().parent.name
         elif root.is_symlink():
-            report(SkippedFile(str(root), "broken symbolic link: point it at a file or remove it"))
+            report(root, "broken symbolic link: point it at a file or remove it")
             continue
         elif root.exists():
-            report(SkippedFile(str(root), "not a regular file or folder: give a PDF/.txt/.md file or a folder"))
+            report(root, "not a regular file or folder: give a PDF/.txt/.md file or a folder")
             continue
         else:
-            report(SkippedFile(str(root), "no such file or folder: check the path"))
+            report(root, "no such file or folder: check the path")
             continue
 
         for path, rel in found:
             suffix = path.suffix.lower()
             if suffix not in SUPPORTED_SUFFIXES:
-                report(SkippedFile(str(path), _unsupported_reason(suffix)))
+                report(path, _unsupported_reason(suffix))
                 continue
             if root.is_dir() and suffix != ".pdf" and path.stem.upper() in _FOLDER_METADATA:
                 # A corpus folder's README or SOURCES.md describes the documents; it is not one of them.
-                report(SkippedFile(str(path), "looks like the folder's own notes: name the file itself to include it"))
+                report(path, "looks like the folder's own notes: name the file itself to include it")
                 continue
             real = os.path.realpath(path)
             if real in seen_files:
-                report(SkippedFile(str(path), f"same file as {seen_files[real]!r}, which is already read"))
+                report(path, f"same file as {seen_files[real]!r}, which is already read")
                 continue
             source = _unique_source(rel.as_posix(), prefix, used_sources)
             used_sources.add(source)
@@ -96,10 +96,26 @@ def find_input_files(inputs: Sequence[Path], on_skip: OnSkip | None = None) -> I
             yield path, source
 
 
+def _reporter(root: Path, on_skip: OnSkip) -> Callable[[Path, str], None]:
+    """``report(path, reason)`` for files under ``root``: the public source is the path relative to ``root``
+    (a file or missing INPUT: its own name), so no record shows the folders above the input."""
+
+    def report(path: Path, reason: str) -> None:
+        try:
+            rel = Path(path).relative_to(root).as_posix()
+        except ValueError:
+            rel = ""
+        source = Path(path).name if rel in ("", ".") else rel
+        on_skip(SkippedFile(str(path), reason, source or str(path)))
+
+    return report
+
+
 def load_pages(
     inputs: Sequence[Path],
     password: str | None = None,
     on_skip: OnSkip | None = None,
+    on_skip_page: OnSkipPage | None = None,
 ) -> Iterator[Page]:
     """Stream the non-empty pages of every input file, in ``find_input_files`` order.
 
@@ -113,13 +129,15 @@ def load_pages(
         pypdf_logger.setLevel(logging.ERROR)
     report = on_skip or _ignore
     for path, source in find_input_files(inputs, report):
-        reader = _pdf_pages if path.suffix.lower() == ".pdf" else _text_pages
-        reason = yield from reader(path, source, password)
+        if path.suffix.lower() == ".pdf":
+            reason = yield from _pdf_pages(path, source, password, on_skip_page or _ignore)
+        else:
+            reason = yield from _text_pages(path, source)
         if reason is not None:
-            report(SkippedFile(str(path), reason))
+            report(SkippedFile(str(path), reason, source))
 
 
-def _pdf_pages(path: Path, source: str, password: str | None) -> Iterator[Page]:
+def _pdf_pages(path: Path, source: str, password: str | None, on_skip_page: OnSkipPage) -> Iterator[Page]:
     """Yield a PDF's pages; return a skip reason when none came out, else None."""
     from pypdf import PasswordType, PdfReader
     from pypdf.errors import DependencyError
@@ -153,7 +171,7 @@ def _pdf_pages(path: Path, source: str, password: str | None) -> Iterator[Page]:
                     text = reader.pages[number - 1].extract_text()
                 except Exception as err:  # one broken page must not cost the rest of the document
                     failed += 1
-                    log.warning("%s: page %d skipped, its text could not be extracted (%s)", path, number, _short(err))
+                    on_skip_page(SkippedPage(source, number, f"its text could not be extracted ({_short(err)})"))
                     continue
                 text = normalize_text(text or "")
                 if text:
@@ -171,9 +189,8 @@ def _pdf_pages(path: Path, source: str, password: str | None) -> Iterator[Page]:
     return f"no text layer on any of its {n_pages} pages (scanned?): run OCR first, e.g. ocrmypdf"
 
 
-def _text_pages(path: Path, source: str, password: str | None) -> Iterator[Page]:
+def _text_pages(path: Path, source: str) -> Iterator[Page]:
     """Yield a text file's form-feed separated pages; return a skip reason when none came out."""
-    del password  # text files are never encrypted; the signature matches _pdf_pages
     yielded = 0
     try:
         with open(path, "rb") as probe:
@@ -206,7 +223,8 @@ def _split_form_feeds(f) -> Iterator[str]:
     yield buffer
 
 
-def _walk(folder: Path, rel: Path, report: OnSkip, seen_dirs: set[str]) -> Iterator[tuple[Path, Path]]:
+def _walk(folder: Path, rel: Path, report: Callable[[Path, str], None],
+          seen_dirs: set[str]) -> Iterator[tuple[Path, Path]]:
     """Yield ``(path, path relative to the INPUT folder)`` of non-hidden files, depth first, sorted by name."""
     real = os.path.realpath(folder)
     if real in seen_dirs:  # a symlink loop or a folder reached twice: its files are already listed
@@ -216,11 +234,11 @@ def _walk(folder: Path, rel: Path, report: OnSkip, seen_dirs: set[str]) -> Itera
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda e: e.name)
     except OSError as err:
-        report(SkippedFile(str(folder), f"folder {_os_reason(err)}"))
+        report(folder, f"folder {_os_reason(err)}")
         return
     if rel.parts and any(e.name in _OUTPUT_MARKERS for e in entries):
         # An -o folder inside the input folder: its README.md card and data must not become input.
-        report(SkippedFile(str(folder), "a synthqa output folder (has synthqa.json or .synthqa): not read as input"))
+        report(folder, "a synthqa output folder (has synthqa.json or .synthqa): not read as input")
         return
     for entry in entries:
         if entry.name.startswith("."):
@@ -229,14 +247,14 @@ def _walk(folder: Path, rel: Path, report: OnSkip, seen_dirs: set[str]) -> Itera
         try:
             is_dir, is_file = entry.is_dir(), entry.is_file()
         except OSError as err:
-            report(SkippedFile(str(path), _os_reason(err)))
+            report(path, _os_reason(err))
             continue
         if is_dir:
             yield from _walk(path, entry_rel, report, seen_dirs)
         elif is_file:
             yield path, entry_rel
         elif entry.is_symlink():
-            report(SkippedFile(str(path), "broken symbolic link: point it at a file or remove it"))
+            report(path, "broken symbolic link: point it at a file or remove it")
         # sockets, fifos and devices inside a document folder are not documents; say nothing
 
 
@@ -270,5 +288,5 @@ def _short(err: BaseException) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _ignore(_: SkippedFile) -> None:
+def _ignore(_: object) -> None:
     pass

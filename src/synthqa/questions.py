@@ -256,7 +256,7 @@ async def ask(session: Session, chunk: Chunk, *, template: PromptTemplate, n: in
     """
     messages = build_messages(template, chunk.text, n)
     budget = estimate_tokens("".join(m["content"] for m in messages)) + COMPLETION_TOKENS_PER_QUESTION * n
-    usage, partial, reason = Usage(), (), "no attempt was made"
+    usage, partial, reason, transient = Usage(), (), "no attempt was made", False
     for attempt in range(1, max_attempts + 1):
         try:
             # At temperature 0 a re-ask would get the very same unusable answer back: warm it up.
@@ -266,26 +266,23 @@ async def ask(session: Session, chunk: Chunk, *, template: PromptTemplate, n: in
                 raise ValueError("not a chat completion")
         except (openai.APIResponseValidationError, ValueError, TypeError, AttributeError) as err:  # a 200, unreadable
             usage += Usage(requests=1)
-            reason = f"the endpoint sent an unreadable response ({type(err).__name__})"
+            reason, transient = f"the endpoint sent an unreadable response ({type(err).__name__})", True
             continue
         except openai.APIError as err:
             fatal = session.fatal(err, model)
             if fatal:
                 raise fatal from None
             usage += Usage(requests=1)
-            return Answer(chunk.id, partial, error=_transport_reason(err), usage=usage, attempts=attempt)
+            return Answer(chunk.id, partial, error=_transport_reason(err), usage=usage, attempts=attempt,
+                          transient=True)
         choice = resp.choices[0] if resp.choices else None
         content = choice.message.content if choice and choice.message else None
         usage += _usage(resp, messages, content)
+        transient = False  # the model answered: what it said is worth remembering, even if unusable
         try:
             questions = parse_questions(content)
         except ParseError as err:
-            reason = f"unusable answer: {err}"
-            if choice and choice.finish_reason == "length":
-                reason = _CUT_OFF
-            refusal = getattr(choice.message, "refusal", None) if choice and choice.message else None
-            if refusal:
-                reason = f"the model refused: {refusal[:200]}"
+            reason = _unusable_reason(choice, err)
             continue
         if choice.finish_reason == "length" and len(questions) < n:
             partial = max(partial, tuple(questions[:n]), key=len)
@@ -294,7 +291,17 @@ async def ask(session: Session, chunk: Chunk, *, template: PromptTemplate, n: in
         return Answer(chunk.id, tuple(questions[:n]), usage=usage, attempts=attempt, short=len(questions) < n)
     if partial:
         return Answer(chunk.id, partial, usage=usage, attempts=max_attempts, short=True)
-    return Answer(chunk.id, error=f"{reason} (after {max_attempts} attempts)", usage=usage, attempts=max_attempts)
+    return Answer(chunk.id, error=f"{reason} (after {max_attempts} attempts)", usage=usage, attempts=max_attempts,
+                  transient=transient)
+
+
+def _unusable_reason(choice, err: ParseError) -> str:
+    refusal = getattr(choice.message, "refusal", None) if choice and choice.message else None
+    if refusal:
+        return f"the model refused: {refusal[:200]}"
+    if choice and choice.finish_reason == "length":
+        return _CUT_OFF
+    return f"unusable answer: {err}"
 
 
 _CUT_OFF = "the answer was cut off at the token limit (finish_reason=length)"

@@ -20,9 +20,23 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class SkippedFile:
-    """An input file that yielded no pages, and why (one line a user can act on)."""
+    """An input file that yielded no pages, and why (one line a user can act on).
+
+    ``path`` is the file as the user can find it (for messages on their terminal); ``source`` is the same
+    file relative to its input folder, the only form that goes into the dataset's public records.
+    """
 
     path: str
+    reason: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedPage:
+    """A page of a readable document whose text could not be extracted."""
+
+    source: str
+    page: int
     reason: str
 
 
@@ -73,6 +87,9 @@ class Answer:
     usage: Usage = field(default_factory=Usage)
     attempts: int = 0
     short: bool = False  # fewer questions than asked for came back (kept, and counted)
+    # The request never got an answer from the model (timeout, 5xx, 429, dropped connection): worth asking
+    # again on a plain rerun, so it is not stored in the cache. False for answers the model gave.
+    transient: bool = False
 
     @property
     def ok(self) -> bool:

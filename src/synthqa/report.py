@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .dataset import load_tables, read_manifest, resolve_dataset
 from .inspect import pair_rows
+from .manifest import Manifest
 from .pricing import PRICES_AS_OF, estimate_cost
 
 PALETTE = ("#3b6ea8", "#d9822b", "#3f9b5b", "#b04a5a", "#7d5ba6")
@@ -35,7 +36,14 @@ def build_report(target: str | Path) -> str:
     return render_html(manifest, rows, title=str(target))
 
 
-def render_html(manifest: dict, rows: list[dict], title: str) -> str:
+def script_json(value) -> str:
+    """``value`` as JSON that is safe inside ``<script>``: no ``<`` at all, so no text can close the element
+    or open a comment (``</script>``, ``<!--``), and no raw line separators that old parsers choke on."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def render_html(manifest: Manifest, rows: list[dict], title: str) -> str:
     """Pure: manifest + pair rows (``inspect.pair_rows``) → HTML."""
     plots = [
         histogram([len(r["question"]) for r in rows], "Question length (characters)", bins=12),
@@ -49,18 +57,18 @@ def render_html(manifest: dict, rows: list[dict], title: str) -> str:
         ranks = [r[key] for r in rows if r.get(key) is not None]
         if ranks:
             plots.append(bar_chart(_rank_buckets(ranks), f"Rank of the question's own chunk ({name} round trip)"))
-    filters = {k: v for k, v in (manifest.get("question_filters") or {}).items() if v}
+    filters = {k: v for k, v in manifest.question_filters.items() if v}
     if filters:
         plots.append(bar_chart(_top(Counter(filters), 20), "Questions dropped by filter"))
-    skipped = {k: v for k, v in (manifest.get("skipped_chunks") or {}).items() if v}
+    skipped = {k: v for k, v in manifest.skipped_chunks.items() if v}
     if skipped:
         plots.append(bar_chart(_top(Counter(skipped), 20), "Chunks skipped before asking"))
     data = [{"s": r["split"], "q": r["question"], "c": r["chunk"], "src": r["source"], "p": r["page"],
              "id": r["chunk_id"]} for r in rows]
-    payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")  # cannot close the <script> early
+    payload = script_json(data)
     return _PAGE.format(
         title=_e(title), css=_CSS, js=_JS, payload=payload,
-        summary=_summary(manifest, rows), plots="\n".join(f'<figure class="plot">{p}</figure>' for p in plots),
+        summary=_summary(manifest), plots="\n".join(f'<figure class="plot">{p}</figure>' for p in plots),
         failures=_failures(manifest),
     )
 
@@ -115,46 +123,41 @@ def _svg_open(width: int, height: int, title: str) -> str:
             f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">')
 
 
-def _summary(manifest: dict, rows: list[dict]) -> str:
-    c = manifest.get("counts") or {}
-    opts = manifest.get("options") or {}
-    cost = estimate_cost(manifest.get("model"), int(c.get("prompt_tokens") or 0), int(c.get("completion_tokens") or 0))
+def _summary(manifest: Manifest) -> str:
+    c, opts = manifest.counts, manifest.options
+    cost = estimate_cost(manifest.model, c.prompt_tokens, c.completion_tokens)
     items = [
-        ("documents", c.get("documents", len({r["source"] for r in rows}))), ("pages", c.get("pages", "?")),
-        ("chunks", c.get("chunks", "?")), ("chunks asked", c.get("chunks_asked", "?")),
-        ("train pairs", c.get("train_pairs", sum(r["split"] == "train" for r in rows))),
-        ("eval pairs", c.get("eval_pairs", sum(r["split"] == "eval" for r in rows))),
-        ("failed chunks", len(manifest.get("failed_chunks") or [])),
-        ("tokens", f"{int(c.get('prompt_tokens') or 0):,} + {int(c.get('completion_tokens') or 0):,}"),
+        ("documents", c.documents), ("pages", c.pages), ("chunks", c.chunks), ("chunks asked", c.chunks_asked),
+        ("train pairs", c.train_pairs), ("eval pairs", c.eval_pairs),
+        ("failed chunks", len(manifest.failed_chunks)),
+        ("tokens", f"{c.prompt_tokens:,} + {c.completion_tokens:,}"),
     ]
     if cost is not None:
         items.append(("cost (approx.)", f"${cost:,.4f}"))
     cards = "".join(f'<div class="num"><b>{_e(str(v))}</b><span>{_e(k)}</span></div>' for k, v in items)
-    meta = (f"model <code>{_e(str(manifest.get('model', '?')))}</code> · chunk size {_e(str(opts.get('chunk_size', '?')))}"
-            f" / overlap {_e(str(opts.get('chunk_overlap', '?')))} · {_e(str(opts.get('questions_per_chunk', '?')))}"
-            f" question(s) per chunk · created {_e(str(manifest.get('created_at', '?')))}")
+    meta = (f"model <code>{_e(manifest.model)}</code> · chunk size {opts.chunk_size} / overlap {opts.chunk_overlap}"
+            f" · {opts.questions_per_chunk} question(s) per chunk · created {_e(manifest.created_at)}")
     if cost is not None:
         meta += f" · cost from list prices of {PRICES_AS_OF}"
     return f'<div class="nums">{cards}</div><p class="meta">{meta}</p>'
 
 
-def _failures(manifest: dict) -> str:
-    failed = manifest.get("failed_chunks") or []
-    skipped = manifest.get("skipped_files") or []
-    if not failed and not skipped:
-        return "<p>No failed chunks and no skipped files.</p>"
-    rows = [f"<tr><td>chunk</td><td>{_e(str(f.get('source', '?')))} p.{_e(str(f.get('page', '?')))}</td>"
-            f"<td>{_e(str(f.get('reason', '?')))}</td></tr>" for f in failed]
-    rows += [f"<tr><td>file</td><td>{_e(str(s.get('path', '?')))}</td><td>{_e(str(s.get('reason', '?')))}</td></tr>"
-             for s in skipped]
+def _failures(manifest: Manifest) -> str:
+    rows = [f"<tr><td>chunk</td><td>{_e(f.source)} p.{f.page}</td><td>{_e(f.reason)}</td></tr>"
+            for f in manifest.failed_chunks]
+    rows += [f"<tr><td>file</td><td>{_e(s.path)}</td><td>{_e(s.reason)}</td></tr>" for s in manifest.skipped_files]
+    rows += [f"<tr><td>page</td><td>{_e(s.source)} p.{s.page}</td><td>{_e(s.reason)}</td></tr>"
+             for s in manifest.skipped_pages]
+    if not rows:
+        return "<p>No failed chunks, skipped files or pages left out.</p>"
     return ('<table id="failures"><thead><tr><th>what</th><th>where</th><th>reason</th></tr></thead><tbody>'
             + "".join(rows) + "</tbody></table>")
 
 
-def _page_coverage(manifest: dict, rows: list[dict]) -> list[tuple[int, int]]:
+def _page_coverage(manifest: Manifest, rows: list[dict]) -> list[tuple[int, int]]:
     per_page = Counter((r["source"], r["page"]) for r in rows)
     buckets = Counter(per_page.values())
-    pages = sum(int(d.get("pages") or 0) for d in manifest.get("documents") or [])
+    pages = sum(d.pages for d in manifest.documents)
     if pages > len(per_page):  # pages that yielded no question at all are the coverage gap worth seeing
         buckets[0] = pages - len(per_page)
     return sorted(buckets.items())

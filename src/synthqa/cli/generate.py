@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from ..config import DEFAULT_MODEL, RESPONSE_FORMATS, GenerateConfig
 from ..errors import ConfigError
+from ..manifest import Manifest
 from ._options import nonneg_int, positive_float, positive_int
 
 EXIT_PARTIAL = 4  # the dataset was written, but some chunks failed: rerun with --retry-failed
+
+
+def _default(name: str):
+    """GenerateConfig's default for a field: the one source of defaults, shown in --help."""
+    return GenerateConfig.__dataclass_fields__[name].default
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,19 +27,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="PDFs → (question, chunk) dataset",
         description="Turn PDFs (and .txt/.md files) into a train/eval dataset of (question, chunk) pairs. "
         "With no OPENAI_API_KEY and no --base-url, the embedded local model is used (synthqa[local]).",
-        # Options not given stay absent: GenerateConfig holds the defaults, and --retry-failed can tell
-        # which options the user set anew.
+        # Options not given stay absent (no `default=` below): GenerateConfig holds the defaults, and
+        # --retry-failed takes the recorded run's options except those the user gives anew.
         argument_default=argparse.SUPPRESS,
     )
+    d = _default
     p.add_argument("inputs", nargs="*", metavar="INPUT", type=Path, help="PDF/.txt/.md files or folders (searched recursively)")
     p.add_argument("-o", "--output", dest="out", type=Path, help="output folder (a Hugging Face dataset repo)")
     p.add_argument("--retry-failed", metavar="OUT", type=Path, help="ask again for the failed chunks of the run in OUT")
     g = p.add_argument_group("chunking and splitting")
-    g.add_argument("--questions-per-chunk", type=positive_int, default=2)
-    g.add_argument("--chunk-size", type=positive_int, default=1000, help="characters (default 1000)")
-    g.add_argument("--chunk-overlap", type=nonneg_int, default=200, help="characters (default 200)")
-    g.add_argument("--eval-fraction", type=float, default=0.15, help="share of chunks in the eval split (default 0.15)")
-    g.add_argument("--seed", type=int, default=42, help="seed of the train/eval split (default 42)")
+    g.add_argument("--questions-per-chunk", type=positive_int, help=f"questions asked per chunk (default {d('questions_per_chunk')})")
+    g.add_argument("--chunk-size", type=positive_int, help=f"characters (default {d('chunk_size')})")
+    g.add_argument("--chunk-overlap", type=nonneg_int, help=f"characters (default {d('chunk_overlap')})")
+    g.add_argument("--eval-fraction", type=float, help=f"share of chunks in the eval split (default {d('eval_fraction')})")
+    g.add_argument("--seed", type=int, help=f"seed of the train/eval split (default {d('seed')})")
     g.add_argument("--limit", type=positive_int, help="only the first N chunks worth asking, for trying things "
                    "(reading stops there: counts cover what was read)")
     g.add_argument("--keep-all-chunks", action="store_true", help="also ask about reference lists, URL lists, tables of contents")
@@ -42,15 +51,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = p.add_argument_group("LLM endpoint")
     m.add_argument("--model", help=f"model name (default {DEFAULT_MODEL}, or the local preset's)")
     m.add_argument("--base-url", help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL, else api.openai.com)")
-    m.add_argument("--temperature", type=float, default=0.0)
+    m.add_argument("--temperature", type=float, help=f"sampling temperature (default {d('temperature')})")
     m.add_argument("--prompt", type=Path, dest="prompt_path", help="your own prompt template file (see prompts/README.md)")
-    m.add_argument("--response-format", choices=RESPONSE_FORMATS, default="auto")
-    m.add_argument("--concurrency", type=positive_int, default=16, help="requests in flight (default 16)")
+    m.add_argument("--response-format", choices=RESPONSE_FORMATS, help=f"structured output (default {d('response_format')})")
+    m.add_argument("--concurrency", type=positive_int, help=f"requests in flight (default {d('concurrency')})")
     m.add_argument("--rpm", type=positive_int, help="at most this many requests per minute")
     m.add_argument("--tpm", type=positive_int, help="at most this many tokens per minute")
-    m.add_argument("--timeout", type=positive_float, default=120.0, help="seconds per request (default 120)")
-    m.add_argument("--max-retries", type=nonneg_int, default=6, help="transport retries per request (429/5xx)")
-    m.add_argument("--max-attempts", type=positive_int, default=3, help="asks per chunk when the answer does not parse")
+    m.add_argument("--timeout", type=positive_float, help=f"seconds per request (default {d('timeout'):g})")
+    m.add_argument("--max-retries", type=nonneg_int, help=f"transport retries per request, 429/5xx (default {d('max_retries')})")
+    m.add_argument("--max-attempts", type=positive_int, help=f"asks per chunk when the answer does not parse (default {d('max_attempts')})")
     lo = p.add_argument_group("embedded local model")
     lo.add_argument("--local", action="store_true", help="use the embedded llama.cpp model even if a key is set")
     lo.add_argument("--local-model", metavar="PRESET_OR_GGUF", help="preset name (qwen0.5b, qwen1.5b) or a .gguf file")
@@ -66,7 +75,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import pipeline
-    from ..dataset import read_manifest
 
     given = {name: value for name, value in vars(args).items() if name in CONFIG_FIELDS}
     if "inputs" in given:
@@ -74,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     given = {name: value for name, value in given.items() if value is not None}
     retry = getattr(args, "retry_failed", None)
     if retry:
-        config = _config_from_manifest(retry, read_manifest(retry), given)
+        config = pipeline.config_for_retry(retry, given)
     else:
         if not given.get("inputs"):
             raise ConfigError("no INPUT given: name PDF/.txt/.md files or folders, e.g. `synthqa generate corpora -o out`")
@@ -94,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"pushed to {result.pushed.url}")
     if result.failed:
         log(f"{result.failed} chunk(s) failed (listed in {config.out / 'synthqa.json'}); "
-            f"ask again with: synthqa generate --retry-failed {config.out}")
+            f"ask again with: synthqa generate --retry-failed {shlex.quote(str(config.out))}")
         return EXIT_PARTIAL
     return 0
 
@@ -102,51 +110,37 @@ def run(args: argparse.Namespace) -> int:
 CONFIG_FIELDS = frozenset(GenerateConfig.__dataclass_fields__)
 
 
-def _config_from_manifest(out: Path, manifest: dict, given: dict) -> GenerateConfig:
-    """The config of the run in ``out``, to ask again for its failed chunks; options given now win."""
-    kwargs = {k: v for k, v in manifest["options"].items() if k in CONFIG_FIELDS and v is not None}
-    kwargs["inputs"] = tuple(kwargs.get("inputs", ()))
-    # Ask the same model as before, or the cache keys (and so the answers kept) would not match.
-    if manifest.get("local"):
-        kwargs["local"] = True
-    else:
-        kwargs["model"] = manifest.get("model")
-    kwargs.update(given)
-    kwargs.update(out=out, retry_failed=True)
-    missing = [str(p) for p in kwargs["inputs"] if not Path(p).exists()]
-    if missing:
-        raise ConfigError(
-            f"the run in {out} read {', '.join(missing)}, which is not here: run --retry-failed from the folder "
-            "that run started in, or name the INPUTs again"
-        )
-    return GenerateConfig(**kwargs)
-
-
-def format_summary(manifest: dict) -> str:
+def format_summary(manifest: Manifest) -> str:
     """The run summary table printed at the end of a run."""
-    c, t = manifest["counts"], manifest.get("timings", {})
+    c, t = manifest.counts, manifest.timings
     rows = [
-        ("documents", c["documents"]),
-        ("pages", c["pages"]),
-        ("chunks", f"{c['chunks']} ({c['chunks_asked']} asked, {sum(manifest['skipped_chunks'].values())} skipped)"),
-        ("questions kept", f"{c['questions']} of {c.get('questions_generated', c['questions'])} generated"),
-        ("train / eval pairs", f"{c['train_pairs']} / {c['eval_pairs']} ({c['train_chunks']} / {c['eval_chunks']} chunks)"),
-        ("failed chunks", len(manifest["failed_chunks"])),
-        ("requests", f"{c['requests']} ({c.get('requests_this_run', 0)} this run)"),
-        ("tokens", f"{c['prompt_tokens']} prompt + {c['completion_tokens']} completion"),
-        ("time (s)", " · ".join(f"{k} {v:.1f}" for k, v in t.items())),
+        ("documents", c.documents),
+        ("pages", c.pages),
+        ("chunks", f"{c.chunks} ({c.chunks_asked} asked, {sum(manifest.skipped_chunks.values())} skipped)"),
+        ("questions kept", f"{c.questions} of {c.questions_generated} generated"),
+        ("train / eval pairs", f"{c.train_pairs} / {c.eval_pairs} ({c.train_chunks} / {c.eval_chunks} chunks)"),
+        ("failed chunks", len(manifest.failed_chunks)),
+        ("requests", f"{c.requests} ({c.requests_this_run} this run)"),
+        ("tokens", f"{c.prompt_tokens} prompt + {c.completion_tokens} completion"),
     ]
-    if c["train_pairs"] and not c["eval_pairs"]:
-        rows.append(("  warning", "the eval split is empty: every chunk comes from one page (or pages sharing "
-                                  "text), which cannot be split without leaking; add pages or documents"))
-    for reason, n in sorted(manifest["skipped_chunks"].items()):
+    if t is not None:
+        rows.append(("time (s)", " · ".join(f"{k} {v:.1f}" for k, v in asdict(t).items())))
+    if c.train_pairs and not c.eval_pairs:
+        rows.append(("  warning", "the eval split is empty, so the dataset has none (load_dataset gives train "
+                                  "only): every chunk comes from one page (or pages sharing text), which cannot "
+                                  "be split without leaking; add pages or documents"))
+    if not c.questions:
+        rows.append(("  warning", "no question was kept: the dataset has only its corpus config"))
+    for reason, n in sorted(manifest.skipped_chunks.items()):
         if n:
             rows.append((f"  skipped: {reason}", n))
-    for reason, n in sorted(manifest["question_filters"].items()):
+    for reason, n in sorted(manifest.question_filters.items()):
         if n:
             rows.append((f"  dropped: {reason}", n))
-    for f in manifest["failed_chunks"][:10]:
-        rows.append((f"  failed: {f['source']} p{f['page']}", f["reason"]))
+    for page in manifest.skipped_pages[:10]:
+        rows.append((f"  page left out: {page.source} p{page.page}", page.reason))
+    for f in manifest.failed_chunks[:10]:
+        rows.append((f"  failed: {f.source} p{f.page}", f.reason))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 

@@ -21,6 +21,8 @@ from pathlib import Path
 from ..errors import LocalModelError
 from .weights import INSTALL_HINT, model_name, resolve_model
 
+REBUILD_HINT = ("rebuild it portably: CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install --force-reinstall --no-cache-dir "
+                "--no-deps llama-cpp-python")
 _SERVER_MODULES = ("uvicorn", "fastapi", "sse_starlette", "pydantic_settings", "starlette_context")
 
 _CHILD = """\
@@ -87,6 +89,20 @@ class LocalServer:
     def alive(self) -> bool:
         """True while the server process runs (it can die mid-run: out of memory, killed)."""
         return self.process is not None and self.process.poll() is None
+
+    def death(self) -> str:
+        """Why the server process ended, as a phrase a user can act on ("" while it runs)."""
+        code = self.process.poll() if self.process is not None else None
+        if code is None:
+            return ""
+        if code == -signal.SIGILL:
+            return ("it died of an illegal CPU instruction (SIGILL): llama-cpp-python was compiled for CPU "
+                    f"features this machine does not really have (some VMs report AMX or AVX-512); {REBUILD_HINT}")
+        if code == -signal.SIGKILL:
+            return "it was killed (SIGKILL; out of memory?)"
+        if code < 0:
+            return f"it was ended by signal {signal.Signals(-code).name}"
+        return f"it exited with status {code}"
 
     def __enter__(self) -> LocalServer:
         self.start()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, LocalModelError
 
-INSTALL_HINT = "install synthqa[local]: pip install 'synthqa[local]'"
+INSTALL_HINT = "install synthqa[local]: CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install 'synthqa[local]'"
 GGUF_MAGIC = b"GGUF"
 _COPY_BLOCK = 8 * 1024 * 1024
 

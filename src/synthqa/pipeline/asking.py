@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 from .. import questions
 from ..config import DEFAULT_MODEL, GenerateConfig
-from ..errors import LocalModelError
+from ..errors import ConfigError, LocalModelError
 from ..records import Answer, Chunk
 from .inputs import Log
 
@@ -36,6 +36,11 @@ def resolve_endpoint(config: GenerateConfig, log: Log) -> Endpoint:
     """Decide remote or local before any work, so the cache key names the model really used."""
     base_url = config.base_url or os.environ.get("OPENAI_BASE_URL") or None
     use_local = config.local or config.local_model is not None or not (os.environ.get("OPENAI_API_KEY") or base_url)
+    if use_local and config.remote_only:
+        raise ConfigError(
+            f"this run asked {config.model or DEFAULT_MODEL} at api.openai.com: set OPENAI_API_KEY to ask it "
+            "again (or pass --base-url)"
+        )
     if not use_local:
         mode = "json_schema" if config.response_format == "auto" else config.response_format
         return Endpoint(False, config.model or DEFAULT_MODEL, base_url, mode, config.concurrency)
@@ -67,8 +72,8 @@ async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: As
                 # A dead server fails every chunk after it: stop, without storing this non-answer.
                 if not answer.ok and not server.server.alive():
                     raise LocalModelError(
-                        f"the embedded model server stopped mid-run (log: {log_path}); answers so far are "
-                        "cached: rerun the same command to resume"
+                        f"the embedded model server stopped mid-run: {server.server.death()} (log: {log_path}); "
+                        "answers so far are cached: rerun the same command to resume"
                     )
                 on_answer(chunk, answer)
 

@@ -4,25 +4,49 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from dataclasses import dataclass, field, replace
 
 from .. import __version__, card, dataset, filters, roundtrip, splits
-from ..config import GenerateConfig
-from ..records import Answer, Usage
+from ..config import GenerateConfig, public_url
+from ..manifest import (
+    Counts,
+    Document,
+    FailedChunk,
+    Manifest,
+    PromptInfo,
+    RoundTrip,
+    SkippedFile,
+    SkippedPage,
+    SplitInfo,
+)
+from ..records import Answer, Chunk, Usage
 from .inputs import Inputs
 
 
-def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, by_chunk: dict[str, Answer], endpoint) -> dict:
-    """Turn answers into filtered, scored, split rows and write the dataset folder; returns the manifest."""
-    asked = inputs.asked
-    chunk_of = {c.id: c for c in asked}
-    failed = [
-        {"chunk_id": cid, "source": chunk_of[cid].source, "page": chunk_of[cid].page, "reason": a.error}
-        for cid, a in by_chunk.items()
-        if not a.ok
-    ]
-    missing = [c for c in asked if c.id not in by_chunk]  # only after an interrupted or fatal run
-    failed += [{"chunk_id": c.id, "source": c.source, "page": c.page, "reason": "not asked yet"} for c in missing]
+@dataclass
+class Rows:
+    """The tables of the dataset, as row dicts, and what the filters dropped on the way."""
 
+    queries: list[dict] = field(default_factory=list)
+    corpus: list[dict] = field(default_factory=list)
+    generated: int = 0
+    drop_counts: Counter = field(default_factory=Counter)
+    embedder: str | None = None
+
+
+def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, by_chunk: dict[str, Answer],
+                       endpoint) -> Manifest:
+    """Turn answers into filtered, scored, split rows and write the dataset folder; returns the manifest."""
+    rows = build_rows(config, inputs.asked, by_chunk)
+    manifest = build_manifest(config, template, endpoint, inputs, by_chunk, rows)
+    files = dataset.write_dataset(config.out, corpus=rows.corpus, queries=rows.queries,
+                                  render_card=lambda files: card.render_card(replace(manifest, data_files=files)))
+    return replace(manifest, data_files=files)
+
+
+def build_rows(config: GenerateConfig, asked: list[Chunk], by_chunk: dict[str, Answer]) -> Rows:
+    """Filter the questions, rank each one's own chunk, split by chunk, and lay out the table rows."""
+    chunk_of = {c.id: c for c in asked}
     items = [
         (f"q-{cid}-{n}", question, chunk_of[cid].text)
         for cid, answer in by_chunk.items()
@@ -31,16 +55,13 @@ def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, by_chun
     ]
     result = filters.filter_questions(items)
     kept = [items[i] for i in result.kept]
-    drop_counts = Counter(result.counts)
-
     index_of = {c.id: i for i, c in enumerate(asked)}
     own = [index_of[qid.split("-")[1]] for qid, _, _ in kept]
     scores = roundtrip.score_roundtrip(
         [q for _, q, _ in kept], own, [c.text for c in asked], use_embeddings=config.embed_roundtrip
     )
     assignment = splits.assign_splits(asked, config.eval_fraction, config.seed)
-
-    queries = []
+    rows = Rows(generated=len(items), drop_counts=Counter(result.counts), embedder=scores.embedder)
     for k, (qid, question, _) in enumerate(kept):
         chunk = asked[own[k]]
         bm25_rank = scores.bm25_rank[k]
@@ -48,55 +69,80 @@ def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, by_chun
         if config.min_roundtrip_rank is not None:
             best = min(r for r in (bm25_rank, embed_rank) if r is not None)
             if best > config.min_roundtrip_rank:
-                drop_counts["roundtrip_rank"] += 1
+                rows.drop_counts["roundtrip_rank"] += 1
                 continue
         extras = [asked[j].id for j in scores.extra_relevant[k] if assignment[asked[j].id] == assignment[chunk.id]]
-        queries.append(
-            {
-                "id": qid, "text": question, "chunk_id": chunk.id, "source": chunk.source, "page": chunk.page,
-                "bm25_rank": bm25_rank, "embed_rank": embed_rank, "extra_relevant_ids": extras,
-                "split": assignment[chunk.id],
-            }
-        )
-    corpus = [
+        rows.queries.append({
+            "id": qid, "text": question, "chunk_id": chunk.id, "source": chunk.source, "page": chunk.page,
+            "bm25_rank": bm25_rank, "embed_rank": embed_rank, "extra_relevant_ids": extras,
+            "split": assignment[chunk.id],
+        })
+    rows.corpus = [
         {"id": c.id, "text": c.text, "source": c.source, "page": c.page, "chunk_index": c.index, "split": assignment[c.id]}
         for c in asked
     ]
+    return rows
+
+
+def failed_chunks(asked: list[Chunk], by_chunk: dict[str, Answer]) -> tuple[FailedChunk, ...]:
+    """Every chunk asked about that has no questions to show: failed answers, and (after an interruption or a
+    fatal error) chunks never asked."""
+    chunk_of = {c.id: c for c in asked}
+    failed = [
+        FailedChunk(cid, chunk_of[cid].source, chunk_of[cid].page, a.error or "", a.transient)
+        for cid, a in by_chunk.items()
+        if not a.ok
+    ]
+    failed += [FailedChunk(c.id, c.source, c.page, "not asked yet", True) for c in asked if c.id not in by_chunk]
+    return tuple(failed)
+
+
+def build_manifest(config: GenerateConfig, template, endpoint, inputs: Inputs, by_chunk: dict[str, Answer],
+                   rows: Rows) -> Manifest:
+    """The manifest of this run, before the data files are written (``data_files`` and ``timings`` empty)."""
     usage = sum((a.usage for a in by_chunk.values()), Usage())
+    return Manifest(
+        synthqa_version=__version__,
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        # the endpoint really asked (--base-url or OPENAI_BASE_URL), so --retry-failed asks it again
+        options=replace(config.public_options(), base_url=public_url(endpoint.base_url)),
+        model=endpoint.model,
+        endpoint_host=endpoint.host,
+        local=endpoint.local,
+        prompt=PromptInfo(template.name, template.system, template.user, template.sha256),
+        counts=_counts(inputs, by_chunk, rows, usage),
+        documents=tuple(Document(s, n) for s, n in sorted(inputs.pages_per_doc.items())),
+        skipped_files=tuple(SkippedFile(s.source, s.reason) for s in inputs.skipped_files),
+        skipped_pages=tuple(SkippedPage(s.source, s.page, s.reason) for s in inputs.skipped_pages),
+        skipped_chunks=dict(Counter(s.reason for s in inputs.skipped_chunks)),
+        question_filters=dict(rows.drop_counts),
+        failed_chunks=failed_chunks(inputs.asked, by_chunk),
+        roundtrip=RoundTrip(bm25=True, embedder=rows.embedder, min_rank=config.min_roundtrip_rank),
+        split=SplitInfo(method=splits.METHOD, seed=config.seed, eval_fraction=config.eval_fraction),
+    )
+
+
+def _counts(inputs: Inputs, by_chunk: dict[str, Answer], rows: Rows, usage: Usage) -> Counts:
+    queries, asked = rows.queries, inputs.asked
     per_split = Counter(q["split"] for q in queries)
-    chunks_per_split = Counter(c["split"] for c in corpus)
-    manifest = {
-        "synthqa_version": __version__,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "options": config.public_options(),
-        "model": endpoint.model,
-        "endpoint_host": endpoint.host,
-        "local": endpoint.local,
-        "prompt": {"name": template.name, "system": template.system, "user": template.user, "sha256": template.sha256},
-        "counts": {
-            "documents": len(inputs.pages_per_doc),
-            "pages": sum(inputs.pages_per_doc.values()),
-            "chunks": len(inputs.chunks),
-            "chunks_asked": len(asked),
-            "questions": len(queries),
-            "questions_generated": len(items),
-            "train_pairs": per_split["train"],
-            "eval_pairs": per_split["eval"],
-            "train_chunks": chunks_per_split["train"],
-            "eval_chunks": chunks_per_split["eval"],
-            "short_chunks": sum(1 for a in by_chunk.values() if a.ok and a.short),
-            "avg_question_chars": round(sum(len(q["text"]) for q in queries) / max(1, len(queries)), 1),
-            "avg_chunk_chars": round(sum(len(c.text) for c in asked) / max(1, len(asked)), 1),
-            "requests": usage.requests,
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-        },
-        "documents": [{"source": s, "pages": n} for s, n in sorted(inputs.pages_per_doc.items())],
-        "skipped_files": [{"path": s.path, "reason": s.reason} for s in inputs.skipped_files],
-        "skipped_chunks": dict(Counter(s.reason for s in inputs.skipped_chunks)),
-        "question_filters": dict(drop_counts),
-        "failed_chunks": failed,
-        "roundtrip": {"bm25": True, "embedder": scores.embedder, "min_rank": config.min_roundtrip_rank},
-        "split": {"method": splits.METHOD, "seed": config.seed, "eval_fraction": config.eval_fraction},
-    }
-    return dataset.write_dataset(config.out, corpus=corpus, queries=queries, manifest=manifest, render_card=card.render_card)
+    chunks_per_split = Counter(c["split"] for c in rows.corpus)
+    return Counts(
+        documents=len(inputs.pages_per_doc),
+        pages=sum(inputs.pages_per_doc.values()),
+        chunks=len(inputs.chunks),
+        chunks_asked=len(asked),
+        questions=len(queries),
+        questions_generated=rows.generated,
+        train_pairs=per_split["train"],
+        eval_pairs=per_split["eval"],
+        train_chunks=chunks_per_split["train"],
+        eval_chunks=chunks_per_split["eval"],
+        short_chunks=sum(1 for a in by_chunk.values() if a.ok and a.short),
+        questions_with_extra_relevant=sum(1 for q in queries if q["extra_relevant_ids"]),
+        avg_question_chars=round(sum(len(q["text"]) for q in queries) / max(1, len(queries)), 1),
+        avg_chunk_chars=round(sum(len(c.text) for c in asked) / max(1, len(asked)), 1),
+        requests=usage.requests,
+        requests_this_run=0,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+    )

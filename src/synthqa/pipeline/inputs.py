@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from .. import chunks, filters, pdfs
 from ..config import GenerateConfig
 from ..errors import InputError
-from ..records import Chunk, SkippedChunk, SkippedFile
+from ..records import Chunk, SkippedChunk, SkippedFile, SkippedPage
 
 Log = Callable[[str], None]
 # While the parsing thread runs, hand the GIL over every 1 ms instead of Python's 5 ms, so the event loop
@@ -33,6 +33,7 @@ class Inputs:
     asked: list[Chunk] = field(default_factory=list)  # worth asking, within --limit, in input order
     skipped_chunks: list[SkippedChunk] = field(default_factory=list)
     skipped_files: list[SkippedFile] = field(default_factory=list)
+    skipped_pages: list[SkippedPage] = field(default_factory=list)
     pages_per_doc: Counter = field(default_factory=Counter)
     load_seconds: float = 0.0
     split_seconds: float = 0.0
@@ -49,8 +50,13 @@ def stream_inputs(config: GenerateConfig, log: Log, found: Inputs) -> Iterator[C
         found.skipped_files.append(skipped)
         log(f"skipped {skipped.path}: {skipped.reason}")
 
+    def on_skip_page(skipped: SkippedPage) -> None:
+        found.skipped_pages.append(skipped)
+        log(f"{skipped.source}: page {skipped.page} skipped, {skipped.reason}")
+
     def timed_pages() -> Iterator:
-        pages = pdfs.load_pages(config.inputs, password=config.pdf_password, on_skip=on_skip)
+        pages = pdfs.load_pages(config.inputs, password=config.pdf_password, on_skip=on_skip,
+                                on_skip_page=on_skip_page)
         while True:
             t0 = time.perf_counter()
             page = next(pages, None)

@@ -1,0 +1,251 @@
+"""The run manifest (``OUT/synthqa.json``): one typed definition, read by every renderer.
+
+The summary, ``inspect``, the HTML report and the dataset card all read a ``Manifest``, never the raw JSON,
+so none of them guesses a missing field. ``SCHEMA_VERSION`` changes whenever a field is added, removed or
+changes meaning; a manifest of another version is refused with the command that rewrites it (every answer
+is cached, so rewriting asks nothing again).
+
+Nothing here may identify the user's machine: paths are relative to the input folders, URLs carry no
+credentials. What a rerun needs beyond that (absolute input paths, the prompt file) lives in
+``RunSettings``, stored in ``OUT/.synthqa/``, which is never uploaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+
+from .errors import DatasetError
+
+# 1: synthqa 0.1.0 (no schema_version field); 2: typed manifest, public paths, skipped pages, extra counts.
+SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Options:
+    """The generate options that made the dataset; no secrets, no local paths."""
+
+    inputs: tuple[str, ...]  # the INPUT names (a folder's or file's own name), not where they are
+    questions_per_chunk: int
+    chunk_size: int
+    chunk_overlap: int
+    eval_fraction: float
+    seed: int
+    concurrency: int
+    model: str | None
+    base_url: str | None  # without user:password, query or fragment
+    temperature: float
+    prompt_path: str | None  # the template's file name only
+    response_format: str
+    limit: int | None
+    max_attempts: int
+    max_retries: int
+    timeout: float
+    rpm: int | None
+    tpm: int | None
+    pdf_password_given: bool
+    keep_all_chunks: bool
+    min_roundtrip_rank: int | None
+    embed_roundtrip: bool | None
+    local: bool
+    local_model: str | None
+    local_threads: int | None
+
+
+@dataclass(frozen=True)
+class PromptInfo:
+    """The prompt template as sent: its name, both parts, and the sha256 of the file."""
+
+    name: str
+    system: str
+    user: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How much of everything; each count is exact, never estimated."""
+
+    documents: int
+    pages: int
+    chunks: int  # every chunk made from the pages
+    chunks_asked: int  # worth asking and within --limit
+    questions: int  # kept in the dataset
+    questions_generated: int  # before the question filters
+    train_pairs: int
+    eval_pairs: int
+    train_chunks: int
+    eval_chunks: int
+    short_chunks: int  # answered with fewer questions than asked
+    questions_with_extra_relevant: int  # questions whose extra_relevant_ids is not empty
+    avg_question_chars: float
+    avg_chunk_chars: float
+    requests: int  # every request ever made for these answers, cached ones included
+    requests_this_run: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str  # relative to its input folder
+    pages: int
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str  # relative to its input folder (a file INPUT: its name)
+    reason: str
+
+
+@dataclass(frozen=True)
+class SkippedPage:
+    source: str
+    page: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class FailedChunk:
+    chunk_id: str
+    source: str
+    page: int
+    reason: str
+    transient: bool  # a transport failure (timeout, 5xx, 429 …): a plain rerun asks it again
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    bm25: bool
+    embedder: str | None
+    min_rank: int | None
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    method: str
+    seed: int
+    eval_fraction: float
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds per stage; load and split stream into generate, so they overlap it."""
+
+    load: float
+    split: float
+    generate: float
+    write: float
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything a reader needs to know about a dataset folder and the run that made it."""
+
+    synthqa_version: str
+    created_at: str
+    options: Options
+    model: str
+    endpoint_host: str
+    local: bool
+    prompt: PromptInfo
+    counts: Counts
+    documents: tuple[Document, ...]
+    skipped_files: tuple[SkippedFile, ...]
+    skipped_pages: tuple[SkippedPage, ...]
+    skipped_chunks: dict[str, int]  # chunk filter → chunks skipped before any request
+    question_filters: dict[str, int]  # question filter → questions dropped
+    failed_chunks: tuple[FailedChunk, ...]
+    roundtrip: RoundTrip
+    split: SplitInfo
+    data_files: dict[str, dict[str, str]] = field(default_factory=dict)  # config → split → parquet path
+    timings: Timings | None = None  # None until the run has finished writing
+    repo_id: str | None = None  # the Hub dataset it was last pushed to
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def pairs(self) -> int:
+        return self.counts.train_pairs + self.counts.eval_pairs
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict, the form written to ``synthqa.json``."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "synthqa.json") -> Manifest:
+        """Read a manifest dict; ``DatasetError`` naming ``where`` and the fix when it is not this version."""
+        if not isinstance(data, dict):
+            raise DatasetError(f"{where} is not a JSON object: rerun `synthqa generate` to rewrite it")
+        version = data.get("schema_version", 1)
+        if version != SCHEMA_VERSION:
+            newer = isinstance(version, int) and version > SCHEMA_VERSION
+            fix = ("upgrade synthqa to read it" if newer else
+                   "rerun the same `synthqa generate` command with --overwrite to rewrite it (cached answers are "
+                   "reused: nothing is asked again)")
+            raise DatasetError(f"{where} has manifest schema {version}, this synthqa reads schema {SCHEMA_VERSION}: {fix}")
+        return _build(cls, data, where)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a rerun or ``--retry-failed`` needs and the public manifest must not hold (``OUT/.synthqa/run.json``)."""
+
+    inputs: tuple[str, ...]  # absolute paths of the INPUTs
+    prompt_path: str | None  # absolute path of a --prompt file
+    base_url_had_credentials: bool  # the given --base-url carried a user, password or query
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "run.json") -> RunSettings:
+        return _build(cls, data, where)
+
+
+def _build(cls, data, where: str):
+    """Instantiate dataclass ``cls`` from ``data``, converting nested dataclasses, tuples and optionals."""
+    if not isinstance(data, dict):
+        raise DatasetError(f"{where}: expected an object for {cls.__name__}: rerun `synthqa generate` to rewrite it")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise DatasetError(f"{where}: unknown field {unknown[0]!r} in {cls.__name__}: it was written by another "
+                           "synthqa version; rerun `synthqa generate` to rewrite it")
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise DatasetError(f"{where}: {cls.__name__} lacks {f.name!r}: rerun `synthqa generate` to rewrite it")
+            continue
+        kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{where}: {cls.__name__}.{f.name}")
+    return cls(**kwargs)
+
+
+def _convert(hint, value, where: str):
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, where)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is tuple:
+        _expect(value, list, where)
+        return tuple(_convert(args[0], v, where) for v in value)
+    if origin is dict:
+        _expect(value, dict, where)
+        return {k: _convert(args[1], v, where) for k, v in value.items()}
+    if hint is float:
+        _expect(value, (int, float), where)
+        return float(value)
+    _expect(value, hint, where)
+    return value
+
+
+def _expect(value, kind, where: str) -> None:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, (int, float))):
+        raise DatasetError(f"{where} has a value of the wrong type ({value!r}): rerun `synthqa generate` to rewrite it")
