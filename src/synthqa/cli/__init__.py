@@ -13,6 +13,7 @@ import sys
 
 from .. import __version__
 from ._errors import handle
+from ._signals import install_handlers
 
 # Order is the order of the data flow, which is also the order of `synthqa --help`.
 COMMANDS = ("generate", "inspect", "report", "push", "evaluate", "finetune")
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    install_handlers()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

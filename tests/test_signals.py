@@ -1,0 +1,38 @@
+"""Stopping a run: SIGTERM (docker stop, systemd, CI timeouts) and Ctrl-C, whatever disposition the parent
+left. Each stop says the answers are safe, exits with the shell's status for the signal, and the rerun of
+the same command finishes with the dataset an uninterrupted run writes."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+
+import pytest
+
+from e2e import COMMON, CORPORA, read_out, run_cli, start_generate, stored, wait_for
+from fakeserver import FakeOpenAI
+
+
+@pytest.mark.parametrize(
+    ("sig", "sigint_ignored", "status"),
+    [(signal.SIGTERM, False, 143), (signal.SIGINT, True, 130), (signal.SIGTERM, True, 143)],
+    ids=["sigterm", "ctrl-c-from-a-background-job", "sigterm-from-a-background-job"],
+)
+def test_a_stopped_run_says_how_to_resume_and_the_rerun_finishes_the_same_dataset(tmp_path, clean_run, sig,
+                                                                                 sigint_ignored, status):
+    out = tmp_path / "out"
+    with FakeOpenAI(latency=0.1) as fake:
+        proc = start_generate(out, fake, sigint_ignored=sigint_ignored)
+        wait_for(out, 6, proc)
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == status, stderr
+        assert "answers are safe" in stderr and "rerun the same command to resume" in stderr
+        assert "Traceback" not in stderr
+        with sqlite3.connect(out / ".synthqa" / "cache.sqlite") as con:
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        kept = stored(out)
+        rerun = run_cli("generate", CORPORA, "-o", out, "--base-url", fake.base_url, *COMMON)
+        assert rerun.returncode == 0, rerun.stderr
+        assert kept >= 6 and "resuming:" in rerun.stderr
+    assert read_out(out) == clean_run
