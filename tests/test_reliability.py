@@ -5,61 +5,19 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from e2e import CORPORA, cli_env, make_policy_folder, read_out, run_cli
+from e2e import COMMON, CORPORA, LIMIT, make_policy_folder, read_out, run_cli, start_generate, stored, wait_for
 from fakeserver import FAULTS, FakeOpenAI
 from pdfmaker import make_corrupt_pdf, make_fake_pdf, make_image_only_pdf, make_pdf, make_truncated_pdf, make_zero_byte
-
-LIMIT = "48"
-COMMON = ("--no-progress", "--no-embed-roundtrip", "--limit", LIMIT, "--concurrency", "4")
-
-
-def start(out: Path, fake: FakeOpenAI) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "synthqa", "generate", str(CORPORA), "-o", str(out), "--base-url", fake.base_url,
-           *COMMON]
-    return subprocess.Popen(cmd, env=cli_env(OPENAI_API_KEY="sk-test"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def stored(out: Path) -> int:
-    db = out / ".synthqa" / "cache.sqlite"
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-            return con.execute("select count(*) from answers").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
-def wait_for(out: Path, n: int, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while stored(out) < n:
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        assert time.monotonic() < deadline, f"fewer than {n} answers stored after {timeout} s"
-        time.sleep(0.02)
-
-
-@pytest.fixture(scope="module")
-def clean_run(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("clean") / "out"
-    with FakeOpenAI(latency=0.05) as fake:
-        proc = run_cli("generate", CORPORA, "-o", out, "--base-url", fake.base_url, *COMMON)
-    assert proc.returncode == 0, proc.stderr
-    return read_out(out)
-
 
 @pytest.mark.parametrize("kill_after", [1, 17, 40])
 def test_sigkill_at_any_moment_then_rerun_gives_the_same_dataset(tmp_path, clean_run, kill_after):
     out = tmp_path / "out"
     with FakeOpenAI(latency=0.05) as fake:
-        proc = start(out, fake)
+        proc = start_generate(out, fake)
         wait_for(out, kill_after, proc)
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
@@ -78,7 +36,7 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_same_dataset(tmp_path, clean
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, clean_run):
     out = tmp_path / "out"
     with FakeOpenAI(latency=0.1) as fake:
-        proc = start(out, fake)
+        proc = start_generate(out, fake)
         wait_for(out, 8, proc)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=30)
@@ -94,7 +52,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, clean_run):
 def test_inspect_reads_a_run_while_it_is_going(tmp_path):
     out = tmp_path / "out"
     with FakeOpenAI(latency=0.2) as fake:
-        proc = start(out, fake)
+        proc = start_generate(out, fake)
         try:
             wait_for(out, 4, proc)
             view = run_cli("inspect", out)
@@ -133,12 +91,12 @@ def test_endpoint_down_from_the_start_stops_at_once(tmp_path, docs_folder):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once the socket closes
-    t0 = time.monotonic()
     proc = run_cli("generate", docs_folder, "-o", tmp_path / "out", "--base-url", f"http://127.0.0.1:{port}/v1",
                    "--no-progress", "--max-retries", "6")
     assert proc.returncode == 3
     assert "127.0.0.1" in proc.stderr and "Traceback" not in proc.stderr
-    assert time.monotonic() - t0 < 30
+    # "At once" is asserted by counting connections, not by a clock:
+    # test_questions.py::test_an_endpoint_that_drops_every_connection_is_tried_once_not_retried
 
 
 @pytest.fixture
