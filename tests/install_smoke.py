@@ -1,0 +1,96 @@
+"""Run by scripts/check_installs.sh inside a fresh virtual environment holding one README install line:
+the main job, and the commands that install line promises, work with nothing else installed.
+
+    python tests/install_smoke.py bare|local|eval WORKDIR
+
+Uses only the standard library beside synthqa itself (the fake OpenAI server is stdlib-only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from fakeserver import FakeOpenAI  # noqa: E402
+
+CORPORA = HERE.parent / "corpora"
+BIN = Path(sys.executable).parent
+
+
+def synthqa(*args: str, env: dict | None = None, expect: int = 0) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(BIN / "synthqa"), *map(str, args)], capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL, timeout=1800)
+    if proc.returncode != expect:
+        sys.exit(f"synthqa {' '.join(map(str, args))} exited {proc.returncode}, expected {expect}:\n"
+                 f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    if "Traceback" in proc.stderr:
+        sys.exit(f"synthqa {' '.join(map(str, args))} printed a traceback:\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def environment(work: Path, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "HF_TOKEN"))}
+    env.update(HF_DATASETS_CACHE=str(work / "hf-datasets"), HF_HUB_OFFLINE="1", **extra)
+    return env
+
+
+def check_loads(out: Path) -> None:
+    from datasets import load_dataset
+
+    for config in ("default", "queries", "corpus"):
+        ds = load_dataset(str(out), config)
+        assert "train" in ds and all(len(ds[s]) for s in ds), (config, ds)
+    pairs = load_dataset(str(out))
+    assert pairs["train"].column_names == ["sentence_0", "sentence_1"], pairs
+
+
+def bare(work: Path) -> None:
+    env = environment(work, OPENAI_API_KEY="sk-smoke")
+    out = work / "out"
+    with FakeOpenAI() as fake:
+        synthqa("generate", CORPORA, "-o", out, "--base-url", fake.base_url, "--limit", "12", "--no-progress",
+                env=env)
+    check_loads(out)
+    manifest = json.loads((out / "synthqa.json").read_text())
+    assert manifest["roundtrip"]["embedder"] is None, "the bare install ranked with an embedder it cannot have"
+    synthqa("inspect", out, env=env)
+    synthqa("report", out, "-o", work / "report.html", env=env)
+    synthqa("push", out, "alice/smoke", "--dry-run", env=env)
+    hint = synthqa("evaluate", out, env=env, expect=2)
+    assert "synthqa[eval]" in hint.stderr, hint.stderr
+    offline = synthqa("generate", CORPORA, "-o", work / "no-key", "--limit", "1", env=environment(work),
+                      expect=3)
+    assert "synthqa[local]" in offline.stderr, offline.stderr
+
+
+def local(work: Path) -> None:
+    env = environment(work)
+    out = work / "out"
+    proc = synthqa("generate", CORPORA, "-o", out, "--limit", "2", "--no-progress", env=env)
+    assert "embedded local model" in proc.stderr, proc.stderr
+    check_loads(out)
+
+
+def eval_(work: Path) -> None:
+    env = environment(work, OPENAI_API_KEY="sk-smoke")
+    out = work / "out"
+    with FakeOpenAI() as fake:
+        synthqa("generate", CORPORA, "-o", out, "--base-url", fake.base_url, "--limit", "40", "--no-progress",
+                env=env)
+    check_loads(out)
+    manifest = json.loads((out / "synthqa.json").read_text())
+    assert manifest["roundtrip"]["embedder"], "the eval extra is installed: round-trip ranks use MiniLM"
+    table = synthqa("evaluate", out, env=env)
+    assert "ndcg@10" in table.stdout, table.stdout
+
+
+if __name__ == "__main__":
+    mode, workdir = sys.argv[1], Path(sys.argv[2])
+    workdir.mkdir(parents=True, exist_ok=True)
+    {"bare": bare, "local": local, "eval": eval_}[mode](workdir)
+    print(f"install smoke test '{mode}': ok")
