@@ -49,14 +49,20 @@ def check_loads(out: Path) -> None:
     assert pairs["train"].column_names == ["sentence_0", "sentence_1"], pairs
 
 
+def generate_on_fake(out: Path, limit: int, env: dict) -> dict:
+    """`synthqa generate` on the corpora against a loopback fake endpoint; the folder must load. Returns the
+    manifest."""
+    with FakeOpenAI() as fake:
+        synthqa("generate", CORPORA, "-o", out, "--base-url", fake.base_url, "--limit", limit, "--no-progress",
+                env=env)
+    check_loads(out)
+    return json.loads((out / "synthqa.json").read_text())
+
+
 def bare(work: Path) -> None:
     env = environment(work, OPENAI_API_KEY="sk-smoke")
     out = work / "out"
-    with FakeOpenAI() as fake:
-        synthqa("generate", CORPORA, "-o", out, "--base-url", fake.base_url, "--limit", "12", "--no-progress",
-                env=env)
-    check_loads(out)
-    manifest = json.loads((out / "synthqa.json").read_text())
+    manifest = generate_on_fake(out, 12, env)
     assert manifest["roundtrip"]["embedder"] is None, "the bare install ranked with an embedder it cannot have"
     synthqa("inspect", out, env=env)
     synthqa("report", out, "-o", work / "report.html", env=env)
@@ -79,11 +85,7 @@ def local(work: Path) -> None:
 def eval_(work: Path) -> None:
     env = environment(work, OPENAI_API_KEY="sk-smoke")
     out = work / "out"
-    with FakeOpenAI() as fake:
-        synthqa("generate", CORPORA, "-o", out, "--base-url", fake.base_url, "--limit", "40", "--no-progress",
-                env=env)
-    check_loads(out)
-    manifest = json.loads((out / "synthqa.json").read_text())
+    manifest = generate_on_fake(out, 40, env)
     assert manifest["roundtrip"]["embedder"], "the eval extra is installed: round-trip ranks use MiniLM"
     table = synthqa("evaluate", out, env=env)
     assert "ndcg@10" in table.stdout, table.stdout
