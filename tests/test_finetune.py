@@ -20,14 +20,16 @@ pytestmark = pytest.mark.eval
 
 from e2e import CORPORA, cli_env, generate, run_cli
 from fakeserver import FakeOpenAI
+from manifests import make_manifest, write_contract_folder
 from huggingface_hub import HfApi
 
 import synthqa
 from synthqa import evaluate as ev
 from synthqa.dataset import load_tables
 from synthqa.errors import ConfigError, DatasetError, HubError, OutputError
-from synthqa.finetune import finetune, format_comparison, matryoshka_dims
-from synthqa.finetune.negatives import FalseNegatives, add_hard_negatives
+from synthqa.finetune import FinetuneResult, finetune, format_comparison, matryoshka_dims
+from synthqa.finetune.card import add_recipe, dataset_source, recipe_section
+from synthqa.finetune.negatives import FalseNegatives, NegativeStats, add_hard_negatives
 from synthqa.finetune.progress import LOG_NAME, epoch_line
 from synthqa.hub import NO_TOKEN
 from synthqa.models import bundled_model_path, encoding_prompts, load_model
@@ -121,7 +123,7 @@ def test_the_models_prompts_reach_the_loss_and_evaluation_encodes_queries_the_sa
 
     card = (out / "README.md").read_text()
     assert "## Training data (synthqa)" in card and card.index("## Training data") < card.index("## Model Details")
-    assert f"**Query prompt:** `{QUERY_PROMPT!r}`" in card and "minilm-prompted" in card
+    assert f"**Prompts:** query `{QUERY_PROMPT!r}`, document `{DOCUMENT_PROMPT!r}`" in card and "minilm-prompted" in card
     assert "| ndcg@10" in card and f"`{dataset.name}`" in card
     assert 'SentenceTransformer("alice/minilm-policy")' in card  # the usage snippet names the Hub id
     (create_name, create), (upload_name, upload) = hub_calls
@@ -139,7 +141,7 @@ def test_cli_output_is_one_bar_one_line_per_evaluation_and_the_table(dataset, tm
         assert noise not in proc.stderr + proc.stdout, noise
     evaluations = [line for line in proc.stderr.splitlines() if "ndcg@10" in line]
     assert len(evaluations) == 1 and "step 2/2" in evaluations[0] and "accuracy@1" in evaluations[0]
-    assert "hard negatives: 2 hard negative(s) for each of" in proc.stderr and "training" in proc.stderr
+    assert "hard negatives: 2 per pair for all" in proc.stderr and "training" in proc.stderr
     assert "| ndcg@10" in proc.stdout and f"training log: {out / LOG_NAME}" in proc.stdout
     entries = [json.loads(line) for line in (out / LOG_NAME).read_text().splitlines()]
     assert entries[0]["query_prompt"] == "search: " and any("loss" in e for e in entries)
@@ -178,6 +180,35 @@ def test_false_negatives_are_own_extra_neighbours_and_shared_passages():
         chunk_indices=[0, 1, 1, 0, 5, 2])
     refused = {cid for cid in ["own", "next", "other-page", "repeat", "far", "extra"] if false.refuses("own", ["extra"], cid)}
     assert refused == {"own", "next", "repeat", "extra"}
+
+
+def test_the_card_links_a_dataset_on_the_hub_and_states_the_recipe(tmp_path):
+    folder = tmp_path / "policy"
+    write_contract_folder(folder, make_manifest(repo_id="alice/policy-qa"))
+    source = dataset_source(str(folder), folder)  # a local folder that was pushed: named by its Hub id
+    assert (source.name, source.hub_id) == ("alice/policy-qa", "alice/policy-qa")
+    assert dataset_source("bob/qa", folder).hub_id == "bob/qa"  # fetched by its id
+    plain = tmp_path / "plain"
+    write_contract_folder(plain)
+    assert (dataset_source(str(plain), plain).name, dataset_source(str(plain), plain).hub_id) == ("plain", None)
+    half = {m: 0.5 for m in ev.METRICS}
+    before = ev.EvalReport("x", "eval", "base", 2, 4, {"base": half, "base@64": half, "bm25": half})
+    after = ev.EvalReport("x", "eval", "finetuned", 2, 4, {"finetuned": {m: 0.75 for m in ev.METRICS},
+                                                           "finetuned@64": half})
+    stats = NegativeStats(per_pair=1, pairs=6, mined=5, random=1, pairs_with_random=1, refused=2, margin=0.05,
+                          range_min=0)
+    result = FinetuneResult("m", "all-MiniLM-L6-v2", source.name, 6, 3, 1.25, (384, 64), 9.0, before, after,
+                            "Represent this sentence for searching relevant passages: ", "", stats, (), "m/log")
+    text = recipe_section(result, source)
+    assert "[alice/policy-qa](https://huggingface.co/datasets/alice/policy-qa)" in text
+    assert "questions written by `gpt-4o-mini`" in text and "**all-MiniLM-L6-v2**" in text
+    assert "query `'Represent this sentence for searching relevant passages: '`, document none" in text
+    assert "5 mined by the base model (margin 0.05), 1 random" in text and "3 steps, 6 rows" in text
+    assert "| ndcg@10      |   0.5000 |    0.7500 |  +0.2500 |" in text and "| dim 64" in text
+    card = tmp_path / "README.md"
+    card.write_text("# model\n\nintro\n\n## Model Details\n\nmore\n")
+    add_recipe(card, text)
+    assert card.read_text().index("## Training data (synthqa)") < card.read_text().index("## Model Details")
 
 
 def test_epoch_line_names_the_epoch_and_the_two_metrics():

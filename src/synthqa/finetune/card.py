@@ -63,8 +63,16 @@ def comparison_table(before: EvalReport, after: EvalReport, dims: tuple[int, ...
     return "\n".join(lines)
 
 
-def _prompt(text: str) -> str:
-    return f"`{text!r}`" if text else "none"
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _prompts(query: str, document: str) -> str:
+    if not (query or document):
+        return "none"
+    shown = ", ".join(f"{kind} `{text!r}`" if text else f"{kind} none"
+                      for kind, text in (("query", query), ("document", document)))
+    return f"{shown}: used in training and evaluation, and saved with the model (`encode_query` / `encode_document` apply them)"
 
 
 def recipe_section(result, source: DatasetSource) -> str:
@@ -76,15 +84,14 @@ def recipe_section(result, source: DatasetSource) -> str:
         "",
         f"Fine-tuned from **{r.base_model}** with synthqa on the synthetic "
         f"retrieval dataset {source.link}: questions written by `{source.generator}` about chunks of "
-        f"{source.documents} document(s), {source.train_pairs} train and {source.eval_pairs} eval "
+        f"{_count(source.documents, 'document')}, {source.train_pairs} train and {source.eval_pairs} eval "
         "(question, chunk) pairs, split by page so no page is on both sides.",
         "",
-        f"- **Query prompt:** {_prompt(r.query_prompt)} (saved in the model: `encode_query` applies it)",
-        f"- **Document prompt:** {_prompt(r.document_prompt)}",
+        f"- **Prompts:** {_prompts(r.query_prompt, r.document_prompt)}",
         f"- **Loss:** MatryoshkaLoss(MultipleNegativesRankingLoss), dims {', '.join(map(str, r.matryoshka_dims))}; "
         "batches never hold two questions of one chunk (`no_duplicates`)",
         f"- **Hard negatives:** {negatives}",
-        f"- **Training:** {r.steps} steps, {r.train_rows} rows, final loss {r.training_loss:.4f}",
+        f"- **Training:** {_count(r.steps, 'step')}, {_count(r.train_rows, 'row')}, final loss {r.training_loss:.4f}",
         "",
         f"Retrieval on the dataset's eval split ({r.after.queries} questions searching {r.after.corpus} chunks), "
         "before and after fine-tuning, with the same prompts:",

@@ -43,13 +43,12 @@ class NegativeStats:
 
     def summary(self) -> str:
         """One line for the terminal and the model card."""
-        skip = f", top {self.range_min} skipped" if self.range_min else ""
-        line = (f"{self.per_pair} hard negative(s) for each of {self.pairs} pairs: {self.mined} mined "
+        skip = f", best {self.range_min} skipped" if self.range_min else ""
+        line = (f"{self.per_pair} per pair for all {self.pairs} pairs: {self.mined} mined by the base model "
                 f"(margin {self.margin:g}{skip})")
         if self.random:
-            line += (f", {self.random} random for {self.pairs_with_random} pairs with no candidate left below "
-                     "the margin")
-        return line + f"; {self.refused} candidates refused as sharing text with the positive"
+            line += f", {self.random} random for the {self.pairs_with_random} pair(s) with too few candidates left"
+        return line + f"; {self.refused} candidate(s) refused as sharing text with the positive"
 
 
 class FalseNegatives:
