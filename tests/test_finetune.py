@@ -260,6 +260,20 @@ def test_bad_options_are_config_errors(dataset, tmp_path, kwargs, flag):
         finetune(dataset, tmp_path / "m", **kwargs)
 
 
+def test_a_missing_base_model_names_the_option(dataset, tmp_path):
+    with pytest.raises(ConfigError, match="--base-model .*nope: no such folder"):
+        finetune(dataset, tmp_path / "m", base_model=str(tmp_path / "nope"))
+
+
+def test_a_dataset_without_an_eval_split_is_refused_before_any_training(tmp_path):
+    with FakeOpenAI() as fake:
+        proc = generate(CORPORA, tmp_path / "tiny", fake, "--limit", "3")  # one page: train split only
+    assert proc.returncode == 0, proc.stderr
+    with pytest.raises(DatasetError, match="has no eval split .* generate from more pages"):
+        finetune(tmp_path / "tiny", tmp_path / "m", max_steps=1)
+    assert not (tmp_path / "m").exists()
+
+
 def test_a_train_split_without_possible_negatives_is_one_clear_error(tmp_path):
     """Every chunk of the policy-folder PDFs repeats paragraphs of the others: no chunk can be a negative."""
     from test_evaluate import generate_dataset

