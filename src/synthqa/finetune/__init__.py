@@ -32,7 +32,14 @@ from ..dataset import ir_evaluator_inputs, load_tables, resolve_dataset
 from ..errors import ConfigError, DatasetError, HubError, OutputError
 from ..evaluate import EvalReport, evaluate, model_label
 from ..hub import check_can_push, push_model
-from ..models import BUNDLED_ALIASES, DEFAULT_MODEL_NAME, encoding_prompts, load_model, require_eval_extra, set_prompts
+from ..models import (
+    BUNDLED_ALIASES,
+    DEFAULT_MODEL_NAME,
+    encoding_prompts,
+    load_model,
+    require_eval_extra,
+    set_prompts,
+)
 from .card import add_recipe, comparison_table, dataset_source, recipe_section
 from .negatives import NegativeStats, add_hard_negatives
 from .progress import LOG_NAME, Log, TrainingProgress, quiet
@@ -81,14 +88,7 @@ def finetune(dataset, output_dir, *, log: Log | None = None, progress: bool = Fa
     if config.push_to_hub:
         check_can_push(config.push_to_hub, config.token)  # before training, not after it
     st = require_eval_extra()
-    folder = resolve_dataset(config.dataset)
-    tables = load_tables(folder)
-    if len(tables["pairs"]["train"]) < 2:
-        raise DatasetError(f"{folder} has {len(tables['pairs']['train'])} train pairs: fine-tuning needs at least 2 "
-                           "(generate more)")
-    if tables["queries"]["eval"].empty:
-        raise DatasetError(f"{folder} has no eval split (all its chunks come from one page, or pages sharing text): "
-                           "finetune measures the model on it before and after; generate from more pages")
+    folder, tables = _read_dataset(config.dataset)
     source = dataset_source(config.dataset, folder)
     label = model_label(config.base_model)
     model = load_model(config.base_model, max_seq_length=config.max_seq_length, option="--base-model")
@@ -119,8 +119,24 @@ def finetune(dataset, output_dir, *, log: Log | None = None, progress: bool = Fa
         document_prompt, negatives, tuple(tracker.lines), str(log_path),
     )
     add_recipe(config.output_dir / "README.md", recipe_section(result, source))
-    if not config.push_to_hub:
-        return result
+    return _push(config, result) if config.push_to_hub else result
+
+
+def _read_dataset(given: str):
+    """The dataset's folder and tables, refused when it cannot train and measure a model."""
+    folder = resolve_dataset(given)
+    tables = load_tables(folder)
+    if len(tables["pairs"]["train"]) < 2:
+        raise DatasetError(f"{folder} has {len(tables['pairs']['train'])} train pairs: fine-tuning needs at least 2 "
+                           "(generate more)")
+    if tables["queries"]["eval"].empty:
+        raise DatasetError(f"{folder} has no eval split (all its chunks come from one page, or pages sharing text): "
+                           "finetune measures the model on it before and after; generate from more pages")
+    return folder, tables
+
+
+def _push(config: FinetuneConfig, result: FinetuneResult) -> FinetuneResult:
+    """Upload the saved model; a failure says where the model is and the command that pushes it."""
     try:
         url = push_model(config.output_dir, config.push_to_hub, private=config.private, token=config.token)
     except HubError as err:
@@ -170,8 +186,13 @@ def _train(st, config: FinetuneConfig, model, folder: Path, train, dims: list[in
            tracker: TrainingProgress):
     """Run the trainer with ``tracker`` as its only output; returns its TrainOutput."""
     from sentence_transformers.base.sampler import BatchSamplers
-    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
-    from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.evaluation import (
+        InformationRetrievalEvaluator,
+    )
+    from sentence_transformers.sentence_transformer.losses import (
+        MatryoshkaLoss,
+        MultipleNegativesRankingLoss,
+    )
     from transformers import PrinterCallback, ProgressCallback
 
     queries, corpus, relevant = ir_evaluator_inputs(folder, split="eval")

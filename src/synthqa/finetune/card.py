@@ -79,22 +79,25 @@ def recipe_section(result, source: DatasetSource) -> str:
     """The card section for a ``FinetuneResult``."""
     r = result
     negatives = r.negatives.summary() if r.negatives else "none (in-batch negatives only)"
+    intro = (f"Fine-tuned from **{r.base_model}** with synthqa on the synthetic retrieval dataset {source.link}: "
+             f"questions written by `{source.generator}` about chunks of {_count(source.documents, 'document')}, "
+             f"{source.train_pairs} train and {source.eval_pairs} eval (question, chunk) pairs, split by page so "
+             "no page is on both sides.")
+    loss = (f"MatryoshkaLoss(MultipleNegativesRankingLoss), dims {', '.join(map(str, r.matryoshka_dims))}; batches "
+            "never hold two questions of one chunk (`no_duplicates`)")
+    scope = (f"Retrieval on the dataset's eval split ({r.after.queries} questions searching {r.after.corpus} "
+             "chunks), before and after fine-tuning, with the same prompts:")
     return "\n".join([
         SECTION_TITLE,
         "",
-        f"Fine-tuned from **{r.base_model}** with synthqa on the synthetic "
-        f"retrieval dataset {source.link}: questions written by `{source.generator}` about chunks of "
-        f"{_count(source.documents, 'document')}, {source.train_pairs} train and {source.eval_pairs} eval "
-        "(question, chunk) pairs, split by page so no page is on both sides.",
+        intro,
         "",
         f"- **Prompts:** {_prompts(r.query_prompt, r.document_prompt)}",
-        f"- **Loss:** MatryoshkaLoss(MultipleNegativesRankingLoss), dims {', '.join(map(str, r.matryoshka_dims))}; "
-        "batches never hold two questions of one chunk (`no_duplicates`)",
+        f"- **Loss:** {loss}",
         f"- **Hard negatives:** {negatives}",
         f"- **Training:** {_count(r.steps, 'step')}, {_count(r.train_rows, 'row')}, final loss {r.training_loss:.4f}",
         "",
-        f"Retrieval on the dataset's eval split ({r.after.queries} questions searching {r.after.corpus} chunks), "
-        "before and after fine-tuning, with the same prompts:",
+        scope,
         "",
         comparison_table(r.before, r.after, r.matryoshka_dims),
         "",
