@@ -211,7 +211,9 @@ def _train(st, config: FinetuneConfig, model, folder: Path, train, dims: list[in
         warmup_steps=0.1,  # a float is a ratio of all steps (transformers 5)
         lr_scheduler_type="cosine", batch_sampler=BatchSamplers.NO_DUPLICATES, prompts=column_prompts or None,
         eval_strategy="steps" if steps is not None else "epoch", eval_steps=steps, save_strategy="no",
-        logging_steps=max(1, min(10, steps or 10)), seed=config.seed, data_seed=config.seed, report_to="none",
+        # every 10 steps, or more often when an epoch (or the whole run) is shorter, so each epoch logs a loss
+        logging_steps=min(10, steps or 10, max(1, len(train) // config.batch_size)), seed=config.seed,
+        data_seed=config.seed, report_to="none",
         disable_tqdm=True, dataloader_pin_memory=_cuda(),
     )
     with quiet():  # the card's widget examples are computed here, with a bar
