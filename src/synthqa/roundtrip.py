@@ -151,7 +151,7 @@ def extra_relevant(
     chunk. A question whose own chunk scores 0 under BM25, or with more than EXTRA_MAX_CANDIDATES
     candidates, gets no extras.
     """
-    flat = _Flat(corpus)
+    passages = SharedPassages(corpus)
     result: list[list[int]] = []
     for row, own in enumerate(own_chunk_index):
         own_score = float(bm25[row, own])
@@ -168,13 +168,14 @@ def extra_relevant(
             continue
         # best BM25 first, ties by index (stable sort on the negated score)
         order = candidates[np.argsort(-bm25[row, candidates], kind="stable")]
-        shared = [int(j) for j in order if flat.shares_passage(own, int(j), EXTRA_MIN_SHARED_CHARS)]
+        shared = [int(j) for j in order if passages.shares_passage(own, int(j), EXTRA_MIN_SHARED_CHARS)]
         result.append(shared[:MAX_EXTRA])
     return result
 
 
-class _Flat:
-    """Whitespace-normalised, casefolded chunk texts (PDF line breaks differ between repeats)."""
+class SharedPassages:
+    """Which chunks share verbatim text: overlap neighbours, boilerplate a PDF repeats. Compares
+    whitespace-normalised, casefolded texts (PDF line breaks differ between repeats)."""
 
     def __init__(self, corpus: Sequence[str]) -> None:
         self.corpus = corpus
