@@ -92,6 +92,10 @@ def summary_view(manifest: Manifest, width: int) -> str:
                    f" (size {opts.chunk_size}, overlap {opts.chunk_overlap})"),
         ("questions", f"{c.train_pairs} train / {c.eval_pairs} eval ({c.train_chunks} / {c.eval_chunks} chunks)"),
     ]
+    cleaning = manifest.cleaning
+    facts.append(("text cleaning", cleaning.describe() if cleaning else "off (--no-clean)"))
+    if manifest.ocr_pages:
+        facts.append(("OCR", f"{manifest.ocr_pages} page(s) without a text layer"))
     if c.short_chunks:
         facts.append(("short answers", f"{c.short_chunks} chunk(s) got fewer questions than asked"))
     facts.append(("chunks skipped", _counts(manifest.skipped_chunks)))

@@ -18,9 +18,11 @@ import typing
 from dataclasses import dataclass, field, fields
 
 from .errors import DatasetError
+from .text import Cleaning
 
-# 1: synthqa 0.1.0 (no schema_version field); 2: typed manifest, public paths, skipped pages, extra counts.
-SCHEMA_VERSION = 2
+# 1: synthqa 0.1.0 (no schema_version field); 2: typed manifest, public paths, skipped pages, extra counts;
+# 3: text cleaning and OCR per document, options.clean.
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Options:
     rpm: int | None
     tpm: int | None
     pdf_password_given: bool
+    clean: bool  # False: --no-clean, the text only had its whitespace tidied
     keep_all_chunks: bool
     min_roundtrip_rank: int | None
     embed_roundtrip: bool | None
@@ -91,7 +94,10 @@ class Counts:
 @dataclass(frozen=True)
 class Document:
     source: str  # relative to its input folder
-    pages: int
+    pages: int  # pages with text (after cleaning)
+    cleaning: Cleaning | None  # what text cleaning changed; None with --no-clean
+    ocr_pages: int  # pages whose text was read by OCR
+    ocr_seconds: float
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,17 @@ class Manifest:
     @property
     def pairs(self) -> int:
         return self.counts.train_pairs + self.counts.eval_pairs
+
+    @property
+    def cleaning(self) -> Cleaning | None:
+        """What text cleaning changed over all documents; None when the run used --no-clean."""
+        if not self.options.clean:
+            return None
+        return sum((d.cleaning for d in self.documents if d.cleaning is not None), Cleaning())
+
+    @property
+    def ocr_pages(self) -> int:
+        return sum(d.ocr_pages for d in self.documents)
 
     def to_dict(self) -> dict:
         """JSON-ready dict, the form written to ``synthqa.json``."""

@@ -139,6 +139,10 @@ def _summary(manifest: Manifest) -> str:
             f" · {opts.questions_per_chunk} question(s) per chunk · created {_e(manifest.created_at)}")
     if cost is not None:
         meta += f" · cost from list prices of {PRICES_AS_OF}"
+    cleaning = manifest.cleaning
+    meta += " · text cleaning: " + _e(cleaning.describe() if cleaning else "off (--no-clean)")
+    if manifest.ocr_pages:
+        meta += f" · {manifest.ocr_pages} page(s) read by OCR"
     return f'<div class="nums">{cards}</div><p class="meta">{meta}</p>'
 
 
