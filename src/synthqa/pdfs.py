@@ -25,6 +25,12 @@ OnSkipPage = Callable[[SkippedPage], None]
 Prepare = Callable[[str], str]  # a page's raw text → its text (cleaned, or only tidied with --no-clean)
 
 
+_TEXT_READ_SIZE = 1 << 15  # text files are read in 32 KiB blocks, so memory stays small beside the spool
+_OUTPUT_MARKERS = frozenset({"synthqa.json", ".synthqa"})
+_FOLDER_METADATA = frozenset({"README", "SOURCES", "LICENSE", "LICENCE", "CHANGELOG", "NOTICE", "CONTRIBUTING"})
+_PDF_HEADER_WINDOW = 1024  # PDF readers accept the %PDF- header anywhere in the first 1 KiB
+
+
 @dataclass(frozen=True)
 class DocumentReport:
     """How one document that yielded pages was read: what cleaning changed (None with ``clean=False``)
@@ -33,17 +39,11 @@ class DocumentReport:
     source: str
     cleaning: Cleaning | None
     ocr_pages: tuple[int, ...] = ()  # pages read by OCR that had text
-    ocr_tried: int = 0  # pages without a text layer given to OCR (blank ones among them)
+    ocr_tried: int = 0  # pages without a text layer given to OCR (blank pages are not)
     ocr_seconds: float = 0.0
 
 
 OnDocument = Callable[[DocumentReport], None]
-
-
-_TEXT_READ_SIZE = 1 << 15
-_OUTPUT_MARKERS = frozenset({"synthqa.json", ".synthqa"})
-_FOLDER_METADATA = frozenset({"README", "SOURCES", "LICENSE", "LICENCE", "CHANGELOG", "NOTICE", "CONTRIBUTING"})
-_PDF_HEADER_WINDOW = 1024  # PDF readers accept the %PDF- header anywhere in the first 1 KiB
 
 
 def find_input_files(inputs: Sequence[Path], on_skip: OnSkip | None = None) -> Iterator[tuple[Path, str]]:
@@ -217,6 +217,11 @@ def _pdf_pages(path: Path, source: str, password: str | None, on_skip_page: OnSk
             on_skip_page(SkippedPage(source, number, f"it has no text layer, only an image (scanned?): "
                                                      f"{ocr_.INSTALL_HINT} reads it by OCR"))
         return None
+    return _no_page_reason(n_pages, failed, ocr)
+
+
+def _no_page_reason(n_pages: int, failed: int, ocr: ocr_.PdfOcr | None) -> str:
+    """Why a readable PDF gave no page, and what to do."""
     if n_pages == 0:
         return "the PDF has no pages: replace it with the real document or remove it"
     if failed:

@@ -7,9 +7,9 @@ Retrieval indexes what the chunks hold and the questions copy it, so text nobody
   script stay as they are.
 - ``join_hyphenated``: ``xxx-\\nyyy`` becomes ``xxxyyy`` unless the document spells ``xxx-yyy`` elsewhere
   more often than ``xxxyyy`` (a real compound keeps its hyphen and loses the line break).
-- ``strip_running_lines``: lines among the first or last few of a page that repeat (digits masked) on at
-  least half of the document's pages — running heads, footers, page numbers — and a page-number-only first
-  or last line that is the page's own number.
+- ``strip_running_lines``: lines among the first or last three of a page that repeat (digits masked) at the
+  same edge of at least half of the document's pages — running heads, footers, page numbers — and a
+  page-number-only first or last line that is the page's own number.
 
 The last two need the whole document, so ``DocumentCleaner`` reads it twice: a first pass collects the
 word and edge-line counts and spools the pages to a temporary file (kept in memory up to ``SPOOL_BYTES``,
@@ -103,9 +103,10 @@ def join_hyphenated(text: str, words: Mapping[str, int]) -> tuple[str, int, int]
     document spells it so elsewhere at least as often as ``xxx-yyy``, or spells neither and ``xxx`` and
     ``yyy`` are not both words of it ("Inno-\\nvators"); otherwise the compound keeps its hyphen and loses
     the line break ("risk-\\nbased", "privacy-\\nenhancing"). Digits ("COVID-\\n19"), chains
-    ("state-of-the-\\nart"), URLs (".../presidential-\\nactions/"), capitalised second parts ("End-\\nUsers") and all-capital halves never
-    joined elsewhere ("TITLE-\\nFOREWORD") keep the hyphen too; before "and"/"or" the hyphen is a suspended
-    one ("energy-\\nand carbon-intensive" → "energy- and carbon-intensive").
+    ("state-of-the-\\nart"), URLs (".../presidential-\\nactions/"), capitalised second parts
+    ("End-\\nUsers") and all-capital halves never joined elsewhere ("TITLE-\\nFOREWORD") keep the hyphen
+    too; before "and"/"or" the hyphen is a suspended one ("energy-\\nand carbon-intensive" → "energy- and
+    carbon-intensive").
     """
     joined = kept = 0
 
