@@ -10,7 +10,8 @@ wall time, and CPU time, which a busy machine does not inflate). Then OCR: ten p
 (no figures, whose text a text layer lacks) rasterised at 300 dpi (a scanner's resolution) into an
 image-only PDF and read back by synthqa's OCR: seconds per page (wall and CPU) and the character error rate
 against the pages' own text layer (both NFKC'd, whitespace runs counted as one space; the figure without
-spaces shows how much of it is words run together). ``--ocr-dpi 150,200,300`` compares render resolutions.
+spaces shows how much of it is words run together). ``--ocr-dpi 150,200,300`` compares render resolutions,
+``--detection-side 960,1280`` the size text boxes are looked for at; ``--only-ocr`` skips the cleaning part.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def cer(got: str, expected: str, spaces: bool = True) -> float:
     return Levenshtein.distance(norm(got), norm(expected)) / max(1, len(norm(expected)))
 
 
-def bench_ocr(numbers: tuple[int, ...], dpis: list[int]) -> None:
+def bench_ocr(numbers: tuple[int, ...], dpis: list[int], sides: list[int]) -> None:
     if not ocr.available():
         print(f"\nOCR: not installed ({ocr.INSTALL_HINT})")
         return
@@ -134,13 +135,14 @@ def bench_ocr(numbers: tuple[int, ...], dpis: list[int]) -> None:
     ocr._engine()
     print(f"\n### OCR: pages {', '.join(map(str, numbers))} of {OCR_SOURCE.name}, scanned at {SCAN_DPI} dpi"
           f"\n\nengine load: {time.perf_counter() - t0:.1f} s (once per run)\n")
-    print("| render dpi | seconds per page, wall | CPU | CER | CER without spaces | worst page (CER) |\n"
-          "| ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| render dpi | detection side | seconds per page, wall | CPU | CER | CER without spaces | worst page (CER) |\n"
+          "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
         scan = Path(tmp) / "scan.pdf"
         truth = rasterise(OCR_SOURCE, numbers, scan)
-        for dpi in dpis:
+        for dpi, side in ((d, s) for d in dpis for s in sides):
             ocr.DPI = dpi
+            ocr._engine().text_det.limit_side_len = side
             reader = ocr.PdfOcr(scan)
             c0 = time.process_time()
             read = [reader.read(n) for n in range(1, len(numbers) + 1)]
@@ -150,7 +152,7 @@ def bench_ocr(numbers: tuple[int, ...], dpis: list[int]) -> None:
             worst = max(range(len(rates)), key=rates.__getitem__)
             total = cer("\n".join(read), "\n".join(truth))
             nospace = cer("\n".join(read), "\n".join(truth), spaces=False)
-            print(f"| {dpi} | {reader.seconds / len(numbers):.2f} | {cpu / len(numbers):.2f} | {100 * total:.2f} % | "
+            print(f"| {dpi} | {side} | {reader.seconds / len(numbers):.2f} | {cpu / len(numbers):.2f} | {100 * total:.2f} % | "
                   f"{100 * nospace:.2f} % | p.{numbers[worst]} ({100 * rates[worst]:.2f} %) |")
 
 
@@ -159,12 +161,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="load-time runs per mode (the best counts)")
     parser.add_argument("--ocr-pages", type=int, default=len(OCR_PAGES), help="how many of the ten pages")
     parser.add_argument("--ocr-dpi", default=str(ocr.DPI), help="render resolutions to compare, e.g. 150,200,300")
+    parser.add_argument("--detection-side", default=str(ocr.DETECTION_SIDE), help="e.g. 960,1280")
     parser.add_argument("--no-ocr", action="store_true", help="skip the OCR part")
+    parser.add_argument("--only-ocr", action="store_true", help="skip the cleaning part")
     args = parser.parse_args()
-    for name, paths in CORPORA.items():
-        bench_corpus(name, paths, args.repeat)
+    if not args.only_ocr:
+        for name, paths in CORPORA.items():
+            bench_corpus(name, paths, args.repeat)
     if not args.no_ocr:
-        bench_ocr(OCR_PAGES[:args.ocr_pages], [int(d) for d in args.ocr_dpi.split(",")])
+        bench_ocr(OCR_PAGES[:args.ocr_pages], [int(d) for d in args.ocr_dpi.split(",")],
+                  [int(s) for s in args.detection_side.split(",")])
 
 
 if __name__ == "__main__":

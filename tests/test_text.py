@@ -118,9 +118,9 @@ def test_running_keys_need_half_the_pages_and_three_pages_at_least():
 def test_running_lines_go_only_from_the_top_and_bottom_of_a_page():
     body = [f"Body line {i} of the section." for i in range(10)]
     page = "\n".join(["HEAD", *body[:5], "HEAD", *body[5:], "FOOT", "Page 4"])
+    body_line = "Body line # of the section."
     keys = [key for _, key in edge_keys(page)]
-    assert keys == ["top:HEAD", "top:Body line # of the section.", "top:Body line # of the section.",
-                    "bottom:Body line # of the section.", "bottom:FOOT", "#"]
+    assert keys == ["top:HEAD", *[f"top:{body_line}"] * 3, *[f"bottom:{body_line}"] * 2, "bottom:FOOT", "#"]
     cleaned, heads, numbers = strip_running_lines(page, frozenset({"top:HEAD", "bottom:FOOT", "#"}), page=4)
     assert cleaned.split("\n") == [*body[:5], "HEAD", *body[5:]]  # the HEAD among the body stays
     assert (heads, numbers) == (2, 1)

@@ -7,7 +7,7 @@ Retrieval indexes what the chunks hold and the questions copy it, so text nobody
   script stay as they are.
 - ``join_hyphenated``: ``xxx-\\nyyy`` becomes ``xxxyyy`` unless the document spells ``xxx-yyy`` elsewhere
   more often than ``xxxyyy`` (a real compound keeps its hyphen and loses the line break).
-- ``strip_running_lines``: lines among the first or last three of a page that repeat (digits masked) at the
+- ``strip_running_lines``: lines among the first or last four of a page that repeat (digits masked) at the
   same edge of at least half of the document's pages — running heads, footers, page numbers — and a
   page-number-only first or last line that is the page's own number.
 
@@ -54,7 +54,7 @@ _PAGE_NUMBER = re.compile(
     re.IGNORECASE,
 )
 
-EDGE_LINES = 3  # running heads and footers are looked for among a page's first and last 3 non-empty lines
+EDGE_LINES = 4  # running heads and footers are looked for among a page's first and last 4 non-empty lines
 MIN_PAGES_FOR_RUNNING_LINES = 3  # on 1–2 pages a repeated line is no evidence of a running head
 MAX_RUNNING_LINE = 200  # characters: a running head is one printed line; a longer repeated line is content
 SPOOL_BYTES = 32 << 10  # a document's pages are held in memory up to 32 KiB of text, beyond that on disk
