@@ -89,7 +89,7 @@ def test_generate_reads_a_scanned_page_and_marks_its_chunks(tmp_path, fake_serve
     proc = generate(tmp_path / "docs", out, fake_server)
     assert proc.returncode == 0, proc.stderr
     assert "scan.pdf: OCR read 1 page(s) without a text layer in" in proc.stderr
-    assert "OCR" in proc.stdout and "1 page(s) without a text layer read in" in proc.stdout
+    assert "1 page(s) without a text layer read in" in proc.stdout and "text cleaning" in proc.stdout
     corpus = [row for path in (out / "data" / "corpus").glob("*.parquet") for row in pq.read_table(path).to_pylist()]
     assert {row["page"] for row in corpus if row["ocr"]} == {1}
     assert {row["page"] for row in corpus if not row["ocr"]} == {2}

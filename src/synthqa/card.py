@@ -164,9 +164,13 @@ def _document_text(document: Document) -> str:
         text += f", {document.ocr_pages} read by OCR"
     c = document.cleaning
     if c is not None:
-        text += (f"; cleaning removed {c.running_lines_removed} running-head/footer line(s) and "
-                 f"{c.page_numbers_removed} page number(s), joined {c.hyphens_joined} line-break hyphen(s), "
-                 f"normalised {c.characters_normalised} character(s)")
+        changes = [f"{n} {what}" for n, what in (
+            (c.running_lines_removed, "running-head/footer line(s) removed"),
+            (c.page_numbers_removed, "page number(s) removed"),
+            (c.hyphens_joined, "line-break hyphen(s) joined"),
+            (c.characters_normalised, "character(s) normalised"),
+        ) if n]
+        text += "; cleaning: " + (", ".join(changes) if changes else "nothing to change")
     return text
 
 

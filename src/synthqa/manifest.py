@@ -3,7 +3,7 @@
 The summary, ``inspect``, the HTML report and the dataset card all read a ``Manifest``, never the raw JSON,
 so none of them guesses a missing field. ``SCHEMA_VERSION`` changes whenever a field is added, removed or
 changes meaning; a manifest of another version is refused with the command that rewrites it (every answer
-is cached, so rewriting asks nothing again).
+is cached by chunk text, so rewriting asks again only where the text changed).
 
 Nothing here may identify the user's machine: paths are relative to the input folders, URLs carry no
 credentials. What a rerun needs beyond that (absolute input paths, the prompt file) lives in
@@ -199,8 +199,8 @@ class Manifest:
         if version != SCHEMA_VERSION:
             newer = isinstance(version, int) and version > SCHEMA_VERSION
             fix = ("upgrade synthqa to read it" if newer else
-                   "rerun the same `synthqa generate` command with --overwrite to rewrite it (cached answers are "
-                   "reused: nothing is asked again)")
+                   "rerun the same `synthqa generate` command with --overwrite to rewrite it (the cached answers "
+                   "of chunks whose text is unchanged are reused)")
             raise DatasetError(f"{where} has manifest schema {version}, this synthqa reads schema {SCHEMA_VERSION}: {fix}")
         return _build(cls, data, where)
 
