@@ -143,8 +143,8 @@ def bench_ocr(numbers: tuple[int, ...], dpis: list[int], sides: list[int]) -> No
     ocr._engine()
     print(f"\n### OCR: pages {', '.join(map(str, numbers))} of {OCR_SOURCE.name}, scanned at {SCAN_DPI} dpi"
           f"\n\nengine load: {time.perf_counter() - t0:.1f} s (once per run)\n")
-    print("| render dpi | detection side | seconds per page, wall | CPU | CER | CER without spaces | worst page (CER) |\n"
-          "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| render dpi | detection side | seconds per page, wall | CPU | CER | CER without spaces "
+          "| worst page (CER) |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
         scan = Path(tmp) / "scan.pdf"
         truth = rasterise(OCR_SOURCE, numbers, scan)
@@ -156,12 +156,12 @@ def bench_ocr(numbers: tuple[int, ...], dpis: list[int], sides: list[int]) -> No
             read = [reader.read(n) for n in range(1, len(numbers) + 1)]
             cpu = time.process_time() - c0
             reader.close()
-            rates = [cer(g, e) for g, e in zip(read, truth)]
+            rates = [cer(g, e) for g, e in zip(read, truth, strict=True)]
             worst = max(range(len(rates)), key=rates.__getitem__)
             total = cer("\n".join(read), "\n".join(truth))
             nospace = cer("\n".join(read), "\n".join(truth), spaces=False)
-            print(f"| {dpi} | {side} | {reader.seconds / len(numbers):.2f} | {cpu / len(numbers):.2f} | {100 * total:.2f} % | "
-                  f"{100 * nospace:.2f} % | p.{numbers[worst]} ({100 * rates[worst]:.2f} %) |")
+            print(f"| {dpi} | {side} | {reader.seconds / len(numbers):.2f} | {cpu / len(numbers):.2f} | "
+                  f"{100 * total:.2f} % | {100 * nospace:.2f} % | p.{numbers[worst]} ({100 * rates[worst]:.2f} %) |")
 
 
 def main() -> None:

@@ -102,8 +102,8 @@ def eval_(work: Path) -> None:
 
 def ocr(work: Path) -> None:
     """A page of the corpora rasterised into an image-only PDF (with the extra's own pdfium) is read by OCR."""
-    import pypdfium2 as pdfium
     import pyarrow.parquet as pq
+    import pypdfium2 as pdfium
 
     source = pdfium.PdfDocument(str(CORPORA / "NIST.AI.600-1.pdf"))
     page = source[10]

@@ -83,7 +83,7 @@ def make_scanned_pdf(path: Path, pages: Sequence[str], scanned: Sequence[int] | 
     source.close()
     scanned = set(range(len(pages)) if scanned is None else scanned)
     writer = PdfWriter()
-    for i, (text_page, image_page) in enumerate(zip(PdfReader(typeset).pages, PdfReader(images).pages)):
+    for i, (text_page, image_page) in enumerate(zip(PdfReader(typeset).pages, PdfReader(images).pages, strict=True)):
         writer.add_page(image_page if i in scanned else text_page)
     writer.write(path)
     typeset.unlink()

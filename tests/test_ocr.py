@@ -133,4 +133,5 @@ def test_blank_pages_are_not_given_to_ocr(tmp_path):
     reader.close()
     skipped: list[SkippedFile] = []
     assert list(load_pages([tmp_path / "blank.pdf"], on_skip=skipped.append)) == []
-    assert [s.reason for s in skipped] == ["all of its 2 pages are blank: replace it with the real document or remove it"]
+    assert [s.reason for s in skipped] == [
+        "all of its 2 pages are blank: replace it with the real document or remove it"]

@@ -11,6 +11,7 @@ from importlib import resources
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from .manifest import Document, FailedChunk, Manifest
+from .text import describe
 
 TEMPLATE = "card_template.md"
 # Stands for the dataset's name in the code snippets until `synthqa push` knows the Hub id.
@@ -180,7 +181,7 @@ def _cleaning_text(manifest: Manifest) -> str:
         return "The text was kept as extracted (`--no-clean`): only its whitespace was tidied."
     return ("The text was cleaned: Unicode NFKC (ligatures such as ﬁ become fi), words hyphenated at a line end "
             "joined unless the document spells them with a hyphen, running heads, footers and page numbers "
-            f"removed — {cleaning.describe()}.")
+            f"removed — {describe(cleaning)}.")
 
 
 def _split_text(manifest: Manifest) -> str:

@@ -16,6 +16,7 @@ from .dataset import MANIFEST, SPLIT_NAMES, load_tables, read_manifest, resolve_
 from .errors import DatasetError
 from .manifest import Manifest
 from .pricing import PRICES_AS_OF, estimate_cost
+from .text import describe
 
 
 def terminal_width() -> int:
@@ -92,8 +93,7 @@ def summary_view(manifest: Manifest, width: int) -> str:
                    f" (size {opts.chunk_size}, overlap {opts.chunk_overlap})"),
         ("questions", f"{c.train_pairs} train / {c.eval_pairs} eval ({c.train_chunks} / {c.eval_chunks} chunks)"),
     ]
-    cleaning = manifest.cleaning
-    facts.append(("text cleaning", cleaning.describe() if cleaning else "off (--no-clean)"))
+    facts.append(("text cleaning", describe(manifest.cleaning)))
     if manifest.ocr_pages:
         facts.append(("OCR", f"{manifest.ocr_pages} page(s) without a text layer"))
     if c.short_chunks:

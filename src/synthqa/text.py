@@ -206,12 +206,15 @@ class Cleaning:
     def __add__(self, other: Cleaning) -> Cleaning:
         return Cleaning(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
-    def describe(self) -> str:
-        """One line for summaries and the dataset card."""
-        return (f"{self.characters_normalised} characters normalised (ligatures, full-width forms), "
-                f"{self.hyphens_joined} line-break hyphens joined ({self.hyphens_kept} compounds kept), "
-                f"{self.running_lines_removed} running-head/footer lines and {self.page_numbers_removed} page "
-                "numbers removed")
+
+def describe(cleaning: Cleaning | None) -> str:
+    """What cleaning changed, in one line for summaries and the card; ``None`` means it was off."""
+    if cleaning is None:
+        return "off (--no-clean)"
+    c = cleaning
+    return (f"{c.characters_normalised} characters normalised (ligatures, full-width forms), "
+            f"{c.hyphens_joined} line-break hyphens joined ({c.hyphens_kept} compounds kept), "
+            f"{c.running_lines_removed} running-head/footer lines and {c.page_numbers_removed} page numbers removed")
 
 
 class DocumentCleaner:

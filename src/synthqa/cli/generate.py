@@ -11,6 +11,7 @@ from pathlib import Path
 from ..config import DEFAULT_MODEL, RESPONSE_FORMATS, GenerateConfig
 from ..errors import ConfigError
 from ..manifest import Manifest
+from ..text import describe
 from ._options import nonneg_int, positive_float, positive_int
 
 EXIT_PARTIAL = 4  # the dataset was written, but some chunks failed: rerun with --retry-failed
@@ -126,8 +127,7 @@ def format_summary(manifest: Manifest) -> str:
         ("requests", f"{c.requests} ({c.requests_this_run} this run)"),
         ("tokens", f"{c.prompt_tokens} prompt + {c.completion_tokens} completion"),
     ]
-    cleaning = manifest.cleaning
-    rows.append(("text cleaning", cleaning.describe() if cleaning else "off (--no-clean)"))
+    rows.append(("text cleaning", describe(manifest.cleaning)))
     if manifest.ocr_pages:
         seconds = sum(d.ocr_seconds for d in manifest.documents)
         rows.append(("OCR", f"{manifest.ocr_pages} page(s) without a text layer read in {seconds:.1f} s"))
