@@ -1,7 +1,7 @@
 """Run by scripts/check_installs.sh inside a fresh virtual environment holding one README install line:
 the main job, and the commands that install line promises, work with nothing else installed.
 
-    python tests/install_smoke.py bare|local|eval WORKDIR
+    python tests/install_smoke.py bare|local|eval|ocr WORKDIR
 
 Uses only the standard library beside synthqa itself (the fake OpenAI server is stdlib-only).
 """
@@ -72,6 +72,17 @@ def bare(work: Path) -> None:
     offline = synthqa("generate", CORPORA, "-o", work / "no-key", "--limit", "1", env=environment(work),
                       expect=3)
     assert "synthqa[local]" in offline.stderr, offline.stderr
+    # A PDF without a text layer: the bare install cannot read it and names the extra that can.
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(612, 792)
+    (work / "scans").mkdir()
+    writer.write(work / "scans" / "scan.pdf")
+    with FakeOpenAI() as fake:
+        skipped = synthqa("generate", work / "scans", CORPORA, "-o", work / "scan-out", "--base-url", fake.base_url,
+                          "--limit", "2", "--no-progress", env=env)
+    assert "pip install 'synthqa[ocr]'" in skipped.stderr, skipped.stderr
 
 
 def local(work: Path) -> None:
@@ -91,8 +102,35 @@ def eval_(work: Path) -> None:
     assert "ndcg@10" in table.stdout, table.stdout
 
 
+def ocr(work: Path) -> None:
+    """A page of the corpora rasterised into an image-only PDF (with the extra's own pdfium) is read by OCR."""
+    import pyarrow.parquet as pq
+    import pypdfium2 as pdfium
+
+    source = pdfium.PdfDocument(str(CORPORA / "NIST.AI.600-1.pdf"))
+    page = source[10]
+    width, height = page.get_size()
+    scan = pdfium.PdfDocument.new()
+    image = pdfium.PdfImage.new(scan)
+    image.set_bitmap(page.render(scale=200 / 72, grayscale=True))
+    image.set_matrix(pdfium.PdfMatrix().scale(width, height))
+    new = scan.new_page(width, height)
+    new.insert_obj(image)
+    new.gen_content()
+    (work / "scans").mkdir()
+    scan.save(str(work / "scans" / "scan.pdf"))
+    env = environment(work, OPENAI_API_KEY="sk-smoke")
+    out = work / "out"
+    with FakeOpenAI() as fake:
+        proc = synthqa("generate", work / "scans", "-o", out, "--base-url", fake.base_url, "--no-progress", env=env)
+    assert "scan.pdf: OCR read 1 page(s) without a text layer" in proc.stderr, proc.stderr
+    corpus = [row for path in (out / "data" / "corpus").glob("*.parquet") for row in pq.read_table(path).to_pylist()]
+    assert corpus and all(row["ocr"] for row in corpus), corpus
+    assert "Text-to-image models" in " ".join(row["text"] for row in corpus), corpus
+
+
 if __name__ == "__main__":
     mode, workdir = sys.argv[1], Path(sys.argv[2])
     workdir.mkdir(parents=True, exist_ok=True)
-    {"bare": bare, "local": local, "eval": eval_}[mode](workdir)
+    {"bare": bare, "local": local, "eval": eval_, "ocr": ocr}[mode](workdir)
     print(f"install smoke test '{mode}': ok")

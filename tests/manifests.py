@@ -20,6 +20,7 @@ from synthqa.manifest import (
     SplitInfo,
     Timings,
 )
+from synthqa.text import Cleaning
 
 SYSTEM = "You write questions a reader of US policy would ask. Never use ``` fences."
 USER = "Write {n} questions about this passage:\n{chunk}"
@@ -47,7 +48,8 @@ def make_manifest(**overrides) -> Manifest:
         local=False,
         prompt=PromptInfo("default", SYSTEM, USER, hashlib.sha256((SYSTEM + USER).encode()).hexdigest()),
         counts=replace(counts, **overrides.pop("counts", {})),
-        documents=(Document("budget/fy24.pdf", 2), Document("omb-memo.pdf", 1)),
+        documents=(Document("budget/fy24.pdf", 2, Cleaning(12, 3, 1, 2, 2), 0, 0.0),
+                   Document("omb-memo.pdf", 1, Cleaning(0, 0, 0, 0, 0), 1, 2.5)),
         skipped_files=(SkippedFile("scan.pdf", "no extractable text (scanned image?)"),),
         skipped_pages=(SkippedPage("omb-memo.pdf", 2, "its text could not be extracted (bad stream)"),),
         skipped_chunks={"reference list": 1, "too short": 1},
@@ -82,7 +84,8 @@ def write_contract_folder(out, manifest: Manifest | None = None, *, extra: bool 
     manifest = manifest or make_manifest()
     if not extra:
         manifest = replace(manifest, counts=replace(manifest.counts, questions_with_extra_relevant=0))
-    corpus = [{"id": cid, "text": text, "source": src, "page": page, "chunk_index": idx, "split": split}
+    corpus = [{"id": cid, "text": text, "source": src, "page": page, "chunk_index": idx,
+               "ocr": src == "omb-memo.pdf", "split": split}
               for cid, src, page, idx, split, text in CHUNKS]
     queries = []
     for cid, src, page, _idx, split, _text in CHUNKS:

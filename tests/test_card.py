@@ -13,6 +13,7 @@ from huggingface_hub import DatasetCard
 
 from manifests import SYSTEM, USER, make_manifest, write_contract_folder
 from synthqa.card import fenced, render_card, size_category
+from synthqa.manifest import Document
 
 def front_matter(text: str) -> dict:
     match = re.match(r"^---\n(.*?)\n---\n", text, re.S)
@@ -56,6 +57,20 @@ def test_body_records_how_the_data_was_made():
     # The prompt's own ``` cannot close its fence early: it sits in a longer fence, verbatim.
     assert "````text\n" + SYSTEM + "\n````" in body
     assert "```text\n" + USER + "\n```" in body
+
+
+def test_card_says_what_cleaning_and_ocr_did_per_document():
+    body = render_card(make_manifest()).split("\n---\n", 1)[1]
+    assert ("`budget/fy24.pdf` — 2 page(s); cleaning: 2 running-head/footer line(s) removed, 2 page number(s) "
+            "removed, 3 line-break hyphen(s) joined, 12 character(s) normalised") in body
+    assert "`omb-memo.pdf` — 1 page(s), 1 read by OCR; cleaning: nothing to change" in body
+    assert "12 characters normalised (ligatures, full-width forms), 3 line-break hyphens joined (1 compounds " \
+           "kept), 2 running-head/footer lines and 2 page numbers removed" in " ".join(body.split())
+    assert "misread characters" in body  # OCR's known limit, only when pages were read by OCR
+    raw = make_manifest(options={"clean": False}, documents=(Document("a.pdf", 2, None, 0, 0.0),))
+    body = render_card(raw).split("\n---\n", 1)[1]
+    assert "kept as extracted (`--no-clean`)" in body and "`a.pdf` — 2 page(s)\n" in body
+    assert "misread characters" not in body and "read by OCR" not in body
 
 
 def test_size_category_and_counts_come_from_the_manifest():

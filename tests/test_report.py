@@ -203,3 +203,4 @@ def test_build_report_counts_match_the_folder(tmp_path):
     text = build_report(out)
     assert "<b>6</b><span>train pairs</span>" in text and "<b>2</b><span>eval pairs</span>" in text
     assert "unparseable answer after 3 attempts" in text and "scan.pdf" in text
+    assert "text cleaning: 12 characters normalised" in text and "1 page(s) read by OCR" in text

@@ -10,7 +10,8 @@ from importlib import resources
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from .manifest import FailedChunk, Manifest
+from .manifest import Document, FailedChunk, Manifest
+from .text import describe
 
 TEMPLATE = "card_template.md"
 # Stands for the dataset's name in the code snippets until `synthqa push` knows the Hub id.
@@ -94,6 +95,9 @@ def render_card(manifest: Manifest, *, repo_id: str | None = None, license: str 
         splits={name: ", ".join(files) for name, files in manifest.data_files.items()},
         has_eval="eval" in manifest.data_files.get("queries", {}),
         documents=manifest.documents[:MAX_LISTED_DOCUMENTS],
+        document_texts=[_document_text(d) for d in manifest.documents[:MAX_LISTED_DOCUMENTS]],
+        ocr_pages=manifest.ocr_pages,
+        cleaning_text=_cleaning_text(manifest),
         more_documents=max(0, len(manifest.documents) - MAX_LISTED_DOCUMENTS),
         skipped_files=manifest.skipped_files,
         skipped_pages=manifest.skipped_pages,
@@ -153,6 +157,31 @@ def _failed_text(failed: tuple[FailedChunk, ...]) -> str:
     shown = [f"`{f.source}` p.{f.page}: {f.reason}" for f in failed[:10]]
     more = f"; … and {len(failed) - 10} more (see `synthqa.json`)" if len(failed) > 10 else ""
     return f"{len(failed)} — " + "; ".join(shown) + more + ". Their pages have no questions in this dataset."
+
+
+def _document_text(document: Document) -> str:
+    text = f"{document.pages} page(s)"
+    if document.ocr_pages:
+        text += f", {document.ocr_pages} read by OCR"
+    c = document.cleaning
+    if c is not None:
+        changes = [f"{n} {what}" for n, what in (
+            (c.running_lines_removed, "running-head/footer line(s) removed"),
+            (c.page_numbers_removed, "page number(s) removed"),
+            (c.hyphens_joined, "line-break hyphen(s) joined"),
+            (c.characters_normalised, "character(s) normalised"),
+        ) if n]
+        text += "; cleaning: " + (", ".join(changes) if changes else "nothing to change")
+    return text
+
+
+def _cleaning_text(manifest: Manifest) -> str:
+    cleaning = manifest.cleaning
+    if cleaning is None:
+        return "The text was kept as extracted (`--no-clean`): only its whitespace was tidied."
+    return ("The text was cleaned: Unicode NFKC (ligatures such as ﬁ become fi), words hyphenated at a line end "
+            "joined unless the document spells them with a hyphen, running heads, footers and page numbers "
+            f"removed — {describe(cleaning)}.")
 
 
 def _split_text(manifest: Manifest) -> str:

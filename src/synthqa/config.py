@@ -16,7 +16,7 @@ RESPONSE_FORMATS = ("auto", "json_schema", "json_object", "none")
 # Options that change the dataset itself; an OUT made with other values is not silently mixed with a new run.
 DATASET_SETTINGS = (
     "questions_per_chunk", "chunk_size", "chunk_overlap", "eval_fraction", "seed", "temperature",
-    "limit", "keep_all_chunks", "min_roundtrip_rank",
+    "limit", "keep_all_chunks", "min_roundtrip_rank", "clean",
 )
 
 
@@ -49,6 +49,7 @@ class GenerateConfig:
     overwrite: bool = False
     retry_failed: bool = False
     # quality
+    clean: bool = True  # text.py's cleaning (NFKC, line-break hyphens, running heads); False: whitespace only
     keep_all_chunks: bool = False
     min_roundtrip_rank: int | None = None
     embed_roundtrip: bool | None = None  # None: when the eval extra (MiniLM) is installed

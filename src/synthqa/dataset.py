@@ -53,6 +53,7 @@ CORPUS_SCHEMA = pa.schema(
         ("source", pa.string()),
         ("page", pa.int32()),
         ("chunk_index", pa.int32()),
+        ("ocr", pa.bool_()),  # the page's text was read by OCR (no text layer)
     ]
 )
 SCHEMAS = {"default": PAIRS_SCHEMA, "queries": QUERIES_SCHEMA, "corpus": CORPUS_SCHEMA}

@@ -16,6 +16,7 @@ from .dataset import MANIFEST, SPLIT_NAMES, load_tables, read_manifest, resolve_
 from .errors import DatasetError
 from .manifest import Manifest
 from .pricing import PRICES_AS_OF, estimate_cost
+from .text import describe
 
 
 def terminal_width() -> int:
@@ -92,6 +93,9 @@ def summary_view(manifest: Manifest, width: int) -> str:
                    f" (size {opts.chunk_size}, overlap {opts.chunk_overlap})"),
         ("questions", f"{c.train_pairs} train / {c.eval_pairs} eval ({c.train_chunks} / {c.eval_chunks} chunks)"),
     ]
+    facts.append(("text cleaning", describe(manifest.cleaning)))
+    if manifest.ocr_pages:
+        facts.append(("OCR", f"{manifest.ocr_pages} page(s) without a text layer"))
     if c.short_chunks:
         facts.append(("short answers", f"{c.short_chunks} chunk(s) got fewer questions than asked"))
     facts.append(("chunks skipped", _counts(manifest.skipped_chunks)))

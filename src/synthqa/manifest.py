@@ -3,7 +3,7 @@
 The summary, ``inspect``, the HTML report and the dataset card all read a ``Manifest``, never the raw JSON,
 so none of them guesses a missing field. ``SCHEMA_VERSION`` changes whenever a field is added, removed or
 changes meaning; a manifest of another version is refused with the command that rewrites it (every answer
-is cached, so rewriting asks nothing again).
+is cached by chunk text, so rewriting asks again only where the text changed).
 
 Nothing here may identify the user's machine: paths are relative to the input folders, URLs carry no
 credentials. What a rerun needs beyond that (absolute input paths, the prompt file) lives in
@@ -18,9 +18,11 @@ import typing
 from dataclasses import dataclass, field, fields
 
 from .errors import DatasetError
+from .text import Cleaning
 
-# 1: synthqa 0.1.0 (no schema_version field); 2: typed manifest, public paths, skipped pages, extra counts.
-SCHEMA_VERSION = 2
+# 1: synthqa 0.1.0 (no schema_version field); 2: typed manifest, public paths, skipped pages, extra counts;
+# 3: text cleaning and OCR per document, options.clean.
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Options:
     rpm: int | None
     tpm: int | None
     pdf_password_given: bool
+    clean: bool  # False: --no-clean, the text only had its whitespace tidied
     keep_all_chunks: bool
     min_roundtrip_rank: int | None
     embed_roundtrip: bool | None
@@ -91,7 +94,10 @@ class Counts:
 @dataclass(frozen=True)
 class Document:
     source: str  # relative to its input folder
-    pages: int
+    pages: int  # pages with text (after cleaning)
+    cleaning: Cleaning | None  # what text cleaning changed; None with --no-clean
+    ocr_pages: int  # pages whose text was read by OCR
+    ocr_seconds: float
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,17 @@ class Manifest:
     def pairs(self) -> int:
         return self.counts.train_pairs + self.counts.eval_pairs
 
+    @property
+    def cleaning(self) -> Cleaning | None:
+        """What text cleaning changed over all documents; None when the run used --no-clean."""
+        if not self.options.clean:
+            return None
+        return sum((d.cleaning for d in self.documents if d.cleaning is not None), Cleaning())
+
+    @property
+    def ocr_pages(self) -> int:
+        return sum(d.ocr_pages for d in self.documents)
+
     def to_dict(self) -> dict:
         """JSON-ready dict, the form written to ``synthqa.json``."""
         return dataclasses.asdict(self)
@@ -182,8 +199,8 @@ class Manifest:
         if version != SCHEMA_VERSION:
             newer = isinstance(version, int) and version > SCHEMA_VERSION
             fix = ("upgrade synthqa to read it" if newer else
-                   "rerun the same `synthqa generate` command with --overwrite to rewrite it (cached answers are "
-                   "reused: nothing is asked again)")
+                   "rerun the same `synthqa generate` command with --overwrite to rewrite it (the cached answers "
+                   "of chunks whose text is unchanged are reused)")
             raise DatasetError(f"{where} has manifest schema {version}, this synthqa reads schema {SCHEMA_VERSION}: {fix}")
         return _build(cls, data, where)
 

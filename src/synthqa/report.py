@@ -16,6 +16,7 @@ from .dataset import load_tables, read_manifest, resolve_dataset
 from .inspect import pair_rows
 from .manifest import Manifest
 from .pricing import PRICES_AS_OF, estimate_cost
+from .text import describe
 
 PALETTE = ("#3b6ea8", "#d9822b", "#3f9b5b", "#b04a5a", "#7d5ba6")
 RANK_BUCKETS = (("1", 1, 1), ("2", 2, 2), ("3", 3, 3), ("4-5", 4, 5), ("6-10", 6, 10), (">10", 11, 10**9))
@@ -139,6 +140,9 @@ def _summary(manifest: Manifest) -> str:
             f" · {opts.questions_per_chunk} question(s) per chunk · created {_e(manifest.created_at)}")
     if cost is not None:
         meta += f" · cost from list prices of {PRICES_AS_OF}"
+    meta += " · text cleaning: " + _e(describe(manifest.cleaning))
+    if manifest.ocr_pages:
+        meta += f" · {manifest.ocr_pages} page(s) read by OCR"
     return f'<div class="nums">{cards}</div><p class="meta">{meta}</p>'
 
 

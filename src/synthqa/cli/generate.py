@@ -11,6 +11,7 @@ from pathlib import Path
 from ..config import DEFAULT_MODEL, RESPONSE_FORMATS, GenerateConfig
 from ..errors import ConfigError
 from ..manifest import Manifest
+from ..text import describe
 from ._options import nonneg_int, positive_float, positive_int
 
 EXIT_PARTIAL = 4  # the dataset was written, but some chunks failed: rerun with --retry-failed
@@ -43,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, help=f"seed of the train/eval split (default {d('seed')})")
     g.add_argument("--limit", type=positive_int, help="only the first N chunks worth asking, for trying things "
                    "(reading stops there: counts cover what was read)")
+    g.add_argument("--no-clean", dest="clean", action="store_false",
+                   help="keep the extracted text as it is (whitespace tidied only): no NFKC, no mending of line-break "
+                   "hyphens, running heads and page numbers kept")
     g.add_argument("--keep-all-chunks", action="store_true", help="also ask about reference lists, URL lists, tables of contents")
     g.add_argument("--min-roundtrip-rank", type=positive_int, metavar="K", help="drop pairs whose chunk is not in the top K for its question")
     g.add_argument("--no-embed-roundtrip", dest="embed_roundtrip", action="store_false",
@@ -123,6 +127,10 @@ def format_summary(manifest: Manifest) -> str:
         ("requests", f"{c.requests} ({c.requests_this_run} this run)"),
         ("tokens", f"{c.prompt_tokens} prompt + {c.completion_tokens} completion"),
     ]
+    rows.append(("text cleaning", describe(manifest.cleaning)))
+    if manifest.ocr_pages:
+        seconds = sum(d.ocr_seconds for d in manifest.documents)
+        rows.append(("OCR", f"{manifest.ocr_pages} page(s) without a text layer read in {seconds:.1f} s"))
     if t is not None:
         rows.append(("time (s)", " · ".join(f"{k} {v:.1f}" for k, v in asdict(t).items())))
     if c.train_pairs and not c.eval_pairs:

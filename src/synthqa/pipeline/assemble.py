@@ -37,15 +37,16 @@ class Rows:
 def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, by_chunk: dict[str, Answer],
                        endpoint) -> Manifest:
     """Turn answers into filtered, scored, split rows and write the dataset folder; returns the manifest."""
-    rows = build_rows(config, inputs.asked, by_chunk)
+    rows = build_rows(config, inputs, by_chunk)
     manifest = build_manifest(config, template, endpoint, inputs, by_chunk, rows)
     files = dataset.write_dataset(config.out, corpus=rows.corpus, queries=rows.queries,
                                   render_card=lambda files: card.render_card(replace(manifest, data_files=files)))
     return replace(manifest, data_files=files)
 
 
-def build_rows(config: GenerateConfig, asked: list[Chunk], by_chunk: dict[str, Answer]) -> Rows:
+def build_rows(config: GenerateConfig, inputs: Inputs, by_chunk: dict[str, Answer]) -> Rows:
     """Filter the questions, rank each one's own chunk, split by chunk, and lay out the table rows."""
+    asked = inputs.asked
     chunk_of = {c.id: c for c in asked}
     items = [
         (f"q-{cid}-{n}", question, chunk_of[cid].text)
@@ -77,8 +78,10 @@ def build_rows(config: GenerateConfig, asked: list[Chunk], by_chunk: dict[str, A
             "bm25_rank": bm25_rank, "embed_rank": embed_rank, "extra_relevant_ids": extras,
             "split": assignment[chunk.id],
         })
+    ocr_pages = {(source, page) for source, read in inputs.documents.items() for page in read.ocr_pages}
     rows.corpus = [
-        {"id": c.id, "text": c.text, "source": c.source, "page": c.page, "chunk_index": c.index, "split": assignment[c.id]}
+        {"id": c.id, "text": c.text, "source": c.source, "page": c.page, "chunk_index": c.index,
+         "ocr": (c.source, c.page) in ocr_pages, "split": assignment[c.id]}
         for c in asked
     ]
     return rows
@@ -111,7 +114,7 @@ def build_manifest(config: GenerateConfig, template, endpoint, inputs: Inputs, b
         local=endpoint.local,
         prompt=PromptInfo(template.name, template.system, template.user, template.sha256),
         counts=_counts(inputs, by_chunk, rows, usage),
-        documents=tuple(Document(s, n) for s, n in sorted(inputs.pages_per_doc.items())),
+        documents=documents(inputs),
         skipped_files=tuple(SkippedFile(s.source, s.reason) for s in inputs.skipped_files),
         skipped_pages=tuple(SkippedPage(s.source, s.page, s.reason) for s in inputs.skipped_pages),
         skipped_chunks=dict(Counter(s.reason for s in inputs.skipped_chunks)),
@@ -120,6 +123,15 @@ def build_manifest(config: GenerateConfig, template, endpoint, inputs: Inputs, b
         roundtrip=RoundTrip(bm25=True, embedder=rows.embedder, min_rank=config.min_roundtrip_rank),
         split=SplitInfo(method=splits.METHOD, seed=config.seed, eval_fraction=config.eval_fraction),
     )
+
+
+def documents(inputs: Inputs) -> tuple[Document, ...]:
+    """Each document that gave pages: how many, what cleaning changed, and what OCR read."""
+    listed = []
+    for source, pages in sorted(inputs.pages_per_doc.items()):
+        read = inputs.documents[source]
+        listed.append(Document(source, pages, read.cleaning, len(read.ocr_pages), read.ocr_seconds))
+    return tuple(listed)
 
 
 def _counts(inputs: Inputs, by_chunk: dict[str, Answer], rows: Rows, usage: Usage) -> Counts:

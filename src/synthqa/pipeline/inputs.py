@@ -12,11 +12,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 
 from .. import chunks, filters, pdfs
 from ..config import GenerateConfig
 from ..errors import InputError
+from ..pdfs import DocumentReport
 from ..records import Chunk, SkippedChunk, SkippedFile, SkippedPage
 
 Log = Callable[[str], None]
@@ -35,6 +37,7 @@ class Inputs:
     skipped_files: list[SkippedFile] = field(default_factory=list)
     skipped_pages: list[SkippedPage] = field(default_factory=list)
     pages_per_doc: Counter = field(default_factory=Counter)
+    documents: dict[str, DocumentReport] = field(default_factory=dict)  # source → how it was read
     load_seconds: float = 0.0
     split_seconds: float = 0.0
     done: bool = False
@@ -54,32 +57,41 @@ def stream_inputs(config: GenerateConfig, log: Log, found: Inputs) -> Iterator[C
         found.skipped_pages.append(skipped)
         log(f"{skipped.source}: page {skipped.page} skipped, {skipped.reason}")
 
+    def on_document(report: DocumentReport) -> None:
+        found.documents[report.source] = report
+        if report.ocr_tried:
+            log(f"{report.source}: OCR read {report.ocr_tried} page(s) without a text layer in "
+                f"{report.ocr_seconds:.1f} s ({len(report.ocr_pages)} with text)")
+
     def timed_pages() -> Iterator:
-        pages = pdfs.load_pages(config.inputs, password=config.pdf_password, on_skip=on_skip,
-                                on_skip_page=on_skip_page)
-        while True:
-            t0 = time.perf_counter()
-            page = next(pages, None)
-            found.load_seconds += time.perf_counter() - t0
-            if page is None:
-                return
-            found.pages_per_doc[page.source] += 1
-            yield page
+        with closing(pdfs.load_pages(config.inputs, password=config.pdf_password, on_skip=on_skip,
+                                     on_skip_page=on_skip_page, clean=config.clean,
+                                     on_document=on_document)) as pages:
+            while True:
+                t0 = time.perf_counter()
+                page = next(pages, None)
+                found.load_seconds += time.perf_counter() - t0
+                if page is None:
+                    return
+                found.pages_per_doc[page.source] += 1
+                yield page
 
     t0 = time.perf_counter()
     paused = 0.0  # time spent by the consumer between our yields is not splitting time
-    for chunk in chunks.split_pages(timed_pages(), config.chunk_size, config.chunk_overlap):
-        found.chunks.append(chunk)
-        reason = None if config.keep_all_chunks else filters.chunk_skip_reason(chunk.text)
-        if reason:
-            found.skipped_chunks.append(SkippedChunk(chunk.id, chunk.source, chunk.page, reason))
-        else:
-            found.asked.append(chunk)
-            t1 = time.perf_counter()
-            yield chunk
-            paused += time.perf_counter() - t1
-            if config.limit is not None and len(found.asked) >= config.limit:
-                break  # --limit is for trying things: the rest of the input is not even read
+    pages = timed_pages()
+    with closing(pages):  # at --limit: the loader's last document is reported (and its files closed) now
+        for chunk in chunks.split_pages(pages, config.chunk_size, config.chunk_overlap):
+            found.chunks.append(chunk)
+            reason = None if config.keep_all_chunks else filters.chunk_skip_reason(chunk.text)
+            if reason:
+                found.skipped_chunks.append(SkippedChunk(chunk.id, chunk.source, chunk.page, reason))
+            else:
+                found.asked.append(chunk)
+                t1 = time.perf_counter()
+                yield chunk
+                paused += time.perf_counter() - t1
+                if config.limit is not None and len(found.asked) >= config.limit:
+                    break  # --limit is for trying things: the rest of the input is not even read
     found.split_seconds = time.perf_counter() - t0 - found.load_seconds - paused
     where = ", ".join(map(str, config.inputs))
     if not found.chunks:
