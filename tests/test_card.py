@@ -24,7 +24,7 @@ def test_metadata_fields_follow_the_hub_schema():
     text = render_card(make_manifest())
     meta = front_matter(text)
     assert meta["license"] == "other"
-    assert meta["language"] == "en"
+    assert meta["language"] == ["en"] and meta["multilinguality"] == "monolingual"
     assert meta["task_categories"] == ["sentence-similarity", "feature-extraction"]
     assert meta["size_categories"] == "n<1K"
     assert {"synthetic", "rag"} <= set(meta["tags"])

@@ -180,8 +180,8 @@ def test_copied_sentence_matches_across_pdf_line_breaks() -> None:
 
 
 def test_every_drop_reason_has_a_description() -> None:
-    assert {"empty", "not_a_question", "too_short", "too_long", "refers_to_context", "copied_sentence",
-            "duplicate", "near_duplicate"} == set(QUESTION_DROP_REASONS)
+    assert {"empty", "wrong_language", "not_a_question", "too_short", "too_long", "refers_to_context",
+            "copied_sentence", "duplicate", "near_duplicate"} == set(QUESTION_DROP_REASONS)
 
 
 # --- dedupe ----------------------------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def test_without_separator_the_whole_file_is_the_user_prompt(tmp_path):
         ("System.\n---\nAsk $n_questions questions.\n", "lacks $chunk"),
         ("About $chunk\n---\nAsk $n_questions about it.\n", "lacks $chunk in its user part"),
         ("---\n<chunk>\n$chunk\n</chunk>\n", "lacks $n_questions"),
-        ("---\n$n_questions about $chunk in $language\n", "unknown variable $language"),
+        ("---\n$n_questions about $chunk in $lang\n", "unknown variable $lang"),
         ("---\n$n_questions about ${chunk}, price $ 5\n", "stray '$' on line 1"),
         ("   \n\n", "is empty"),
         ("System only\n---\n  \n", "nothing after its '---' line"),

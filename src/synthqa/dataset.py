@@ -53,6 +53,7 @@ CORPUS_SCHEMA = pa.schema(
         ("source", pa.string()),
         ("page", pa.int32()),
         ("chunk_index", pa.int32()),
+        ("language", pa.string()),
     ]
 )
 SCHEMAS = {"default": PAIRS_SCHEMA, "queries": QUERIES_SCHEMA, "corpus": CORPUS_SCHEMA}

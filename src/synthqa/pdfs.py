@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .records import Page, SkippedFile, SkippedPage
 
-SUPPORTED_SUFFIXES = frozenset({".pdf", ".txt", ".md"})
+_DOCUMENT_SUFFIXES = frozenset({".docx", ".html", ".htm"})  # read by documents.py
+SUPPORTED_SUFFIXES = frozenset({".pdf", ".txt", ".md"}) | _DOCUMENT_SUFFIXES
 
 OnSkip = Callable[[SkippedFile], None]
 OnSkipPage = Callable[[SkippedPage], None]
@@ -71,7 +72,7 @@ def find_input_files(inputs: Sequence[Path], on_skip: OnSkip | None = None) -> I
             report(root, "broken symbolic link: point it at a file or remove it")
             continue
         elif root.exists():
-            report(root, "not a regular file or folder: give a PDF/.txt/.md file or a folder")
+            report(root, "not a regular file or folder: give a PDF/.txt/.md/.docx/.html file or a folder")
             continue
         else:
             report(root, "no such file or folder: check the path")
@@ -120,7 +121,8 @@ def load_pages(
     """Stream the non-empty pages of every input file, in ``find_input_files`` order.
 
     PDFs are read with pypdf page by page (decrypted with ``password`` when encrypted); ``.txt``/``.md``
-    files are UTF-8 with form feeds separating pages. Page numbers are 1-based and count empty pages too.
+    files are UTF-8 with form feeds separating pages; a ``.docx`` or ``.html``/``.htm`` file is one page
+    (``documents.py``). Page numbers are 1-based and count empty pages too.
     Each file that yields no page gets exactly one ``SkippedFile`` through ``on_skip``.
     """
     # pypdf logs every recoverable oddity of real-world PDFs as a warning; users cannot act on them.
@@ -129,8 +131,13 @@ def load_pages(
         pypdf_logger.setLevel(logging.ERROR)
     report = on_skip or _ignore
     for path, source in find_input_files(inputs, report):
-        if path.suffix.lower() == ".pdf":
+        suffix = path.suffix.lower()
+        if suffix == ".pdf":
             reason = yield from _pdf_pages(path, source, password, on_skip_page or _ignore)
+        elif suffix in _DOCUMENT_SUFFIXES:
+            from . import documents  # imported here: it reads pdfs' helpers
+
+            reason = yield from documents.read_pages(path, source)
         else:
             reason = yield from _text_pages(path, source)
         if reason is not None:
@@ -273,8 +280,10 @@ def _unique_source(source: str, prefix: str, used: set[str]) -> str:
 
 def _unsupported_reason(suffix: str) -> str:
     if not suffix:
-        return "no file extension: only .pdf, .txt and .md files are read; rename or convert it"
-    return f"unsupported file type {suffix}: convert it to PDF or text"
+        return "no file extension: only .pdf, .txt, .md, .docx and .html files are read; rename or convert it"
+    if suffix in (".doc", ".rtf", ".odt"):
+        return f"unsupported file type {suffix}: save it as .docx or PDF"
+    return f"unsupported file type {suffix}: convert it to PDF, .docx, HTML or text"
 
 
 def _os_reason(err: OSError) -> str:

@@ -1,8 +1,10 @@
 """Seeded, leak-free train/eval assignment.
 
-Neighbouring chunks of a page share their overlap text, so a page is the unit of assignment; chunks whose
-text also appears elsewhere (repeated boilerplate) pull their groups together. Groups are ranked by a
-seeded hash rather than shuffled, so adding a document leaves most existing assignments where they were.
+Neighbouring chunks share their overlap text only within a section of a page (``chunks.py`` cuts long pages
+and page-less documents into sections of about four chunks that share no text), so a section is the unit of
+assignment: a short PDF page is one section, as before. Chunks whose text also appears elsewhere (repeated
+boilerplate) pull their groups together. Groups are ranked by a seeded hash rather than shuffled, so adding
+a document leaves most existing assignments where they were.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from .records import Chunk
 
 TRAIN, EVAL = "train", "eval"
 SPLITS = (TRAIN, EVAL)
-METHOD = "by page groups (chunks of one page, and pages sharing a chunk text, never straddle the splits)"
+METHOD = ("by sections (chunks of one page section, and sections sharing a chunk text, never straddle the "
+          "splits)")
+
+
+Section = tuple[str, int, int]  # source, page, section
 
 
 def group_chunks(chunks: Sequence[Chunk]) -> list[list[Chunk]]:
-    """Chunks grouped by page, merging groups that share an identical (whitespace-normalised) chunk text."""
-    parent: dict[tuple[str, int], tuple[str, int]] = {}
+    """Chunks grouped by section, merging groups that share an identical (whitespace-normalised) chunk text."""
+    parent: dict[Section, Section] = {}
 
     def find(key):
         while parent[key] != key:
@@ -27,17 +33,17 @@ def group_chunks(chunks: Sequence[Chunk]) -> list[list[Chunk]]:
             key = parent[key]
         return key
 
-    by_text: dict[str, tuple[str, int]] = {}
+    by_text: dict[str, Section] = {}
     for chunk in chunks:
-        page = (chunk.source, chunk.page)
-        parent.setdefault(page, page)
+        section = (chunk.source, chunk.page, chunk.section)
+        parent.setdefault(section, section)
         text = " ".join(chunk.text.split())
-        other = by_text.setdefault(text, page)
-        parent[find(page)] = find(other)
+        other = by_text.setdefault(text, section)
+        parent[find(section)] = find(other)
 
-    groups: dict[tuple[str, int], list[Chunk]] = {}
+    groups: dict[Section, list[Chunk]] = {}
     for chunk in chunks:
-        groups.setdefault(find((chunk.source, chunk.page)), []).append(chunk)
+        groups.setdefault(find((chunk.source, chunk.page, chunk.section)), []).append(chunk)
     return list(groups.values())
 
 
@@ -46,7 +52,8 @@ def assign_splits(chunks: Sequence[Chunk], eval_fraction: float, seed: int) -> d
     groups = group_chunks(chunks)
 
     def rank(group: list[Chunk]) -> str:
-        return hashlib.sha256(f"{seed}\0{group[0].source}\0{group[0].page}".encode()).hexdigest()
+        first = group[0]
+        return hashlib.sha256(f"{seed}\0{first.source}\0{first.page}\0{first.section}".encode()).hexdigest()
 
     target = round(eval_fraction * len(chunks))
     assignment: dict[str, str] = {}
@@ -59,9 +66,9 @@ def assign_splits(chunks: Sequence[Chunk], eval_fraction: float, seed: int) -> d
         for chunk in group:
             assignment[chunk.id] = EVAL if take else TRAIN
     if in_eval == 0 and len(groups) > 1:
-        # A tiny input (two or three pages) still gets an eval split: the smallest group goes there.
+        # A tiny input (two or three sections) still gets an eval split: the smallest group goes there.
         for chunk in min(groups, key=len):
             assignment[chunk.id] = EVAL
-    # One group (a single page) cannot be split without leaking overlap text: eval stays empty and the
-    # command's summary says so.
+    # One group (a single section: a page or document of at most a few chunks) cannot be split without
+    # leaking overlap text: eval stays empty and the command's summary says so.
     return assignment
