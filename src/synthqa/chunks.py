@@ -50,16 +50,25 @@ def split_pages(pages: Iterable[Page], chunk_size: int = 1000, chunk_overlap: in
         )
     splitter = RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
     sectioner = RecursiveCharacterTextSplitter.from_language(
-        Language.MARKDOWN, chunk_size=section_size(chunk_size, chunk_overlap), chunk_overlap=0
+        Language.MARKDOWN, chunk_size=section_size(chunk_size, chunk_overlap), chunk_overlap=0, add_start_index=True
     )
-    return _split(pages, splitter, sectioner)
+    return _split(pages, splitter, sectioner, min_section=chunk_size // 4)
+
+
+def sections(text: str, sectioner: RecursiveCharacterTextSplitter, min_size: int) -> list[str]:
+    """``text`` cut where ``sectioner`` cuts it, except that a piece shorter than ``min_size`` (a page's last
+    line or two) joins the section before it rather than becoming a stub chunk too short to ask about."""
+    starts = [doc.metadata["start_index"] for doc in sectioner.create_documents([text])] or [0]
+    ends = [*starts[1:], len(text)]
+    kept = [starts[0]] + [start for start, end in zip(starts[1:], ends[1:]) if end - start >= min_size]
+    return [text[start:end].strip() for start, end in zip(kept, [*kept[1:], len(text)])]
 
 
 def _split(pages: Iterable[Page], splitter: RecursiveCharacterTextSplitter,
-           sectioner: RecursiveCharacterTextSplitter) -> Iterator[Chunk]:
+           sectioner: RecursiveCharacterTextSplitter, min_section: int) -> Iterator[Chunk]:
     for page in pages:
         index = 0
-        for section, part in enumerate(sectioner.split_text(page.text)):
+        for section, part in enumerate(sections(page.text, sectioner, min_section)):
             for text in splitter.split_text(part):
                 yield Chunk(chunk_id(page.source, page.page, index, text), page.source, page.page, index, text,
                             section)

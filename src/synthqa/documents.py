@@ -61,7 +61,9 @@ def _docx_text(path: Path, head: bytes) -> tuple[str, str | None]:
     from docx.table import Table
 
     try:
-        document = docx.Document(str(path))
+        # A file object, not the path: python-docx's errors would name the path, which would reach the card.
+        with open(path, "rb") as stream:
+            document = docx.Document(stream)
         blocks = [_table_text(block) if isinstance(block, Table) else _paragraph_text(block)
                   for block in document.iter_inner_content()]
     except Exception as err:  # python-docx and lxml raise many types on damaged packages
