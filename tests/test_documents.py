@@ -102,7 +102,8 @@ def test_html_without_main_drops_the_sites_header_and_footer_and_uses_the_title(
 
 
 def test_html_encoding_is_read_from_its_meta_tag(tmp_path):
-    page = '<html><head><meta charset="windows-1252"></head><body><p>Frais de déplacement remboursés</p></body></html>'
+    page = ('<html><head><meta charset="windows-1252"></head>'
+            "<body><p>Frais de déplacement remboursés</p></body></html>")
     (tmp_path / "frais.html").write_bytes(page.encode("cp1252"))
     assert load(tmp_path / "frais.html")[0][0].text == "Frais de déplacement remboursés"
 

@@ -115,7 +115,8 @@ def summary_view(manifest: Manifest, width: int) -> str:
 
 def languages_text(manifest: Manifest) -> str:
     """Chunks and questions per language, and whether questions were checked against their chunk's."""
-    text = ", ".join(f"{code} {n.chunks} chunk(s) / {n.questions} question(s)" for code, n in manifest.languages.items())
+    text = ", ".join(f"{code} {n.chunks} chunk(s) / {n.questions} question(s)"
+                     for code, n in manifest.languages.items())
     if not manifest.language_check:
         return f"{text or 'none'} (questions not checked: the prompt has no $language)"
     return text or "none"

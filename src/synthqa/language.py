@@ -55,17 +55,17 @@ def detect(text: str) -> str:
     return code if probability >= MIN_CHUNK_PROBABILITY else UNDETERMINED
 
 
-def in_language(question: str, code: str) -> bool:
-    """Whether ``question`` is written in the language ``code`` (always true for ``"und"``)."""
-    if code == UNDETERMINED:
+def in_language(question: str, code: str | None) -> bool:
+    """Whether ``question`` is written in the language ``code`` (always true for ``"und"`` or None)."""
+    if code in (UNDETERMINED, None):
         return True
     ranked = dict(_model().rank(question))
     return ranked.get(code, 0.0) >= MIN_QUESTION_PROBABILITY
 
 
-def name(code: str) -> str:
-    """The English name of a language code, as a prompt says it ("French"); a phrase for ``"und"``."""
-    if code == UNDETERMINED:
+def name(code: str | None) -> str:
+    """The English name of a language code, as a prompt says it ("French"); a phrase for ``"und"``/None."""
+    if code in (UNDETERMINED, None):
         return UNDETERMINED_NAME
     return NAMES.get(code, f"the language with ISO 639-1 code {code!r}")
 

@@ -1,9 +1,10 @@
 """The LLM stage: ask an OpenAI-compatible endpoint for questions about each chunk.
 
 Three separate pieces: ``build_messages``/``response_format`` (pure), ``ask`` (one chunk, async, re-asks
-when the answer does not parse), ``parse_questions`` (pure, lenient). ``ask_in_language`` asks once more
-when a question is not in the chunk's language. ``generate`` runs them over many chunks under one semaphore. Transport retries (429 with Retry-After, 5xx, dropped connections) and timeouts
-are the openai client's job; this module only decides what a failure means for the run.
+when the answer does not parse), ``parse_questions`` (pure, lenient); ``ask_in_language`` asks once more
+when a question is not in the chunk's language. ``generate`` runs them over many chunks under one
+semaphore. Transport retries (429 with Retry-After, 5xx, dropped connections) and timeouts are the openai
+client's job; this module only decides what a failure means for the run.
 """
 
 from __future__ import annotations
@@ -330,7 +331,7 @@ def _transport_reason(err: openai.APIError) -> str:
 
 # ---------------------------------------------------------------- the chunk's language
 def language_follow_up(questions: Sequence[str], language: str, n: int) -> list[dict]:
-    """The turn after an answer with questions not in ``language``: the model sees what it wrote, and why again."""
+    """The turn after an answer with questions not in ``language``: its own answer, and the request again."""
     return [
         {"role": "assistant", "content": json.dumps({"questions": list(questions)}, ensure_ascii=False)},
         {"role": "user", "content": f"Not all of these questions are in {language}. Write the {n} questions "
@@ -345,7 +346,7 @@ async def ask_in_language(session: Session, chunk: Chunk, *, n: int, language: s
     left over stays, for the ``wrong_language`` filter to drop and count. Both asks' usage is counted.
     """
     first = await ask(session, chunk, n=n, language=language, **kwargs)
-    code = chunk.language or lang.UNDETERMINED
+    code = chunk.language
     wrong = [i for i, q in enumerate(first.questions) if not lang.in_language(q, code)]
     if not wrong:
         return first
@@ -386,7 +387,7 @@ async def generate(chunks: Iterable[Chunk] | AsyncIterable[Chunk], *, client: op
             await semaphore.acquire()
         try:
             answer = await ask_one(session, chunk, template=template, n=n, model=model, temperature=temperature,
-                                   max_attempts=max_attempts, language=lang.name(chunk.language or lang.UNDETERMINED))
+                                   max_attempts=max_attempts, language=lang.name(chunk.language))
         finally:
             semaphore.release()
         on_answer(chunk, answer)

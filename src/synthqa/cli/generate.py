@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "generate",
         help="PDFs → (question, chunk) dataset",
-        description="Turn PDFs (and .txt, .md, .docx, .html files) into a train/eval dataset of (question, chunk) pairs. "
-        "With no OPENAI_API_KEY and no --base-url, the embedded local model is used (synthqa[local]).",
+        description="Turn PDFs (and .txt, .md, .docx, .html files) into a train/eval dataset of (question, chunk) "
+        "pairs. With no OPENAI_API_KEY and no --base-url, the embedded local model is used (synthqa[local]).",
         # Options not given stay absent (no `default=` below): GenerateConfig holds the defaults, and
         # --retry-failed takes the recorded run's options except those the user gives anew.
         argument_default=argparse.SUPPRESS,
