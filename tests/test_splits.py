@@ -8,12 +8,19 @@ from pdfmaker import make_pdf
 from synthqa.chunks import split_pages
 from synthqa.pdfs import load_pages
 from synthqa.records import Chunk
-from synthqa.splits import EVAL, TRAIN, assign_splits, group_chunks
+from synthqa.splits import EVAL, TRAIN, assign_splits, group_chunks, shares_text
 
 
-def chunks_for(pages: int, per_page: int = 3, source: str = "a.pdf") -> list[Chunk]:
+def chunks_for(pages: int, per_page: int = 3, source: str = "a.pdf", overlap: bool = True) -> list[Chunk]:
+    """Chunks of short PDF pages; with ``overlap`` each begins with the last words of the one before it, as the
+    splitter's chunks of one page do."""
+
+    def tail(p: int, i: int) -> str:
+        return f"the closing words of part {i} on page {p} of {source}, carried into the next part"
+
     return [
-        Chunk(id=f"{source}-{p}-{i}", source=source, page=p, index=i, text=f"{source} page {p} part {i}")
+        Chunk(id=f"{source}-{p}-{i}", source=source, page=p, index=i,
+              text=(tail(p, i - 1) + " " if overlap and i else "") + f"body of part {i}, " + tail(p, i))
         for p in range(1, pages + 1)
         for i in range(per_page)
     ]
@@ -43,7 +50,8 @@ def test_a_page_never_straddles_the_splits():
 
 def test_pages_sharing_a_chunk_text_go_together():
     chunks = chunks_for(10, per_page=2)
-    dup = Chunk(id="dup", source="b.pdf", page=9, index=0, text="  a.pdf page 3 part 1 ")
+    text = next(c.text for c in chunks if c.id == "a.pdf-3-1")
+    dup = Chunk(id="dup", source="b.pdf", page=9, index=0, text=f"  {text} ".replace(" ", "  "))
     groups = group_chunks([*chunks, dup])
     together = next(g for g in groups if dup in g)
     assert {(c.source, c.page) for c in together} == {("a.pdf", 3), ("b.pdf", 9)}
@@ -68,6 +76,23 @@ def test_tiny_input_still_has_an_eval_split():
 def test_a_single_section_is_never_split():
     chunks = chunks_for(1, per_page=5)  # one page of one section: a short PDF page
     assert set(assign_splits(chunks, 0.15, 42).values()) == {TRAIN}
+
+
+def test_neighbours_that_share_no_text_may_go_to_either_side():
+    # Paragraphs longer than the overlap: the splitter's chunks share nothing, so each is its own group.
+    chunks = chunks_for(1, per_page=4, overlap=False)
+    assert len(group_chunks(chunks)) == 4
+    assert set(assign_splits(chunks, 0.25, 42).values()) == {TRAIN, EVAL}
+    # Two that overlap stay together, the others are free.
+    joined = [chunks[0], Chunk("x", "a.pdf", 1, 1, chunks[0].text[-60:] + " and more"), *chunks[2:]]
+    assert sorted(map(len, group_chunks(joined))) == [1, 1, 2]
+
+
+def test_shares_text_is_the_splitters_overlap():
+    long_end = "the insurer pays flood damage above the deductible of the policy"  # 64 characters
+    assert shares_text("alpha beta. " + long_end, long_end + " and more")
+    assert not shares_text("alpha beta. " + long_end, "epsilon " + long_end)  # not at its start
+    assert not shares_text("alpha beta\nArticle 3 – Durées", "Article 3 – Durées\ntext")  # a heading line
 
 
 # --- documents without pages, and long pages: sections are the units (real files, real splitter) -----------
@@ -134,3 +159,16 @@ def test_markdown_sections_begin_at_headings(tmp_path):
     starts = [c for i, c in enumerate(chunks) if i == 0 or c.section != chunks[i - 1].section]
     assert len(starts) >= 3
     assert all(c.text.startswith("#") for c in starts)
+
+
+def test_a_short_french_policy_of_two_chunks_gets_an_eval_split(tmp_path):
+    # Issue 16's report: one French .txt, four articles, two chunks, and no eval split at all. Its articles
+    # are longer than the overlap, so its chunks share no text and can go to either side.
+    french = (Path(__file__).resolve().parents[1] / "bench" / "texts" / "policy-fr.md").read_text(encoding="utf-8")
+    doc = tmp_path / "politique.txt"
+    doc.write_text(french.split("## Article 5")[0].replace("## ", "").replace("# ", ""), encoding="utf-8")
+    chunks = list(split_pages(load_pages([doc])))
+    assert len(chunks) == 2
+    assignment = assign_splits(chunks, 0.15, 42)
+    assert sorted(assignment.values()) == [EVAL, TRAIN]
+    assert not spans(chunks[0].text) & spans(chunks[1].text)

@@ -130,8 +130,8 @@ def format_summary(manifest: Manifest) -> str:
         rows.append(("time (s)", " · ".join(f"{k} {v:.1f}" for k, v in asdict(t).items())))
     if c.train_pairs and not c.eval_pairs:
         rows.append(("  warning", "the eval split is empty, so the dataset has none (load_dataset gives train "
-                                  "only): every chunk comes from one section of a few chunks (or sections sharing "
-                                  "text), which cannot be split without leaking; add text or documents"))
+                                  "only): its few chunks all share overlap text, which cannot be split without "
+                                  "leaking; add text or documents"))
     if not c.questions:
         rows.append(("  warning", "no question was kept: the dataset has only its corpus config"))
     for reason, n in sorted(manifest.skipped_chunks.items()):
