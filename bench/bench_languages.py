@@ -4,18 +4,16 @@
         [--out FILE.md]
 
 Asks the embedded model (qwen0.5b via llama.cpp, offline) about the French, German and Spanish policy texts
-in ``bench/texts/`` three ways, one chunk at a time as the pipeline does locally:
+in ``bench/texts/``, one chunk at a time as the pipeline does locally, with two prompts: the prompt before
+languages were named ("write in the language of the chunk") and the default prompt, which names the chunk's
+language ("… in French …"). Both runs check the questions, so each gives two rows: its first answers (what
+the prompt alone achieves), and the questions kept after the one re-ask of answers with a question in
+another language and the ``wrong_language`` filter.
 
-- ``old prompt``: the prompt before languages were named ("write in the language of the chunk"), unchecked;
-- ``named, first answer``: the default prompt, which names the chunk's language ("… in French …"), first
-  answers only;
-- ``named + checked``: the same run after the one re-ask of answers with a question in another language and
-  the ``wrong_language`` filter: the questions that are kept.
-
-"In the language" is judged twice: by py3langid (the identifier synthqa checks with, so the last row holds
-100 % by construction) and by an independent judge (lingua if installed, else langdetect, else none). Every
+"In the language" is judged twice: by py3langid (the identifier synthqa checks with, so the "+ re-ask +
+filter" rows hold 100 % by construction) and by an independent judge (lingua if installed, else langdetect). Every
 question goes to ``--out`` for a person to read. The re-ask cost is the extra requests, tokens and seconds of
-the checked run over its first answers.
+each checked run over its first answers.
 """
 
 from __future__ import annotations
@@ -146,35 +144,32 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with LocalServer(resolve_model(args.model), threads=args.threads, log_path=Path(tmp) / "server.log",
                          model_name=DEFAULT_PRESET) as server:
-            before = asyncio.run(ask_chunks(server.base_url, old, chunks, args.n, check=False))
-            checked = asyncio.run(ask_chunks(server.base_url, new, chunks, args.n, check=True))
+            runs = {"old prompt": asyncio.run(ask_chunks(server.base_url, old, chunks, args.n, check=True)),
+                    "named": asyncio.run(ask_chunks(server.base_url, new, chunks, args.n, check=True))}
 
-    rows = [
-        ("old prompt", kept(chunks, before.answers, False)),
-        ("named, first answer", kept(chunks, checked.first, False)),
-        ("named + checked", kept(chunks, checked.answers, True)),
-    ]
-    print(f"\n| questions | kept | in language (py3langid) | in language ({judge_name or '-'}) |")
-    print("| --- | ---: | ---: | ---: |")
-    for name, pairs in rows:
-        ours, theirs = shares(pairs, judge_code)
-        print(f"| {name} | {len(pairs)} | {ours} | {theirs} |")
-
-    reasked = sum(a.attempts > checked.first[cid].attempts for cid, a in checked.answers.items())
-    total, first = usage(checked.answers), usage(checked.first)
-    extra_requests = total.requests - first.requests
-    per_request = checked.seconds / max(1, total.requests)
-    print(f"\nre-ask cost: {reasked} of {len(chunks)} chunks re-asked; +{extra_requests} requests "
-          f"(+{extra_requests / max(1, first.requests):.0%}), +{total.prompt_tokens - first.prompt_tokens} prompt and "
-          f"+{total.completion_tokens - first.completion_tokens} completion tokens, "
-          f"≈ +{extra_requests * per_request:.0f} s of {checked.seconds:.0f} s "
-          f"({before.seconds / len(chunks):.1f} s a chunk unchecked)")
+    print(f"\n| prompt | questions | kept | in language (py3langid) | in language ({judge_name or '-'}) |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for prompt, run in runs.items():
+        for name, pairs in (("first answers", kept(chunks, run.first, False)),
+                            ("+ re-ask + filter", kept(chunks, run.answers, True))):
+            ours, theirs = shares(pairs, judge_code)
+            print(f"| {prompt} | {name} | {len(pairs)} | {ours} | {theirs} |")
+    print()
+    for prompt, run in runs.items():
+        reasked = sum(a.attempts > run.first[cid].attempts for cid, a in run.answers.items())
+        total, first = usage(run.answers), usage(run.first)
+        extra = total.requests - first.requests
+        print(f"re-ask cost, {prompt}: {reasked} of {len(chunks)} chunks re-asked; +{extra} requests "
+              f"(+{extra / max(1, first.requests):.0%}), +{total.prompt_tokens - first.prompt_tokens} prompt and "
+              f"+{total.completion_tokens - first.completion_tokens} completion tokens, "
+              f"≈ +{extra * run.seconds / max(1, total.requests):.0f} s of {run.seconds:.0f} s")
     if args.out:
         lines = []
         for chunk in chunks:
             lines += [f"## {chunk.source} #{chunk.index} ({chunk.language})", "", chunk.text[:300] + " …", ""]
-            for name, run in (("old", before.answers), ("first", checked.first), ("checked", checked.answers)):
-                lines += [f"- **{name}**: {q}" for q in run[chunk.id].questions]
+            for prompt, run in runs.items():
+                lines += [f"- **{prompt}, first**: {q}" for q in run.first[chunk.id].questions]
+                lines += [f"- **{prompt}, checked**: {q}" for q in run.answers[chunk.id].questions]
             lines.append("")
         args.out.write_text("\n".join(lines), encoding="utf-8")
         print(f"questions written to {args.out}")
