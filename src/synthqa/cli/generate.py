@@ -129,9 +129,10 @@ def format_summary(manifest: Manifest) -> str:
     if t is not None:
         rows.append(("time (s)", " · ".join(f"{k} {v:.1f}" for k, v in asdict(t).items())))
     if c.train_pairs and not c.eval_pairs:
-        rows.append(("  warning", "the eval split is empty, so the dataset has none (load_dataset gives train "
-                                  "only): its few chunks all share overlap text, which cannot be split without "
-                                  "leaking; add text or documents"))
+        why = (f"no question about its {c.eval_chunks} chunk(s) passed the filters below" if c.eval_chunks else
+               "its few chunks all share overlap text, which cannot be split without leaking; add text or documents")
+        rows.append(("  warning", f"the eval split is empty, so the dataset has none (load_dataset gives train "
+                                  f"only): {why}"))
     if not c.questions:
         rows.append(("  warning", "no question was kept: the dataset has only its corpus config"))
     for reason, n in sorted(manifest.skipped_chunks.items()):
