@@ -83,6 +83,32 @@ def bare(work: Path) -> None:
         skipped = synthqa("generate", work / "scans", CORPORA, "-o", work / "scan-out", "--base-url", fake.base_url,
                           "--limit", "2", "--no-progress", env=env)
     assert "pip install 'synthqa[ocr]'" in skipped.stderr, skipped.stderr
+    documents_in_any_language(work, env)
+
+
+def documents_in_any_language(work: Path, env: dict) -> None:
+    """Word, HTML and Markdown in French, German and Spanish: read, and their languages detected, by the bare
+    install (python-docx, BeautifulSoup, markdownify and py3langid's model are core dependencies)."""
+    import docx
+
+    docs = work / "documents"
+    docs.mkdir()
+    texts = HERE.parent / "bench" / "texts"
+    (docs / "politica.md").write_text((texts / "policy-es.md").read_text(encoding="utf-8"), encoding="utf-8")
+    german = (texts / "policy-de.md").read_text(encoding="utf-8").split("\n\n")
+    (docs / "richtlinie.html").write_text("<nav>Start</nav><main>" + "".join(f"<p>{p}</p>" for p in german)
+                                          + "</main>", encoding="utf-8")
+    word = docx.Document()
+    for paragraph in (texts / "policy-fr.md").read_text(encoding="utf-8").split("\n\n"):
+        word.add_paragraph(paragraph.lstrip("# "))
+    word.save(docs / "politique.docx")
+    out = work / "out-documents"
+    with FakeOpenAI() as fake:
+        synthqa("generate", docs, "-o", out, "--base-url", fake.base_url, "--no-progress", env=env)
+    check_loads(out)
+    manifest = json.loads((out / "synthqa.json").read_text())
+    assert sorted(d["source"] for d in manifest["documents"]) == ["politica.md", "politique.docx", "richtlinie.html"]
+    assert sorted(manifest["languages"]) == ["de", "es", "fr"], manifest["languages"]
 
 
 def local(work: Path) -> None:

@@ -12,6 +12,7 @@ from synthqa.manifest import (
     Counts,
     Document,
     FailedChunk,
+    LanguageCount,
     Manifest,
     PromptInfo,
     RoundTrip,
@@ -58,6 +59,8 @@ def make_manifest(**overrides) -> Manifest:
                                    False),),
         roundtrip=RoundTrip(bm25=True, embedder=None, min_rank=None),
         split=SplitInfo(method="chunk", seed=7, eval_fraction=0.25),
+        languages={"en": LanguageCount(chunks=4, questions=8)},
+        language_check=True,
         data_files={name: {split: f"data/{folder}/{split}.parquet" for split in ("train", "eval")}
                     for name, folder in (("default", "pairs"), ("queries", "queries"), ("corpus", "corpus"))},
         timings=Timings(load=0.1, split=0.0, generate=2.0, write=0.1),
@@ -85,7 +88,7 @@ def write_contract_folder(out, manifest: Manifest | None = None, *, extra: bool 
     if not extra:
         manifest = replace(manifest, counts=replace(manifest.counts, questions_with_extra_relevant=0))
     corpus = [{"id": cid, "text": text, "source": src, "page": page, "chunk_index": idx,
-               "ocr": src == "omb-memo.pdf", "split": split}
+               "ocr": src == "omb-memo.pdf", "language": "en", "split": split}
               for cid, src, page, idx, split, text in CHUNKS]
     queries = []
     for cid, src, page, _idx, split, _text in CHUNKS:

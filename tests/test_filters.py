@@ -180,8 +180,8 @@ def test_copied_sentence_matches_across_pdf_line_breaks() -> None:
 
 
 def test_every_drop_reason_has_a_description() -> None:
-    assert {"empty", "not_a_question", "too_short", "too_long", "refers_to_context", "copied_sentence",
-            "duplicate", "near_duplicate"} == set(QUESTION_DROP_REASONS)
+    assert {"empty", "wrong_language", "not_a_question", "too_short", "too_long", "refers_to_context",
+            "copied_sentence", "duplicate", "near_duplicate"} == set(QUESTION_DROP_REASONS)
 
 
 # --- dedupe ----------------------------------------------------------------------------------------------------
@@ -254,3 +254,17 @@ def test_a_dropped_question_does_not_shadow_a_later_good_copy() -> None:
     result = filter_questions([("q0", COPIED, PROSE), ("q1", COPIED, "A chunk about something else entirely.")])
     assert result.dropped == {0: "copied_sentence"}
     assert result.kept == (1,)
+
+
+def test_questions_not_in_their_chunks_language_are_dropped_and_counted() -> None:
+    fr = "Combien de temps les dossiers du personnel sont-ils conservés après le départ ?"
+    en = "How long are personnel files kept after an employee leaves the company?"
+    items = [("q0", fr, "Les dossiers du personnel sont conservés cinq ans."), ("q1", en, "Texte."),
+             ("q2", en, "Personnel files are kept for five years."), ("q3", en, "Texte en français.")]
+    result = filter_questions(items, ["fr", "fr", "en", "und"])
+    assert result.kept == (0, 2)
+    # The wrong-language copy is counted as that, and does not make its later copy a duplicate.
+    assert result.dropped == {1: "wrong_language", 3: "duplicate"}
+    assert result.counts["wrong_language"] == 1
+    # Without languages nothing is checked: the same items keep the English question of the French chunk.
+    assert filter_questions(items).dropped == {2: "duplicate", 3: "duplicate"}

@@ -8,6 +8,7 @@ Signals have their own file (test_signals.py).
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -223,7 +224,9 @@ def test_a_missing_dependency_is_one_line_and_the_answers_stay_cached(tmp_path, 
     (shim / "__init__.py").write_text("raise ImportError('No module named jinja2 (hidden by the test)')\n")
     docs = make_policy_folder(tmp_path / "docs", docs=1, pages=2)
     out = tmp_path / "out"
-    env = cli_env(OPENAI_API_KEY="sk-test", PYTHONPATH=str(shim.parent))
+    # The shim goes before whatever PYTHONPATH already holds (a checkout's src/ under test).
+    env = cli_env(OPENAI_API_KEY="sk-test", PYTHONPATH=os.pathsep.join(filter(None, [str(shim.parent),
+                                                                                    os.environ.get("PYTHONPATH")])))
     proc = generate(docs, out, fake_server, env=env)
     assert proc.returncode == 1
     assert "a package synthqa needs is missing" in proc.stderr and "Traceback" not in proc.stderr

@@ -95,16 +95,16 @@ def test_hidden_entries_are_ignored_silently_and_unsupported_files_are_reported(
     make_pdf(tmp_path / ".synthqa" / "cached.pdf", ["hidden dir"])
     make_pdf(tmp_path / ".git" / "x.pdf", ["hidden dir"])
     make_pdf(tmp_path / ".hidden.pdf", ["hidden file"])
-    (tmp_path / "memo.docx").write_bytes(b"PK\x03\x04")
+    (tmp_path / "memo.doc").write_bytes(b"\xd0\xcf\x11\xe0")
     (tmp_path / "scan.png").write_bytes(b"\x89PNG\r\n")
     (tmp_path / "LICENSE").write_text("MIT")
     pages, skipped = load([tmp_path])
     assert [p.text for p in pages] == ["kept"]
     reasons = {Path(s.path).name: s.reason for s in skipped}
     assert reasons == {
-        "LICENSE": "no file extension: only .pdf, .txt and .md files are read; rename or convert it",
-        "memo.docx": "unsupported file type .docx: convert it to PDF or text",
-        "scan.png": "unsupported file type .png: convert it to PDF or text",
+        "LICENSE": "no file extension: only .pdf, .txt, .md, .docx and .html files are read; rename or convert it",
+        "memo.doc": "unsupported file type .doc: save it as .docx or PDF",
+        "scan.png": "unsupported file type .png: convert it to PDF, .docx, HTML or text",
     }
 
 

@@ -122,7 +122,8 @@ def browser():
 def rows_for(n: int) -> list[dict]:
     return [{"split": "eval" if i % 5 == 0 else "train", "id": f"q-{i:016x}-0", "question": f"What rule {i} applies?",
              "chunk_id": f"{i // 2:016x}", "chunk": f"Rule {i} says agencies act. </script><!-- <b>x</b>",
-             "source": f"doc{i % 3}.pdf", "page": i % 4 + 1, "bm25_rank": i % 12 + 1, "embed_rank": None}
+             "language": "en", "source": f"doc{i % 3}.pdf", "page": i % 4 + 1, "bm25_rank": i % 12 + 1,
+             "embed_rank": None}
             for i in range(n)]
 
 

@@ -42,9 +42,13 @@ def cache_path(out: Path) -> Path:
     return Path(out) / CACHE_DIRNAME / CACHE_FILENAME
 
 
-def answer_key(*, model: str, prompt_sha256: str, chunk_text: str, n_questions: int, temperature: float) -> str:
-    """Content key of an answer: anything that changes what the LLM would write changes the key."""
-    payload = json.dumps([model, prompt_sha256, chunk_text, n_questions, float(temperature)], ensure_ascii=False)
+def answer_key(*, model: str, prompt_sha256: str, chunk_text: str, n_questions: int, temperature: float,
+               language: str | None = None) -> str:
+    """Content key of an answer: anything that changes what the LLM would write changes the key.
+
+    ``language`` is the chunk's language as the prompt names it (None when the prompt does not)."""
+    fields = [model, prompt_sha256, chunk_text, n_questions, float(temperature)]
+    payload = json.dumps(fields if language is None else [*fields, language], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

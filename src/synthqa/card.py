@@ -10,6 +10,8 @@ from importlib import resources
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from .language import UNDETERMINED
+from .language import label as language_label
 from .manifest import Document, FailedChunk, Manifest
 from .text import describe
 
@@ -58,17 +60,23 @@ def configs_metadata(manifest: Manifest) -> list[dict]:
     ]
 
 
+def card_languages(manifest: Manifest) -> list[str]:
+    """The ISO 639-1 codes of the chunks' languages, most chunks first (undetermined ones left out)."""
+    return [code for code in manifest.languages if code != UNDETERMINED]
+
+
 def card_data(manifest: Manifest, *, license: str | None = None, pretty_name: str | None = None) -> DatasetCardData:
     """The YAML metadata of the card."""
+    languages = card_languages(manifest)
     return DatasetCardData(
-        language="en",
+        language=languages or None,
         license=license or DEFAULT_LICENSE,
         pretty_name=pretty_name or _pretty_name(manifest),
         size_categories=size_category(manifest.pairs),
         task_categories=["sentence-similarity", "feature-extraction"],
         annotations_creators="machine-generated",
         language_creators="found",
-        multilinguality="monolingual",
+        multilinguality="multilingual" if len(languages) > 1 else "monolingual",
         source_datasets="original",
         tags=["synthetic", "rag", "retrieval", "sentence-transformers", "embeddings", "question-answering",
               "synthqa"],
@@ -108,6 +116,9 @@ def render_card(manifest: Manifest, *, repo_id: str | None = None, license: str 
         question_filters_text=_counts_text(manifest.question_filters, "none dropped"),
         failed_text=_failed_text(manifest.failed_chunks),
         split_text=_split_text(manifest),
+        languages_text=_languages_text(manifest),
+        language_check=manifest.language_check,
+        wrong_language=manifest.question_filters.get("wrong_language", 0),
         prompt=prompt,
         prompt_system_block=fenced(prompt.system or "(none)"),
         prompt_user_block=fenced(prompt.user),
@@ -182,6 +193,12 @@ def _cleaning_text(manifest: Manifest) -> str:
     return ("The text was cleaned: Unicode NFKC (ligatures such as ﬁ become fi), words hyphenated at a line end "
             "joined unless the document spells them with a hyphen, running heads, footers and page numbers "
             f"removed — {describe(cleaning)}.")
+
+
+def _languages_text(manifest: Manifest) -> str:
+    parts = [f"{language_label(code)}: {c.chunks} chunk(s), {c.questions} question(s)"
+             for code, c in manifest.languages.items()]
+    return "; ".join(parts) or "none"
 
 
 def _split_text(manifest: Manifest) -> str:

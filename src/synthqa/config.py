@@ -67,7 +67,7 @@ class GenerateConfig:
         object.__setattr__(self, "inputs", tuple(Path(p) for p in self.inputs))
         object.__setattr__(self, "out", Path(self.out))
         if not self.inputs:
-            raise ConfigError("no INPUT given: name at least one PDF/.txt/.md file or a folder of them")
+            raise ConfigError("no INPUT given: name at least one PDF/.txt/.md/.docx/.html file or a folder of them")
         _positive("--questions-per-chunk", self.questions_per_chunk, upper=20)
         _positive("--chunk-size", self.chunk_size)
         if self.chunk_overlap < 0:

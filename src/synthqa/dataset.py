@@ -54,6 +54,7 @@ CORPUS_SCHEMA = pa.schema(
         ("page", pa.int32()),
         ("chunk_index", pa.int32()),
         ("ocr", pa.bool_()),  # the page's text was read by OCR (no text layer)
+        ("language", pa.string()),
     ]
 )
 SCHEMAS = {"default": PAIRS_SCHEMA, "queries": QUERIES_SCHEMA, "corpus": CORPUS_SCHEMA}

@@ -18,6 +18,8 @@ from functools import lru_cache
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from .language import in_language
+
 CHUNK_SKIP_REASONS: dict[str, str] = {
     "table_of_contents": "table of contents (dotted leaders or lines ending in page numbers)",
     "references": "bibliography / endnotes (citations with authors, years, URLs, DOIs)",
@@ -28,6 +30,7 @@ CHUNK_SKIP_REASONS: dict[str, str] = {
 
 QUESTION_DROP_REASONS: dict[str, str] = {
     "empty": "empty question",
+    "wrong_language": "not in its chunk's language (after one re-ask)",
     "not_a_question": "not phrased as a question",
     "too_short": "fewer than 4 words",
     "too_long": "more than 60 words or 400 characters",
@@ -147,11 +150,15 @@ _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n|•")
 _PUNCT = str.maketrans("", "", string.punctuation + "“”‘’–—…")
 
 
-def question_drop_reason(question: str, chunk_text: str) -> str | None:
-    """Why one generated question should be dropped, as a key of ``QUESTION_DROP_REASONS``; None to keep it."""
+def question_drop_reason(question: str, chunk_text: str, language: str | None = None) -> str | None:
+    """Why one generated question should be dropped, as a key of ``QUESTION_DROP_REASONS``; None to keep it.
+
+    ``language`` is the chunk's language code when questions are checked against it (else None)."""
     q = " ".join(question.split())
     if not q:
         return "empty"
+    if language is not None and not in_language(q, language):
+        return "wrong_language"
     words = q.split()
     if "?" not in q and words[0].casefold().strip(string.punctuation) not in _INTERROGATIVES:
         # "In which year …" / "Under what conditions …": a preposition before the question word
@@ -231,11 +238,14 @@ class FilterResult:
     counts: dict[str, int] = field(default_factory=dict)  # every key of QUESTION_DROP_REASONS, zeros included
 
 
-def filter_questions(items: Sequence[tuple[str, str, str]]) -> FilterResult:
-    """Apply the per-question checks, then dedupe the survivors; ``items`` are (query_id, question, chunk_text)."""
+def filter_questions(items: Sequence[tuple[str, str, str]],
+                     languages: Sequence[str | None] | None = None) -> FilterResult:
+    """Apply the per-question checks, then dedupe the survivors; ``items`` are (query_id, question, chunk_text).
+
+    ``languages`` gives each item's chunk language to check the question against (None: not checked)."""
     dropped: dict[int, str] = {}
     for i, (_, question, chunk_text) in enumerate(items):
-        reason = question_drop_reason(question, chunk_text)
+        reason = question_drop_reason(question, chunk_text, languages[i] if languages is not None else None)
         if reason is not None:
             dropped[i] = reason
     # Dedupe only among survivors, so a dropped question never shadows a good later copy.

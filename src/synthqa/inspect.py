@@ -55,15 +55,18 @@ def inspect_dataset(target: str | Path, *, n: int = 5, seed: int = 0, split: str
 
 
 def pair_rows(tables: dict) -> list[dict]:
-    """One dict per question: split, id, question, chunk id/text, source, page, ranks."""
+    """One dict per question: split, id, question, chunk id/text/language, source, page, ranks."""
     text_of: dict[str, str] = {}
+    language_of: dict[str, str] = {}
     for df in tables["corpus"].values():
         text_of.update(zip(df["id"], df["text"]))
+        language_of.update(zip(df["id"], df["language"]))
     rows = []
     for split in SPLIT_NAMES:
         for rec in tables["queries"][split].to_dict("records"):
             rows.append({"split": split, "id": rec["id"], "question": rec["text"], "chunk_id": rec["chunk_id"],
-                         "chunk": text_of[rec["chunk_id"]], "source": rec["source"], "page": rec["page"],
+                         "chunk": text_of[rec["chunk_id"]], "language": language_of[rec["chunk_id"]],
+                         "source": rec["source"], "page": rec["page"],
                          "bm25_rank": _int(rec["bm25_rank"]), "embed_rank": _int(rec["embed_rank"])})
     return rows
 
@@ -92,6 +95,7 @@ def summary_view(manifest: Manifest, width: int) -> str:
         ("chunks", f"{c.chunks} made, {c.chunks_asked} sent to the LLM"
                    f" (size {opts.chunk_size}, overlap {opts.chunk_overlap})"),
         ("questions", f"{c.train_pairs} train / {c.eval_pairs} eval ({c.train_chunks} / {c.eval_chunks} chunks)"),
+        ("languages", languages_text(manifest)),
     ]
     facts.append(("text cleaning", describe(manifest.cleaning)))
     if manifest.ocr_pages:
@@ -111,6 +115,15 @@ def summary_view(manifest: Manifest, width: int) -> str:
     for key, value in facts:
         lines.append(_field(key, value, label_w, width))
     return "\n".join(lines)
+
+
+def languages_text(manifest: Manifest) -> str:
+    """Chunks and questions per language, and whether questions were checked against their chunk's."""
+    text = ", ".join(f"{code} {n.chunks} chunk(s) / {n.questions} question(s)"
+                     for code, n in manifest.languages.items())
+    if not manifest.language_check:
+        return f"{text or 'none'} (questions not checked: the prompt has no $language)"
+    return text or "none"
 
 
 def failed_view(manifest: Manifest, width: int) -> str:

@@ -21,7 +21,8 @@ from .errors import DatasetError
 from .text import Cleaning
 
 # 1: synthqa 0.1.0 (no schema_version field); 2: typed manifest, public paths, skipped pages, extra counts;
-# 3: text cleaning and OCR per document, options.clean.
+# 3: text cleaning and OCR per document, options.clean; languages (per-language counts, whether questions were
+#    checked against their chunk's language).
 SCHEMA_VERSION = 3
 
 
@@ -137,6 +138,14 @@ class SplitInfo:
 
 
 @dataclass(frozen=True)
+class LanguageCount:
+    """What the dataset holds in one language."""
+
+    chunks: int  # chunks asked about whose text is in this language
+    questions: int  # questions kept for them
+
+
+@dataclass(frozen=True)
 class Timings:
     """Seconds per stage; load and split stream into generate, so they overlap it."""
 
@@ -166,6 +175,9 @@ class Manifest:
     failed_chunks: tuple[FailedChunk, ...]
     roundtrip: RoundTrip
     split: SplitInfo
+    # ISO 639-1 code of the chunks' language ("und": undetermined) → counts, most chunks first
+    languages: dict[str, LanguageCount]
+    language_check: bool  # questions were checked against their chunk's language (the prompt names $language)
     data_files: dict[str, dict[str, str]] = field(default_factory=dict)  # config → split → parquet path
     timings: Timings | None = None  # None until the run has finished writing
     repo_id: str | None = None  # the Hub dataset it was last pushed to

@@ -18,7 +18,8 @@ from . import ocr as ocr_
 from .records import Page, SkippedFile, SkippedPage
 from .text import Cleaning, DocumentCleaner, normalize_text
 
-SUPPORTED_SUFFIXES = frozenset({".pdf", ".txt", ".md"})
+_DOCUMENT_SUFFIXES = frozenset({".docx", ".html", ".htm"})  # read by documents.py
+SUPPORTED_SUFFIXES = frozenset({".pdf", ".txt", ".md"}) | _DOCUMENT_SUFFIXES
 
 OnSkip = Callable[[SkippedFile], None]
 OnSkipPage = Callable[[SkippedPage], None]
@@ -71,7 +72,7 @@ def find_input_files(inputs: Sequence[Path], on_skip: OnSkip | None = None) -> I
             report(root, "broken symbolic link: point it at a file or remove it")
             continue
         elif root.exists():
-            report(root, "not a regular file or folder: give a PDF/.txt/.md file or a folder")
+            report(root, "not a regular file or folder: give a PDF/.txt/.md/.docx/.html file or a folder")
             continue
         else:
             report(root, "no such file or folder: check the path")
@@ -124,10 +125,11 @@ def load_pages(
 
     PDFs are read with pypdf page by page (decrypted with ``password`` when encrypted); pages without a text
     layer are read by OCR when the ``ocr`` extra is installed. ``.txt``/``.md`` files are UTF-8 with form
-    feeds separating pages. Page numbers are 1-based and count empty pages too. With ``clean`` the text is
-    cleaned (``text.DocumentCleaner``: each document is read whole before its first page comes out), else
-    only its whitespace is tidied. Each file that yields no page gets exactly one ``SkippedFile`` through
-    ``on_skip``; each that does, one ``DocumentReport`` through ``on_document``.
+    feeds separating pages; a ``.docx`` or ``.html``/``.htm`` file is one page (``documents.py``). Page
+    numbers are 1-based and count empty pages too. With ``clean`` the text is cleaned
+    (``text.DocumentCleaner``: each document is read whole before its first page comes out), else only its
+    whitespace is tidied. Each file that yields no page gets exactly one ``SkippedFile`` through ``on_skip``;
+    each that does, one ``DocumentReport`` through ``on_document``.
     """
     # pypdf logs every recoverable oddity of real-world PDFs as a warning; users cannot act on them.
     pypdf_logger = logging.getLogger("pypdf")
@@ -137,10 +139,15 @@ def load_pages(
     for path, source in find_input_files(inputs, report):
         cleaner = DocumentCleaner() if clean else None
         prepare = cleaner.page_text if cleaner else normalize_text
-        is_pdf = path.suffix.lower() == ".pdf"
+        suffix = path.suffix.lower()
+        is_pdf = suffix == ".pdf"
         ocr = ocr_.PdfOcr(path, password) if is_pdf and ocr_.available() else None
         if is_pdf:
             pages = _pdf_pages(path, source, password, on_skip_page or _ignore, prepare, ocr)
+        elif suffix in _DOCUMENT_SUFFIXES:
+            from . import documents  # imported here: it reads pdfs' helpers
+
+            pages = documents.read_pages(path, source, prepare)
         else:
             pages = _text_pages(path, source, prepare)
         reason: str | None = None
@@ -330,8 +337,10 @@ def _unique_source(source: str, prefix: str, used: set[str]) -> str:
 
 def _unsupported_reason(suffix: str) -> str:
     if not suffix:
-        return "no file extension: only .pdf, .txt and .md files are read; rename or convert it"
-    return f"unsupported file type {suffix}: convert it to PDF or text"
+        return "no file extension: only .pdf, .txt, .md, .docx and .html files are read; rename or convert it"
+    if suffix in (".doc", ".rtf", ".odt"):
+        return f"unsupported file type {suffix}: save it as .docx or PDF"
+    return f"unsupported file type {suffix}: convert it to PDF, .docx, HTML or text"
 
 
 def _os_reason(err: OSError) -> str:

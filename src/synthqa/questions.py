@@ -1,9 +1,10 @@
 """The LLM stage: ask an OpenAI-compatible endpoint for questions about each chunk.
 
 Three separate pieces: ``build_messages``/``response_format`` (pure), ``ask`` (one chunk, async, re-asks
-when the answer does not parse), ``parse_questions`` (pure, lenient). ``generate`` runs them over many
-chunks under one semaphore. Transport retries (429 with Retry-After, 5xx, dropped connections) and timeouts
-are the openai client's job; this module only decides what a failure means for the run.
+when the answer does not parse), ``parse_questions`` (pure, lenient); ``ask_in_language`` asks once more
+when a question is not in the chunk's language. ``generate`` runs them over many chunks under one
+semaphore. Transport retries (429 with Retry-After, 5xx, dropped connections) and timeouts are the openai
+client's job; this module only decides what a failure means for the run.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import asyncio
 import importlib
 import json
 import re
-from collections.abc import AsyncIterable, Callable, Iterable, Sized
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence, Sized
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import openai
 from tqdm.auto import tqdm
 
+from . import language as lang
 from .errors import EndpointError
 from .prompts import PromptTemplate, render
 from .ratelimit import RateLimiter, make_limiter
@@ -39,9 +42,9 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
-def build_messages(template: PromptTemplate, chunk_text: str, n: int) -> list[dict]:
-    """The chat messages asking for ``n`` questions about ``chunk_text``."""
-    system, user = render(template, chunk=chunk_text, n_questions=n)
+def build_messages(template: PromptTemplate, chunk_text: str, n: int, language: str | None = None) -> list[dict]:
+    """The chat messages asking for ``n`` questions about ``chunk_text``, in ``language`` (a name) if given."""
+    system, user = render(template, chunk=chunk_text, n_questions=n, language=language)
     messages = [{"role": "system", "content": system}] if system else []
     return messages + [{"role": "user", "content": user}]
 
@@ -248,13 +251,15 @@ def _mentions_format(err: openai.APIStatusError) -> bool:
 
 
 async def ask(session: Session, chunk: Chunk, *, template: PromptTemplate, n: int, model: str,
-              temperature: float = 0.0, max_attempts: int = 3) -> Answer:
+              temperature: float = 0.0, max_attempts: int = 3, language: str | None = None,
+              follow_up: Sequence[dict] = ()) -> Answer:
     """Ask for ``n`` questions about ``chunk``, re-asking up to ``max_attempts`` times when none parse.
 
+    ``language`` names the chunk's language for the template; ``follow_up`` messages go after the prompt.
     Per-chunk failures come back as ``Answer(error=...)``; only run-wide problems (bad key, unknown model,
     endpoint down from the start) raise ``EndpointError``.
     """
-    messages = build_messages(template, chunk.text, n)
+    messages = build_messages(template, chunk.text, n, language) + list(follow_up)
     budget = estimate_tokens("".join(m["content"] for m in messages)) + COMPLETION_TOKENS_PER_QUESTION * n
     usage, partial, reason, transient = Usage(), (), "no attempt was made", False
     for attempt in range(1, max_attempts + 1):
@@ -324,18 +329,53 @@ def _transport_reason(err: openai.APIError) -> str:
     return f"the request failed: {type(err).__name__}"
 
 
+# ---------------------------------------------------------------- the chunk's language
+def language_follow_up(questions: Sequence[str], language: str, n: int) -> list[dict]:
+    """The turn after an answer with questions not in ``language``: its own answer, and the request again."""
+    return [
+        {"role": "assistant", "content": json.dumps({"questions": list(questions)}, ensure_ascii=False)},
+        {"role": "user", "content": f"Not all of these questions are in {language}. Write the {n} questions "
+                                    f"again, every one of them in {language} only, as the same JSON object."},
+    ]
+
+
+async def ask_in_language(session: Session, chunk: Chunk, *, n: int, language: str, **kwargs) -> Answer:
+    """``ask``, then once more (one request) when a question is not in the chunk's language.
+
+    Each question in another language is replaced by a new in-language question of the second answer; any
+    left over stays, for the ``wrong_language`` filter to drop and count. Both asks' usage is counted.
+    """
+    first = await ask(session, chunk, n=n, language=language, **kwargs)
+    code = chunk.language
+    wrong = [i for i, q in enumerate(first.questions) if not lang.in_language(q, code)]
+    if not wrong:
+        return first
+    follow_up = language_follow_up(first.questions, language, n)
+    second = await ask(session, chunk, n=n, language=language, follow_up=follow_up, **{**kwargs, "max_attempts": 1})
+    spare = iter([q for q in second.questions if q not in first.questions and lang.in_language(q, code)])
+    questions = list(first.questions)
+    for i in wrong:
+        questions[i] = next(spare, questions[i])
+    return replace(first, questions=tuple(questions), usage=first.usage + second.usage,
+                   attempts=first.attempts + second.attempts)
+
+
 # ---------------------------------------------------------------- many chunks
 async def generate(chunks: Iterable[Chunk] | AsyncIterable[Chunk], *, client: openai.AsyncOpenAI,
                    template: PromptTemplate, n: int, model: str, temperature: float = 0.0, concurrency: int = 16,
                    max_attempts: int = 3, mode: str = "json_schema", rpm: int | None = None, tpm: int | None = None,
                    on_answer: Callable[[Chunk, Answer], None], progress: bool = True,
-                   total: Callable[[], int | None] | None = None) -> None:
+                   total: Callable[[], int | None] | None = None, check_language: bool | None = None) -> None:
     """Ask for every chunk, at most ``concurrency`` at a time; ``on_answer`` runs as each one finishes.
 
     ``chunks`` may be an async iterable that is still being produced (pages still being parsed); then
     ``total`` tells the progress bar the count once it is known. A run-wide ``EndpointError`` (or an error
-    raised by ``on_answer`` or by the iterable) cancels the rest and is re-raised.
+    raised by ``on_answer`` or by the iterable) cancels the rest and is re-raised. ``check_language``
+    (default: when the template names ``$language``) asks once more for questions not in the chunk's language.
     """
+    if check_language is None:
+        check_language = template.uses_language
+    ask_one = ask_in_language if check_language else ask
     session = Session(client, mode, make_limiter(rpm, tpm))
     await session.check_reachable()
     semaphore = asyncio.Semaphore(concurrency)
@@ -346,8 +386,8 @@ async def generate(chunks: Iterable[Chunk] | AsyncIterable[Chunk], *, client: op
         if not held:
             await semaphore.acquire()
         try:
-            answer = await ask(session, chunk, template=template, n=n, model=model, temperature=temperature,
-                               max_attempts=max_attempts)
+            answer = await ask_one(session, chunk, template=template, n=n, model=model, temperature=temperature,
+                                   max_attempts=max_attempts, language=lang.name(chunk.language))
         finally:
             semaphore.release()
         on_answer(chunk, answer)

@@ -49,6 +49,10 @@ class Chunk:
     page: int
     index: int  # position of the chunk within its page, 0-based
     text: str
+    # The section of its page the chunk lies in (0-based): sections share no text, so they are the units
+    # of the train/eval split (see chunks.py).
+    section: int = 0
+    language: str | None = None  # ISO 639-1 code, "und" when undetermined; None until detected
 
 
 @dataclass(frozen=True, slots=True)

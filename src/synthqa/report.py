@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .dataset import load_tables, read_manifest, resolve_dataset
 from .inspect import pair_rows
+from .language import label as language_label
 from .manifest import Manifest
 from .pricing import PRICES_AS_OF, estimate_cost
 from .text import describe
@@ -53,6 +54,7 @@ def render_html(manifest: Manifest, rows: list[dict], title: str) -> str:
         bar_chart(_page_coverage(manifest, rows), "Pages by number of questions (coverage)",
                   label_fmt="{} question(s)"),
         bar_chart(_top(Counter(_first_words(r["question"]) for r in rows), 15), "First words of questions (diversity)"),
+        bar_chart(_top(Counter(language_label(r["language"]) for r in rows), 15), "Questions per language"),
     ]
     for key, name in (("bm25_rank", "BM25"), ("embed_rank", "embedding")):
         ranks = [r[key] for r in rows if r.get(key) is not None]
@@ -130,6 +132,7 @@ def _summary(manifest: Manifest) -> str:
     items = [
         ("documents", c.documents), ("pages", c.pages), ("chunks", c.chunks), ("chunks asked", c.chunks_asked),
         ("train pairs", c.train_pairs), ("eval pairs", c.eval_pairs),
+        ("languages", ", ".join(manifest.languages) or "none"),
         ("failed chunks", len(manifest.failed_chunks)),
         ("tokens", f"{c.prompt_tokens:,} + {c.completion_tokens:,}"),
     ]

@@ -26,14 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "generate",
         help="PDFs → (question, chunk) dataset",
-        description="Turn PDFs (and .txt/.md files) into a train/eval dataset of (question, chunk) pairs. "
-        "With no OPENAI_API_KEY and no --base-url, the embedded local model is used (synthqa[local]).",
+        description="Turn PDFs (and .txt, .md, .docx, .html files) into a train/eval dataset of (question, chunk) "
+        "pairs. With no OPENAI_API_KEY and no --base-url, the embedded local model is used (synthqa[local]).",
         # Options not given stay absent (no `default=` below): GenerateConfig holds the defaults, and
         # --retry-failed takes the recorded run's options except those the user gives anew.
         argument_default=argparse.SUPPRESS,
     )
     d = _default
-    p.add_argument("inputs", nargs="*", metavar="INPUT", type=Path, help="PDF/.txt/.md files or folders (searched recursively)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", type=Path, help="PDF/.txt/.md/.docx/.html files or folders (searched recursively)")
     p.add_argument("-o", "--output", dest="out", type=Path, help="output folder (a Hugging Face dataset repo)")
     p.add_argument("--retry-failed", metavar="OUT", type=Path, help="ask again for the failed chunks of the run in OUT")
     g = p.add_argument_group("chunking and splitting")
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         config = pipeline.config_for_retry(retry, given)
     else:
         if not given.get("inputs"):
-            raise ConfigError("no INPUT given: name PDF/.txt/.md files or folders, e.g. `synthqa generate corpora -o out`")
+            raise ConfigError("no INPUT given: name PDF/.txt/.md/.docx/.html files or folders, e.g. `synthqa generate corpora -o out`")
         if "out" not in given:
             raise ConfigError("no output folder: add -o OUT")
         config = GenerateConfig(**given)
@@ -116,6 +116,8 @@ CONFIG_FIELDS = frozenset(GenerateConfig.__dataclass_fields__)
 
 def format_summary(manifest: Manifest) -> str:
     """The run summary table printed at the end of a run."""
+    from ..inspect import languages_text
+
     c, t = manifest.counts, manifest.timings
     rows = [
         ("documents", c.documents),
@@ -123,6 +125,7 @@ def format_summary(manifest: Manifest) -> str:
         ("chunks", f"{c.chunks} ({c.chunks_asked} asked, {sum(manifest.skipped_chunks.values())} skipped)"),
         ("questions kept", f"{c.questions} of {c.questions_generated} generated"),
         ("train / eval pairs", f"{c.train_pairs} / {c.eval_pairs} ({c.train_chunks} / {c.eval_chunks} chunks)"),
+        ("languages", languages_text(manifest)),
         ("failed chunks", len(manifest.failed_chunks)),
         ("requests", f"{c.requests} ({c.requests_this_run} this run)"),
         ("tokens", f"{c.prompt_tokens} prompt + {c.completion_tokens} completion"),
@@ -134,9 +137,10 @@ def format_summary(manifest: Manifest) -> str:
     if t is not None:
         rows.append(("time (s)", " · ".join(f"{k} {v:.1f}" for k, v in asdict(t).items())))
     if c.train_pairs and not c.eval_pairs:
-        rows.append(("  warning", "the eval split is empty, so the dataset has none (load_dataset gives train "
-                                  "only): every chunk comes from one page (or pages sharing text), which cannot "
-                                  "be split without leaking; add pages or documents"))
+        why = (f"no question about its {c.eval_chunks} chunk(s) passed the filters below" if c.eval_chunks else
+               "its few chunks all share overlap text, which cannot be split without leaking; add text or documents")
+        rows.append(("  warning", f"the eval split is empty, so the dataset has none (load_dataset gives train "
+                                  f"only): {why}"))
     if not c.questions:
         rows.append(("  warning", "no question was kept: the dataset has only its corpus config"))
     for reason, n in sorted(manifest.skipped_chunks.items()):

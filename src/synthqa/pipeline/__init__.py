@@ -59,6 +59,9 @@ class RunResult:
 def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True) -> RunResult | DryRun:
     """Generate (or dry-run) a dataset as ``config`` says; returns what was written."""
     template = prompts.load_template(config.prompt_path)  # a bad template fails before any work
+    if not template.uses_language:
+        log(f"prompt {template.name!r} has no $language: questions are not checked against their chunk's "
+            "language (see prompts/README.md)")
     endpoint = resolve_endpoint(config, log)
     check_out(config, template, endpoint)
     if config.dry_run:
@@ -167,6 +170,7 @@ def cache_key(config: GenerateConfig, template: prompts.PromptTemplate, endpoint
         chunk_text=chunk.text,
         n_questions=config.questions_per_chunk,
         temperature=config.temperature,
+        language=chunk.language if template.uses_language else None,
     )
 
 

@@ -6,12 +6,13 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from .. import __version__, card, dataset, filters, roundtrip, splits
+from .. import __version__, card, dataset, filters, language, roundtrip, splits
 from ..config import GenerateConfig, public_url
 from ..manifest import (
     Counts,
     Document,
     FailedChunk,
+    LanguageCount,
     Manifest,
     PromptInfo,
     RoundTrip,
@@ -37,15 +38,18 @@ class Rows:
 def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, by_chunk: dict[str, Answer],
                        endpoint) -> Manifest:
     """Turn answers into filtered, scored, split rows and write the dataset folder; returns the manifest."""
-    rows = build_rows(config, inputs, by_chunk)
+    rows = build_rows(config, inputs, by_chunk, check_language=template.uses_language)
     manifest = build_manifest(config, template, endpoint, inputs, by_chunk, rows)
     files = dataset.write_dataset(config.out, corpus=rows.corpus, queries=rows.queries,
                                   render_card=lambda files: card.render_card(replace(manifest, data_files=files)))
     return replace(manifest, data_files=files)
 
 
-def build_rows(config: GenerateConfig, inputs: Inputs, by_chunk: dict[str, Answer]) -> Rows:
-    """Filter the questions, rank each one's own chunk, split by chunk, and lay out the table rows."""
+def build_rows(config: GenerateConfig, inputs: Inputs, by_chunk: dict[str, Answer],
+               check_language: bool = False) -> Rows:
+    """Filter the questions, rank each one's own chunk, split by chunk, and lay out the table rows.
+
+    With ``check_language`` a question not in its chunk's language is dropped as ``wrong_language``."""
     asked = inputs.asked
     chunk_of = {c.id: c for c in asked}
     items = [
@@ -54,7 +58,8 @@ def build_rows(config: GenerateConfig, inputs: Inputs, by_chunk: dict[str, Answe
         if answer.ok
         for n, question in enumerate(answer.questions)
     ]
-    result = filters.filter_questions(items)
+    languages = [chunk_of[qid.split("-")[1]].language for qid, _, _ in items] if check_language else None
+    result = filters.filter_questions(items, languages)
     kept = [items[i] for i in result.kept]
     index_of = {c.id: i for i, c in enumerate(asked)}
     own = [index_of[qid.split("-")[1]] for qid, _, _ in kept]
@@ -81,7 +86,7 @@ def build_rows(config: GenerateConfig, inputs: Inputs, by_chunk: dict[str, Answe
     ocr_pages = {(source, page) for source, read in inputs.documents.items() for page in read.ocr_pages}
     rows.corpus = [
         {"id": c.id, "text": c.text, "source": c.source, "page": c.page, "chunk_index": c.index,
-         "ocr": (c.source, c.page) in ocr_pages, "split": assignment[c.id]}
+         "ocr": (c.source, c.page) in ocr_pages, "language": c.language, "split": assignment[c.id]}
         for c in asked
     ]
     return rows
@@ -122,6 +127,8 @@ def build_manifest(config: GenerateConfig, template, endpoint, inputs: Inputs, b
         failed_chunks=failed_chunks(inputs.asked, by_chunk),
         roundtrip=RoundTrip(bm25=True, embedder=rows.embedder, min_rank=config.min_roundtrip_rank),
         split=SplitInfo(method=splits.METHOD, seed=config.seed, eval_fraction=config.eval_fraction),
+        languages=language_counts(inputs.asked, rows.queries),
+        language_check=template.uses_language,
     )
 
 
@@ -132,6 +139,15 @@ def documents(inputs: Inputs) -> tuple[Document, ...]:
         read = inputs.documents[source]
         listed.append(Document(source, pages, read.cleaning, len(read.ocr_pages), read.ocr_seconds))
     return tuple(listed)
+
+
+def language_counts(asked: list[Chunk], queries: list[dict]) -> dict[str, LanguageCount]:
+    """Chunks asked and questions kept per chunk language, the language with most chunks first."""
+    language_of = {c.id: c.language or language.UNDETERMINED for c in asked}
+    chunks = Counter(language_of.values())
+    questions = Counter(language_of[q["chunk_id"]] for q in queries)
+    ordered = sorted(chunks.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {code: LanguageCount(n, questions[code]) for code, n in ordered}
 
 
 def _counts(inputs: Inputs, by_chunk: dict[str, Answer], rows: Rows, usage: Usage) -> Counts:

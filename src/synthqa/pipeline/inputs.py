@@ -1,4 +1,4 @@
-"""Load → split → chunk filters → --limit, as one stream of chunks worth asking about.
+"""Load → split → chunk filters → language → --limit, as one stream of chunks worth asking about.
 
 The stream runs in a thread so that questions are asked while later PDFs are still being parsed: with
 thousands of pages, parsing takes minutes that would otherwise come before the first request.
@@ -13,9 +13,9 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .. import chunks, filters, pdfs
+from .. import chunks, filters, language, pdfs
 from ..config import GenerateConfig
 from ..errors import InputError
 from ..pdfs import DocumentReport
@@ -86,6 +86,7 @@ def stream_inputs(config: GenerateConfig, log: Log, found: Inputs) -> Iterator[C
             if reason:
                 found.skipped_chunks.append(SkippedChunk(chunk.id, chunk.source, chunk.page, reason))
             else:
+                chunk = replace(chunk, language=language.detect(chunk.text))
                 found.asked.append(chunk)
                 t1 = time.perf_counter()
                 yield chunk
@@ -95,7 +96,8 @@ def stream_inputs(config: GenerateConfig, log: Log, found: Inputs) -> Iterator[C
     found.split_seconds = time.perf_counter() - t0 - found.load_seconds - paused
     where = ", ".join(map(str, config.inputs))
     if not found.chunks:
-        what = f"{len(found.skipped_files)} file(s) skipped" if found.skipped_files else "no PDF, .txt or .md file found"
+        what = (f"{len(found.skipped_files)} file(s) skipped" if found.skipped_files
+                else "no PDF, .txt, .md, .docx or .html file found")
         raise InputError(f"nothing usable in {where} ({what}): nothing to do")
     if not found.asked:
         reasons = Counter(s.reason for s in found.skipped_chunks)
