@@ -34,7 +34,7 @@ def make_manifest(**overrides) -> Manifest:
     )
     counts = Counts(
         documents=2, pages=3, chunks=6, chunks_asked=4, questions=8, questions_generated=10, train_pairs=6,
-        eval_pairs=2, train_chunks=3, eval_chunks=1, short_chunks=1, questions_with_extra_relevant=1,
+        eval_pairs=2, train_chunks=3, eval_chunks=1, short_chunks=1, questions_with_extra_relevant=1, ungrounded_answers=0,
         avg_question_chars=38.5, avg_chunk_chars=61.0, requests=5, requests_this_run=5, prompt_tokens=4000,
         completion_tokens=300,
     )

@@ -10,7 +10,9 @@ from importlib import resources
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from .curate import describe
 from .manifest import FailedChunk, Manifest
+from .questions import ANSWERS_INSTRUCTION
 
 TEMPLATE = "card_template.md"
 # Stands for the dataset's name in the code snippets until `synthqa push` knows the Hub id.
@@ -108,6 +110,8 @@ def render_card(manifest: Manifest, *, repo_id: str | None = None, license: str 
         prompt_system_block=fenced(prompt.system or "(none)"),
         prompt_user_block=fenced(prompt.user),
         has_extras=manifest.counts.questions_with_extra_relevant > 0,
+        answers_instruction=ANSWERS_INSTRUCTION if manifest.options.answers else None,
+        curation_text=describe(manifest.curation) if manifest.curation is not None else None,
     )
     return str(card)
 

@@ -24,14 +24,18 @@ from .manifest import Manifest, RunSettings
 MANIFEST = "synthqa.json"
 CARD = "README.md"
 RUN_SETTINGS = "run.json"  # inside .synthqa/
+# Inside .synthqa/: every pair the filters kept, before a person's decisions, so `curate` can apply (and undo)
+# decisions without the inputs or the endpoint, and `review` can show rejected pairs again.
+GENERATED = "generated-queries.parquet"
 SPLIT_NAMES = ("train", "eval")
 # config name → split → path inside the folder, before the writer adds each file's content fingerprint.
 CONFIGS: dict[str, dict[str, str]] = {
     name: {split: f"data/{folder}/{split}.parquet" for split in SPLIT_NAMES}
     for name, folder in (("default", "pairs"), ("queries", "queries"), ("corpus", "corpus"))
 }
-# What `push` must never upload: the answer cache, editor/OS litter, and half-written files.
-UPLOAD_IGNORE = [".synthqa/*", ".synthqa/**", "**/*.tmp", "*.tmp", ".DS_Store", "**/.DS_Store"]
+# What `push` must never upload: the answer cache, the review decisions (they hold the rejected questions;
+# the manifest and card say what was done), editor/OS litter, and half-written files.
+UPLOAD_IGNORE = [".synthqa/*", ".synthqa/**", "curation.jsonl", "**/*.tmp", "*.tmp", ".DS_Store", "**/.DS_Store"]
 
 PAIRS_SCHEMA = pa.schema([("sentence_0", pa.string()), ("sentence_1", pa.string())])
 QUERIES_SCHEMA = pa.schema(
@@ -44,6 +48,7 @@ QUERIES_SCHEMA = pa.schema(
         ("bm25_rank", pa.int32()),
         ("embed_rank", pa.int32()),
         ("extra_relevant_ids", pa.list_(pa.string())),
+        ("answer", pa.string()),  # the reference answer (--answers), else null
     ]
 )
 CORPUS_SCHEMA = pa.schema(
@@ -56,6 +61,7 @@ CORPUS_SCHEMA = pa.schema(
     ]
 )
 SCHEMAS = {"default": PAIRS_SCHEMA, "queries": QUERIES_SCHEMA, "corpus": CORPUS_SCHEMA}
+GENERATED_SCHEMA = QUERIES_SCHEMA.append(pa.field("split", pa.string()))
 DataFiles = dict[str, dict[str, str]]  # config → split → parquet path inside the folder
 
 
@@ -186,6 +192,38 @@ def read_run_settings(out: Path) -> RunSettings | None:
         return RunSettings.from_dict(json.loads(path.read_text(encoding="utf-8")), where=str(path))
     except (OSError, ValueError, DatasetError):
         return None
+
+
+def write_generated(out: Path, queries: Sequence[dict]) -> None:
+    """Keep every pair the filters kept (with its split), before a person's decisions, in ``.synthqa/``."""
+    path = Path(out) / CACHE_DIRNAME / GENERATED
+    with _writing(out):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        columns = {name: [row.get(name) for row in queries] for name in GENERATED_SCHEMA.names}
+        pq.write_table(pa.table(columns, schema=GENERATED_SCHEMA), tmp)
+        os.replace(tmp, path)
+
+
+def read_generated(out: Path) -> list[dict]:
+    """The rows ``write_generated`` kept; ``DatasetError`` with the fix when there are none."""
+    path = Path(out) / CACHE_DIRNAME / GENERATED
+    try:
+        return pq.read_table(path).to_pylist()
+    except FileNotFoundError:
+        raise DatasetError(f"{out} lacks {CACHE_DIRNAME}/{GENERATED}: rerun the same `synthqa generate` command "
+                           "(cached answers are reused: nothing is asked again)") from None
+    except (OSError, pa.ArrowException) as err:
+        raise DatasetError(f"{path} cannot be read ({err}): rerun `synthqa generate` to rewrite it") from None
+
+
+def read_rows(out: Path, config: str) -> list[dict]:
+    """Every row of one config (``default``, ``queries``, ``corpus``) with its ``split``, as plain dicts."""
+    out = Path(out)
+    rows: list[dict] = []
+    for split, rel in read_manifest(out).data_files.get(config, {}).items():
+        rows += [dict(row, split=split) for row in pq.read_table(out / rel).to_pylist()]
+    return rows
 
 
 def load_tables(out: Path) -> dict[str, dict]:

@@ -113,8 +113,9 @@ def push_dataset(out: Path, repo_id: str, *, private: bool = False, token: str |
                       url=f"https://huggingface.co/datasets/{repo_id}" if url is None else str(url))
 
 
-def card_for(out: Path, manifest: Manifest, repo_id: str) -> str:
-    """The card of ``out`` rendered for ``repo_id``, keeping the licence and pretty name set in its YAML."""
+def card_for(out: Path, manifest: Manifest, repo_id: str | None) -> str:
+    """The card of ``out`` rendered for ``repo_id`` (None: not pushed yet), keeping the licence and pretty name
+    set in its YAML."""
     try:
         data = DatasetCard.load(out / CARD).data
     except Exception:  # noqa: BLE001 — an unreadable card is simply rendered anew

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .cache import Cache, cache_path
 from .dataset import MANIFEST, SPLIT_NAMES, load_tables, read_manifest, resolve_dataset
+from .curate import describe
 from .errors import DatasetError
 from .manifest import Manifest
 from .pricing import PRICES_AS_OF, estimate_cost
@@ -94,6 +95,10 @@ def summary_view(manifest: Manifest, width: int) -> str:
     ]
     if c.short_chunks:
         facts.append(("short answers", f"{c.short_chunks} chunk(s) got fewer questions than asked"))
+    if opts.answers:
+        facts.append(("reference answers", f"with every question; {c.ungrounded_answers} ungrounded"))
+    if manifest.curation is not None:
+        facts.append(("curated", describe(manifest.curation)))
     facts.append(("chunks skipped", _counts(manifest.skipped_chunks)))
     facts.append(("questions dropped", _counts(manifest.question_filters)))
     failed = manifest.failed_chunks

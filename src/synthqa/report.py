@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from .curate import describe
 from .dataset import load_tables, read_manifest, resolve_dataset
 from .inspect import pair_rows
 from .manifest import Manifest
@@ -137,6 +138,10 @@ def _summary(manifest: Manifest) -> str:
     cards = "".join(f'<div class="num"><b>{_e(str(v))}</b><span>{_e(k)}</span></div>' for k, v in items)
     meta = (f"model <code>{_e(manifest.model)}</code> · chunk size {opts.chunk_size} / overlap {opts.chunk_overlap}"
             f" · {opts.questions_per_chunk} question(s) per chunk · created {_e(manifest.created_at)}")
+    if opts.answers:
+        meta += f" · reference answers, {c.ungrounded_answers} ungrounded"
+    if manifest.curation is not None:
+        meta += f" · curated: {_e(describe(manifest.curation))}"
     if cost is not None:
         meta += f" · cost from list prices of {PRICES_AS_OF}"
     return f'<div class="nums">{cards}</div><p class="meta">{meta}</p>'
