@@ -29,6 +29,8 @@ def curate(out: Path, log: Log = print) -> Manifest:
 
     out = Path(out)
     manifest = dataset.read_manifest(out)
+    if manifest.curation is None and not decisions_file.curation_path(out).exists():
+        return manifest  # nothing decided, nothing to undo
     generated = dataset.read_generated(out)
     corpus = dataset.read_rows(out, "corpus")
     queries, curation = apply_curation(out, generated, corpus, manifest.roundtrip.min_rank,
