@@ -77,7 +77,13 @@ QUESTIONS = {
 }
 
 
-def write_contract_folder(out, manifest: Manifest | None = None, *, extra: bool = True) -> Manifest:
+def answer_of(question: str) -> str:
+    """The reference answer a contract folder written with ``answers=True`` holds for ``question``."""
+    return f"The answer to '{question}' is in the chunk."
+
+
+def write_contract_folder(out, manifest: Manifest | None = None, *, extra: bool = True,
+                          answers: bool = False) -> Manifest:
     """A real output folder through the writer the pipeline uses: 4 chunks, 8 questions, card rendered."""
     manifest = manifest or make_manifest()
     if not extra:
@@ -90,7 +96,7 @@ def write_contract_folder(out, manifest: Manifest | None = None, *, extra: bool 
             queries.append({"id": f"q-{cid}-{n}", "text": q, "chunk_id": cid, "source": src, "page": page,
                             "bm25_rank": n + 1, "embed_rank": None if n else 1,
                             "extra_relevant_ids": ["c" * 16] if extra and cid == "d" * 16 and n == 1 else [],
-                            "split": split})
+                            "answer": answer_of(q) if answers else None, "split": split})
     (out / ".synthqa").mkdir(parents=True, exist_ok=True)
     (out / ".synthqa" / "cache.sqlite").write_bytes(b"not uploaded")
     files = write_dataset(out, corpus=corpus, queries=queries,

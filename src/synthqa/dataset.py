@@ -222,6 +222,8 @@ def read_rows(out: Path, config: str) -> list[dict]:
     out = Path(out)
     rows: list[dict] = []
     for split, rel in read_manifest(out).data_files.get(config, {}).items():
+        if not (out / rel).exists():
+            raise DatasetError(f"{out / rel} is missing: {out} does not follow synthqa's output layout")
         rows += [dict(row, split=split) for row in pq.read_table(out / rel).to_pylist()]
     return rows
 
