@@ -68,8 +68,8 @@ def render_html(manifest: Manifest, rows: list[dict], title: str) -> str:
              "id": r["chunk_id"]} for r in rows]
     payload = script_json(data)
     return _PAGE.format(
-        title=_e(title), css=_CSS, js=_JS, payload=payload,
-        summary=_summary(manifest), plots="\n".join(f'<figure class="plot">{p}</figure>' for p in plots),
+        title=_e(title), css=CSS, js=_JS, payload=payload,
+        summary=summary_html(manifest), plots="\n".join(f'<figure class="plot">{p}</figure>' for p in plots),
         failures=_failures(manifest),
     )
 
@@ -124,7 +124,8 @@ def _svg_open(width: int, height: int, title: str) -> str:
             f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">')
 
 
-def _summary(manifest: Manifest) -> str:
+def summary_html(manifest: Manifest) -> str:
+    """The numbers row and the one-line description of the run, as HTML (also heads the review page)."""
     c, opts = manifest.counts, manifest.options
     cost = estimate_cost(manifest.model, c.prompt_tokens, c.completion_tokens)
     items = [
@@ -191,7 +192,7 @@ def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-_CSS = """
+CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1200px;padding:16px;color:#222}
 h1{font-size:20px;margin:4px 0 12px}h2{font-size:16px;margin:24px 0 8px;border-bottom:1px solid #ddd}
 .nums{display:flex;flex-wrap:wrap;gap:8px}.num{background:#f3f5f8;border-radius:6px;padding:8px 12px;min-width:90px}
