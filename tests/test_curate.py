@@ -194,3 +194,14 @@ def test_curate_without_decisions_changes_nothing_and_says_how(out):
 def test_curate_of_a_folder_that_is_not_a_dataset_is_one_line(tmp_path):
     proc = run_cli("curate", tmp_path)
     assert proc.returncode == 1 and "synthqa.json" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_inspect_and_report_say_what_was_curated_and_what_is_not_yet(out, tmp_path):
+    first = queries(out)[0]
+    append_decision(out, Decision.now(first["id"], "reject", first["text"]))
+    assert "1 decision(s) in curation.jsonl: apply them" in run_cli("inspect", out, "-n", "0").stdout
+    assert run_cli("curate", out).returncode == 0
+    shown = run_cli("inspect", out, "-n", "0").stdout
+    assert "curated:" in shown and "1 rejected, 0 edited of" in shown and "not curated yet" not in shown
+    assert run_cli("report", out, "-o", tmp_path / "r.html").returncode == 0
+    assert "curated: 1 rejected, 0 edited of" in (tmp_path / "r.html").read_text()

@@ -170,6 +170,11 @@ def refused_edits(rows: Sequence[dict], edits: Mapping[str, str], chunk_text: Ma
     return refused
 
 
+def pending(out: Path, applied) -> int:
+    """Decisions in ``out``'s file that the dataset does not hold yet (``applied``: its manifest's curation)."""
+    return max(0, read_decisions(out).lines - (applied.decisions if applied is not None else 0))
+
+
 def describe(curation) -> str:
     """One phrase for every renderer: "31 rejected, 12 edited, 40 accepted of 755 pairs, by a person"."""
     parts = [f"{curation.rejected} rejected", f"{curation.edited} edited"]

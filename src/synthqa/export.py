@@ -66,12 +66,11 @@ def export_dataset(target: str | Path, fmt: str, dest: str | Path) -> Exported:
     files = FORMATTERS[fmt](queries, corpus, text_of)
     dest = Path(dest)
     write_files(dest, files, OWN_FILES[fmt])
-    decided = curate.read_decisions(folder).lines
     return Exported(
         format=fmt, dest=dest, files=tuple(sorted(files)),
         queries={s: n for s in SPLIT_NAMES if (n := sum(q["split"] == s for q in queries))},
         chunks=len(corpus), without_answer=without_answer,
-        pending=max(0, decided - (manifest.curation.decisions if manifest.curation else 0)),
+        pending=curate.pending(folder, manifest.curation),
     )
 
 

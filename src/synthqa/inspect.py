@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .cache import Cache, cache_path
 from .dataset import MANIFEST, SPLIT_NAMES, load_tables, read_manifest, resolve_dataset
-from .curate import describe
+from .curate import describe, pending
 from .errors import DatasetError
 from .manifest import Manifest
 from .pricing import PRICES_AS_OF, estimate_cost
@@ -47,7 +47,7 @@ def inspect_dataset(target: str | Path, *, n: int = 5, seed: int = 0, split: str
         head = f"{len(hits)} pair(s) match {search!r}" + (f" in {split}" if split else "")
         return "\n".join([head, "", *(format_pair(r, width) for r in hits[: max(n, 1) * 4])])
     picked = sample_rows(rows, n, seed, split)
-    parts = [summary_view(manifest, width)]
+    parts = [summary_view(manifest, width, pending(path, manifest.curation))]
     if picked:
         parts += [_rule(f"{len(picked)} random pair(s)" + (f" from {split}" if split else ""), width),
                   *(format_pair(r, width) for r in picked)]
@@ -81,7 +81,7 @@ def search_rows(rows: list[dict], word: str, split: str | None = None) -> list[d
             and (needle in r["question"].casefold() or needle in r["chunk"].casefold())]
 
 
-def summary_view(manifest: Manifest, width: int) -> str:
+def summary_view(manifest: Manifest, width: int, decisions_pending: int = 0) -> str:
     """Run summary: documents, pages, chunks, questions per split, skips, filters, failures, tokens, cost."""
     c, opts = manifest.counts, manifest.options
     lines = [_rule("synthqa dataset", width)]
@@ -99,6 +99,9 @@ def summary_view(manifest: Manifest, width: int) -> str:
         facts.append(("reference answers", f"with every question; {c.ungrounded_answers} ungrounded"))
     if manifest.curation is not None:
         facts.append(("curated", describe(manifest.curation)))
+    if decisions_pending:
+        facts.append(("not curated yet", f"{decisions_pending} decision(s) in curation.jsonl: apply them with "
+                                          "`synthqa curate`"))
     facts.append(("chunks skipped", _counts(manifest.skipped_chunks)))
     facts.append(("questions dropped", _counts(manifest.question_filters)))
     failed = manifest.failed_chunks
