@@ -99,12 +99,7 @@ def parse_questions(content: str | None) -> list[str]:
     Accepts a JSON list, an object with a ``questions`` list (or any single list), fenced JSON, numbered or
     bulleted lines, and plain lines ending in "?". Truncated JSON yields its complete strings.
     """
-    text = (content or "").strip()
-    if not text:
-        raise ParseError("empty answer")
-    fenced = _FENCE.search(text)
-    if fenced and fenced.group(1).strip():
-        text = fenced.group(1).strip()
+    text = _unfenced(content)
     start = min((i for i in (text.find("["), text.find("{")) if i >= 0), default=-1)
     if start >= 0 and (start == 0 or text[start - 1] in "\n :"):
         try:
@@ -137,12 +132,7 @@ def parse_answered(content: str | None) -> list[tuple[str, str]]:
     Reads every complete ``{"question": …, "answer": …}`` object, inside ``{"questions": [...]}``, a bare
     list or fenced JSON; a cut-off answer keeps its complete pairs. Questions without an answer are left out.
     """
-    text = (content or "").strip()
-    if not text:
-        raise ParseError("empty answer")
-    fenced = _FENCE.search(text)
-    if fenced and fenced.group(1).strip():
-        text = fenced.group(1).strip()
+    text = _unfenced(content)
     decoder, pairs = json.JSONDecoder(), []
     pos = text.find("{")
     while pos >= 0:
@@ -160,6 +150,15 @@ def parse_answered(content: str | None) -> list[tuple[str, str]]:
     if not pairs:
         raise ParseError("no question with an answer")
     return pairs
+
+
+def _unfenced(content: str | None) -> str:
+    """The answer's text, or what a code fence in it holds; ``ParseError`` when it is empty."""
+    text = (content or "").strip()
+    if not text:
+        raise ParseError("empty answer")
+    fenced = _FENCE.search(text)
+    return fenced.group(1).strip() if fenced and fenced.group(1).strip() else text
 
 
 def _json_items(value) -> list:
