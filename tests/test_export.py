@@ -12,7 +12,7 @@ from e2e import run_cli
 from manifests import CHUNKS, QUESTIONS, answer_of, write_contract_folder
 from synthqa.curate import Decision, append_decision
 from synthqa.errors import OutputError
-from synthqa.export import write_files
+from synthqa.export import export_dataset, write_files
 
 TEXT = {cid: text for cid, _src, _page, _idx, _split, text in CHUNKS}
 SPLIT = {cid: split for cid, _src, _page, _idx, split, _text in CHUNKS}
@@ -53,8 +53,8 @@ def test_beir_export_loads_with_beirs_generic_data_loader(out, tmp_path):
 
 
 def test_ragas_export_has_ragas_single_turn_columns(out, tmp_path):
-    proc = export(out, "ragas", tmp_path / "ragas")
-    assert "EvaluationDataset.from_jsonl" in proc.stdout
+    done = export_dataset(out, "ragas", tmp_path / "ragas")
+    assert done.files == ("eval.jsonl", "train.jsonl") and done.without_answer == 0
     for split in ("train", "eval"):
         lines = (tmp_path / "ragas" / f"{split}.jsonl").read_text().splitlines()
         rows = [json.loads(line) for line in lines]
@@ -77,7 +77,7 @@ def test_ragas_export_without_answers_says_how_to_get_them(tmp_path):
 
 
 def test_jsonl_export_loads_with_datasets(out, tmp_path):
-    export(out, "jsonl", tmp_path / "jsonl")
+    export_dataset(out, "jsonl", tmp_path / "jsonl")
     loaded = datasets.load_dataset("json", data_files={s: str(tmp_path / "jsonl" / f"{s}.jsonl")
                                                        for s in ("train", "eval")})
     for split in ("train", "eval"):
@@ -97,8 +97,9 @@ def test_export_never_writes_into_someone_elses_folder(out, tmp_path):
     dest = tmp_path / "mine"
     dest.mkdir()
     (dest / "notes.txt").write_text("mine")
-    proc = run_cli("export", out, "--format", "beir", "-o", dest)
-    assert proc.returncode == 1 and "notes.txt" in proc.stderr and sorted(dest.iterdir()) == [dest / "notes.txt"]
+    with pytest.raises(OutputError, match="notes.txt"):
+        export_dataset(out, "beir", dest)
+    assert sorted(dest.iterdir()) == [dest / "notes.txt"]
 
 
 def test_a_re_export_replaces_its_own_files_and_removes_stale_ones(tmp_path):
