@@ -87,6 +87,8 @@
       r.d = res.data.d; r.q = res.data.q; editing = null;
       say("saved: " + (r.d || "undecided") + " · " + r.q);
       filter();
+      // After accept or reject, on to the next pair (unless the filter already hid this one).
+      if ((decision === "accept" || decision === "reject") && shown[sel] === r) move(sel + 1);
     }).catch(function () {
       say("not saved: the review server is not running. Start `synthqa review` again: every decision " +
           "saved so far is kept.", true);

@@ -238,7 +238,7 @@ _PAGE = """<!DOCTYPE html>
 <button id="next-flagged">next flagged (n)</button>
 <span id="counts"></span>
 </div>
-<p class="keys"><kbd>j</kbd>/<kbd>k</kbd> move · <kbd>a</kbd> accept · <kbd>r</kbd> reject · <kbd>e</kbd> edit
+<p class="keys"><kbd>j</kbd>/<kbd>k</kbd> move · <kbd>a</kbd> accept · <kbd>r</kbd> reject (both move on) · <kbd>e</kbd> edit
 (<kbd>Enter</kbd> saves, <kbd>Esc</kbd> cancels) · <kbd>u</kbd> undo · <kbd>n</kbd> next flagged undecided pair.
 Every decision is saved at once in <code>curation.jsonl</code>; apply them with <code>synthqa curate</code>.</p>
 <div id="status" role="status"></div>
