@@ -12,8 +12,8 @@ import textwrap
 from pathlib import Path
 
 from .cache import Cache, cache_path
-from .dataset import MANIFEST, SPLIT_NAMES, load_tables, read_manifest, resolve_dataset
 from .curate import describe, pending
+from .dataset import MANIFEST, SPLIT_NAMES, load_tables, read_manifest, resolve_dataset
 from .errors import DatasetError
 from .manifest import Manifest
 from .pricing import PRICES_AS_OF, estimate_cost
