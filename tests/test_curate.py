@@ -177,7 +177,7 @@ def test_rejecting_every_eval_pair_leaves_a_folder_that_loads(out):
             append_decision(out, Decision.now(q["id"], "reject", q["text"]))
     proc = run_cli("curate", out)
     assert proc.returncode == 0, proc.stderr
-    assert "train / eval pairs now" in proc.stdout
+    assert "train / eval pairs now" in proc.stdout and "no eval pair is left" in proc.stderr
     assert set(datasets.load_dataset(str(out))) == {"train"}
     assert set(datasets.load_dataset(str(out), "corpus")) == {"train", "eval"}  # the eval chunks stay searchable
     manifest = json.loads((out / "synthqa.json").read_text())

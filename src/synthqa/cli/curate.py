@@ -33,4 +33,9 @@ def run(args: argparse.Namespace) -> int:
     c = manifest.counts
     print(f"curated {args.out}: {describe(manifest.curation)}")
     print(f"train / eval pairs now {c.train_pairs} / {c.eval_pairs}")
+    if not c.questions:
+        log("no pair is left: the dataset has only its corpus config (`load_dataset(OUT)` fails until a pair "
+            "comes back)")
+    elif not c.eval_pairs and c.eval_chunks:
+        log("no eval pair is left: `load_dataset(OUT)` gives the train split only (the eval chunks stay in corpus)")
     return 0
