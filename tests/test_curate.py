@@ -205,3 +205,34 @@ def test_inspect_and_report_say_what_was_curated_and_what_is_not_yet(out, tmp_pa
     assert "curated:" in shown and "1 rejected, 0 edited of" in shown and "not curated yet" not in shown
     assert run_cli("report", out, "-o", tmp_path / "r.html").returncode == 0
     assert "curated: 1 rejected, 0 edited of" in (tmp_path / "r.html").read_text()
+
+
+def test_curate_ranks_an_edit_with_the_runs_embedder_and_its_kept_corpus_vectors(tmp_path, fake_server,
+                                                                                  monkeypatch):
+    from synthqa import roundtrip
+    from synthqa.dataset import read_corpus_vectors, read_rows
+    from synthqa.pipeline.curation import curate
+    from synthqa.roundtrip import EMBEDDER, score_roundtrip
+
+    docs = make_policy_folder(tmp_path / "docs", docs=1, pages=3)
+    out = tmp_path / "out"
+    assert generate(docs, out, fake_server, embed=True).returncode == 0
+    corpus = read_rows(out, "corpus")
+    texts = [c["text"] for c in corpus]
+    kept = read_corpus_vectors(out, [c["id"] for c in corpus[::-1]], EMBEDDER)
+    fresh = score_roundtrip(["What?"], [0], texts, use_embeddings=True).corpus_vectors
+    assert kept is not None and abs(kept - fresh[::-1]).max() < 1e-5  # kept per chunk id, any order
+    assert read_corpus_vectors(out, [c["id"] for c in corpus], "another/model") is None
+
+    target = queries(out)[0]
+    edit = "Which office must hear about data breaches, and how soon after they are discovered?"
+    append_decision(out, Decision.now(target["id"], "edit", target["text"], edit))
+    encoded, encode = [], roundtrip._encode
+    monkeypatch.setattr(roundtrip, "_encode", lambda model, batch: encoded.append(list(batch)) or encode(model, batch))
+    curate(out, log=lambda line: None)
+    assert encoded == [[edit]]  # the corpus was not encoded again
+    row = next(q for q in queries(out) if q["id"] == target["id"])
+    expected = score_roundtrip([edit], [[c["id"] for c in corpus].index(target["chunk_id"])], texts,
+                               use_embeddings=True)
+    assert row["text"] == edit and (row["bm25_rank"], row["embed_rank"]) == (expected.bm25_rank[0],
+                                                                             expected.embed_rank[0])

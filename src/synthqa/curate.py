@@ -155,18 +155,17 @@ def apply_decisions(rows: Sequence[dict], latest: Mapping[str, Decision], chunk_
 
 def refused_edits(rows: Sequence[dict], edits: Mapping[str, str], chunk_text: Mapping[str, str]) -> dict[str, str]:
     """Which edits the question filters refuse, and why: each is checked on its own (too short, refers to
-    "the text", copies its chunk …), then against every other question in ``rows`` for (near) duplicates."""
+    "the text", copies its chunk …), then against the other questions in ``rows`` and the edits before it
+    for (near) duplicates."""
     chunk_of = {row["id"]: row["chunk_id"] for row in rows}
+    others = [row["text"] for row in rows if row["id"] not in edits]
     refused = {}
     for qid, text in edits.items():
-        reason = filters.question_drop_reason(text, chunk_text[chunk_of[qid]])
-        if reason is not None:
+        reason = filters.question_drop_reason(text, chunk_text[chunk_of[qid]]) or filters.duplicate_reason(text, others)
+        if reason is None:
+            others.append(text)
+        else:
             refused[qid] = reason
-    others = [(row["id"], row["text"]) for row in rows if row["id"] not in edits]
-    candidates = [(qid, text) for qid, text in edits.items() if qid not in refused]
-    for pos, reason in filters.dedupe_questions(others + candidates):
-        if pos >= len(others):
-            refused[candidates[pos - len(others)][0]] = reason
     return refused
 
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -27,6 +28,7 @@ RUN_SETTINGS = "run.json"  # inside .synthqa/
 # Inside .synthqa/: every pair the filters kept, before a person's decisions, so `curate` can apply (and undo)
 # decisions without the inputs or the endpoint, and `review` can show rejected pairs again.
 GENERATED = "generated-queries.parquet"
+VECTORS = "corpus-embeddings.npz"  # inside .synthqa/: the round-trip embedder's corpus vectors, for curate
 SPLIT_NAMES = ("train", "eval")
 # config name → split → path inside the folder, before the writer adds each file's content fingerprint.
 CONFIGS: dict[str, dict[str, str]] = {
@@ -215,6 +217,31 @@ def read_generated(out: Path) -> list[dict]:
                            "(cached answers are reused: nothing is asked again)") from None
     except (OSError, pa.ArrowException) as err:
         raise DatasetError(f"{path} cannot be read ({err}): rerun `synthqa generate` to rewrite it") from None
+
+
+def write_corpus_vectors(out: Path, ids: Sequence[str], vectors: np.ndarray, model: str) -> None:
+    """Keep the corpus vectors of the round-trip embedder, so ranking an edited question costs one encode."""
+    path = Path(out) / CACHE_DIRNAME / VECTORS
+    with _writing(out):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, ids=np.array(ids), vectors=vectors, model=np.array(model))
+        os.replace(tmp, path)
+
+
+def read_corpus_vectors(out: Path, ids: Sequence[str], model: str) -> np.ndarray | None:
+    """The kept vectors of chunks ``ids``, in that order; None when absent, unreadable or of another model."""
+    try:
+        with np.load(Path(out) / CACHE_DIRNAME / VECTORS, allow_pickle=False) as data:
+            if str(data["model"]) != model:
+                return None
+            index = {cid: i for i, cid in enumerate(data["ids"].tolist())}
+            if any(cid not in index for cid in ids):
+                return None
+            return data["vectors"][[index[cid] for cid in ids]]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def read_rows(out: Path, config: str) -> list[dict]:

@@ -222,6 +222,18 @@ def dedupe_questions(items: Sequence[tuple[str, str]], block: int = 1024) -> lis
     return sorted(dropped)
 
 
+def duplicate_reason(question: str, others: Sequence[str]) -> str | None:
+    """"duplicate" or "near_duplicate" when ``question`` repeats one of ``others`` as ``dedupe_questions``
+    judges it, else None. Linear in ``others``: for checking one new question (a person's edit)."""
+    key = normalize_question(question)
+    normalized = [normalize_question(o) for o in others]
+    if key in normalized:
+        return "duplicate"
+    near = process.extractOne(key, normalized, scorer=fuzz.token_sort_ratio, processor=None,
+                              score_cutoff=NEAR_DUPLICATE_RATIO)
+    return "near_duplicate" if near is not None else None
+
+
 @dataclass(frozen=True, slots=True)
 class FilterResult:
     """Which questions survive: ``kept`` indices in order, ``dropped`` index → reason, ``counts`` per reason."""

@@ -33,6 +33,7 @@ class Rows:
     generated: int = 0
     drop_counts: Counter = field(default_factory=Counter)
     embedder: str | None = None
+    corpus_vectors: object = None  # the embedder's vectors of ``corpus``, in its order
 
 
 def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, by_chunk: dict[str, Answer],
@@ -44,8 +45,10 @@ def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, by_chun
     """
     rows = build_rows(config, inputs.asked, by_chunk)
     dataset.write_generated(config.out, rows.queries)
+    if rows.corpus_vectors is not None:
+        dataset.write_corpus_vectors(config.out, [c["id"] for c in rows.corpus], rows.corpus_vectors, rows.embedder)
     rows.queries, curation = apply_curation(config.out, rows.queries, rows.corpus, config.min_roundtrip_rank,
-                                            rows.embedder is not None, log)
+                                            rows.embedder, log, rows.corpus_vectors)
     manifest = replace(build_manifest(config, template, endpoint, inputs, by_chunk, rows), curation=curation)
     files = dataset.write_dataset(config.out, corpus=rows.corpus, queries=rows.queries,
                                   render_card=lambda files: card.render_card(replace(manifest, data_files=files)))
@@ -71,7 +74,8 @@ def build_rows(config: GenerateConfig, asked: list[Chunk], by_chunk: dict[str, A
         [q for _, q, _ in kept], own, [c.text for c in asked], use_embeddings=config.embed_roundtrip
     )
     assignment = splits.assign_splits(asked, config.eval_fraction, config.seed)
-    rows = Rows(generated=len(items), drop_counts=Counter(result.counts), embedder=scores.embedder)
+    rows = Rows(generated=len(items), drop_counts=Counter(result.counts), embedder=scores.embedder,
+                corpus_vectors=scores.corpus_vectors)
     rows.corpus = [
         {"id": c.id, "text": c.text, "source": c.source, "page": c.page, "chunk_index": c.index, "split": assignment[c.id]}
         for c in asked

@@ -33,8 +33,9 @@ def curate(out: Path, log: Log = print) -> Manifest:
         return manifest  # nothing decided, nothing to undo
     generated = dataset.read_generated(out)
     corpus = dataset.read_rows(out, "corpus")
-    queries, curation = apply_curation(out, generated, corpus, manifest.roundtrip.min_rank,
-                                       manifest.roundtrip.embedder is not None, log)
+    embedder = manifest.roundtrip.embedder
+    vectors = dataset.read_corpus_vectors(out, [c["id"] for c in corpus], embedder) if embedder else None
+    queries, curation = apply_curation(out, generated, corpus, manifest.roundtrip.min_rank, embedder, log, vectors)
     counts = replace(manifest.counts, **row_counts(queries, {c["id"]: c["text"] for c in corpus}))
     manifest = replace(manifest, counts=counts, curation=curation)
     files = dataset.write_dataset(out, corpus=corpus, queries=queries,
@@ -46,9 +47,9 @@ def curate(out: Path, log: Log = print) -> Manifest:
 
 
 def apply_curation(out: Path, queries: list[dict], corpus: Sequence[dict], min_rank: int | None,
-                   use_embeddings: bool, log: Log) -> tuple[list[dict], Curation | None]:
-    """``queries`` after the decisions in ``out`` (edited questions ranked again), and what was done;
-    ``(queries, None)`` when nobody has decided anything."""
+                   embedder: str | None, log: Log, corpus_vectors=None) -> tuple[list[dict], Curation | None]:
+    """``queries`` after the decisions in ``out`` (edited questions ranked again, with the run's embedder and
+    its ``corpus_vectors`` when known), and what was done; ``(queries, None)`` when nobody decided anything."""
     found = decisions_file.read_decisions(out)
     if found.unreadable:
         lines = ", ".join(map(str, found.unreadable[:10]))
@@ -56,7 +57,8 @@ def apply_curation(out: Path, queries: list[dict], corpus: Sequence[dict], min_r
     if not found.lines:
         return queries, None
     applied = decisions_file.apply_decisions(queries, found.latest, {c["id"]: c["text"] for c in corpus})
-    rows, refused = rerank_edits(applied.rows, set(applied.edited), queries, corpus, min_rank, use_embeddings)
+    rows, refused = rerank_edits(applied.rows, set(applied.edited), queries, corpus, min_rank, embedder is not None,
+                                 corpus_vectors)
     refused = {**applied.refused, **refused}
     curation = Curation(
         decisions=found.lines, pairs_before=len(queries), accepted=len(applied.accepted),
@@ -70,7 +72,7 @@ def apply_curation(out: Path, queries: list[dict], corpus: Sequence[dict], min_r
 
 
 def rerank_edits(rows: list[dict], edited: set[str], generated: Sequence[dict], corpus: Sequence[dict],
-                 min_rank: int | None, use_embeddings: bool) -> tuple[list[dict], dict[str, str]]:
+                 min_rank: int | None, use_embeddings: bool, corpus_vectors=None) -> tuple[list[dict], dict[str, str]]:
     """Round-trip ranks and extra relevant chunks for the edited questions; an edit whose chunk falls out of
     ``--min-roundtrip-rank`` is refused (the generated question comes back). Returns rows and refusals."""
     todo = [row for row in rows if row["id"] in edited]
@@ -78,7 +80,8 @@ def rerank_edits(rows: list[dict], edited: set[str], generated: Sequence[dict], 
         return rows, {}
     index_of = {c["id"]: i for i, c in enumerate(corpus)}
     scores = roundtrip.score_roundtrip([r["text"] for r in todo], [index_of[r["chunk_id"]] for r in todo],
-                                       [c["text"] for c in corpus], use_embeddings=use_embeddings)
+                                       [c["text"] for c in corpus], use_embeddings=use_embeddings,
+                                       corpus_vectors=corpus_vectors)
     original = {row["id"]: row for row in generated}
     new, refused = {}, {}
     for k, row in enumerate(todo):
