@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -54,7 +55,14 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=200)
     parser.add_argument("--no-embed-roundtrip", action="store_true")
     args = parser.parse_args()
-    out = Path(tempfile.mkdtemp(prefix="bench-review-")) / "out"
+    work = Path(tempfile.mkdtemp(prefix="bench-review-"))
+    try:
+        measure(work / "out", args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(out: Path, args) -> None:
     extra = ["--no-embed-roundtrip"] if args.no_embed_roundtrip else []
     with FakeOpenAI() as fake:
         gen = ["generate", str(ROOT / "corpora"), "-o", str(out), "--base-url", fake.base_url, "--keep-all-chunks",
