@@ -4,8 +4,11 @@
         client = AsyncOpenAI(base_url=fake.base_url, api_key="x")
 
 Answers are built from the words of the chunk the prompt carries between the lines ``<chunk>`` and
-``</chunk>``, so a test can check which chunk each question came from. Faults are drawn per request by a
-seeded RNG at the given rates: 429 500 503 drop hang malformed prose fenced numbered few many length empty.
+``</chunk>``, so a test can check which chunk each question came from. When the response schema (or the
+prompt) asks for ``{"question", "answer"}`` objects, each question comes with an answer taken from the
+chunk's words, or made of words the chunk lacks for chunks holding ``ungrounded_substring``. Faults are
+drawn per request by a seeded RNG at the given rates: 429 500 503 drop hang malformed prose fenced numbered
+few many length empty.
 
 Questions are written in the language the last user message names ("… in French …"; English when it names
 none), or in ``language`` when given. On request the model drifts: ``wrong_language=k`` writes the last k
@@ -50,6 +53,18 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
+INVENTED = "Zeppelins juggle marmalade beneath seventeen purple lighthouses."
+
+
+def answer_for(chunk: str, i: int, grounded: bool = True) -> str:
+    """The answer the fake server gives to question ``i`` about ``chunk``: the chunk's own words, or not."""
+    if not grounded:
+        return INVENTED
+    words = chunk.split()
+    start = (5 * i) % max(1, len(words))
+    return " ".join(words[start:start + 10]) or "Nothing."
+
+
 def questions_for(chunk: str, n: int, language: str = "en", wrong: int = 0) -> list[str]:
     """The questions the fake server writes for ``chunk``: deterministic, distinct, built from its words, in
     ``language`` (English for one it does not know), the last ``wrong`` of them in another language."""
@@ -75,7 +90,7 @@ class FakeOpenAI:
                  model: str = "fake-model", known_models: tuple[str, ...] | None = None,
                  always_fail_substring: str | None = None, reject_formats: tuple[str, ...] = (),
                  hang_seconds: float = 3.0, retry_after: float = 0.05, language: str | None = None,
-                 wrong_language: int = 0, wrong_on_reask: bool = False):
+                 wrong_language: int = 0, wrong_on_reask: bool = False, ungrounded_substring: str | None = None):
         unknown = set(faults or {}) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown fault modes {sorted(unknown)}; known: {FAULTS}")
@@ -84,6 +99,7 @@ class FakeOpenAI:
         self.always_fail_substring, self.reject_formats = always_fail_substring, tuple(reject_formats)
         self.hang_seconds, self.retry_after = hang_seconds, retry_after
         self.language, self.wrong_language, self.wrong_on_reask = language, wrong_language, wrong_on_reask
+        self.ungrounded_substring = ungrounded_substring
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -268,7 +284,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, b'{"id": "chatcmpl-broken", "choices": [{"message": ')
         n = fake.questions_per_chunk or _wanted(fmt, user.replace(chunk, ""))
         wrong = fake.wrong_language if (not reask or fake.wrong_on_reask) else 0
-        content, finish = _content(fault, chunk, n, fake.language or asked, wrong)
+        grounded = not (fake.ungrounded_substring and fake.ungrounded_substring in chunk)
+        answers = grounded if _answers_wanted(fmt, user.replace(chunk, "")) else None
+        content, finish = _content(fault, chunk, n, fake.language or asked, wrong, answers)
         prompt_chars = sum(len(m.get("content") or "") for m in messages)
         self._send(200, {
             "id": f"chatcmpl-{fake.requests}", "object": "chat.completion", "created": int(time.time()),
@@ -289,13 +307,23 @@ def _wanted(fmt: dict, prompt: str) -> int:
     return int(found.group(1)) if found else 2
 
 
-def _content(fault: str | None, chunk: str, n: int, language: str, wrong: int) -> tuple[str, str]:
+def _answers_wanted(fmt: dict, prompt: str) -> bool:
+    schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema") or {}
+    items = ((schema.get("properties") or {}).get("questions") or {}).get("items") or {}
+    return "answer" in (items.get("properties") or {}) or '"answer"' in prompt
+
+
+def _content(fault: str | None, chunk: str, n: int, language: str, wrong: int,
+             answers: bool | None = None) -> tuple[str, str]:
+    """The reply's text; ``answers`` None: questions only, else each with an answer (grounded or not)."""
     if fault == "prose":
         return PROSE, "stop"
     if fault == "empty":
         return "", "stop"
     count = {"few": n - 1, "many": n + 2}.get(fault or "", n)
     qs = questions_for(chunk, max(count, 0), language, min(wrong, max(count, 0)))
+    if answers is not None and fault != "numbered":
+        qs = [{"question": q, "answer": answer_for(chunk, i, answers)} for i, q in enumerate(qs)]
     if fault == "fenced":
         return "Here you go:\n```json\n" + json.dumps(qs, indent=2) + "\n```", "stop"
     if fault == "numbered":

@@ -36,7 +36,7 @@ def make_manifest(**overrides) -> Manifest:
     )
     counts = Counts(
         documents=2, pages=3, chunks=6, chunks_asked=4, questions=8, questions_generated=10, train_pairs=6,
-        eval_pairs=2, train_chunks=3, eval_chunks=1, short_chunks=1, questions_with_extra_relevant=1,
+        eval_pairs=2, train_chunks=3, eval_chunks=1, short_chunks=1, questions_with_extra_relevant=1, ungrounded_answers=0,
         avg_question_chars=38.5, avg_chunk_chars=61.0, requests=5, requests_this_run=5, prompt_tokens=4000,
         completion_tokens=300,
     )
@@ -82,7 +82,13 @@ QUESTIONS = {
 }
 
 
-def write_contract_folder(out, manifest: Manifest | None = None, *, extra: bool = True) -> Manifest:
+def answer_of(question: str) -> str:
+    """The reference answer a contract folder written with ``answers=True`` holds for ``question``."""
+    return f"The answer to '{question}' is in the chunk."
+
+
+def write_contract_folder(out, manifest: Manifest | None = None, *, extra: bool = True,
+                          answers: bool = False) -> Manifest:
     """A real output folder through the writer the pipeline uses: 4 chunks, 8 questions, card rendered."""
     manifest = manifest or make_manifest()
     if not extra:
@@ -96,7 +102,7 @@ def write_contract_folder(out, manifest: Manifest | None = None, *, extra: bool 
             queries.append({"id": f"q-{cid}-{n}", "text": q, "chunk_id": cid, "source": src, "page": page,
                             "bm25_rank": n + 1, "embed_rank": None if n else 1,
                             "extra_relevant_ids": ["c" * 16] if extra and cid == "d" * 16 and n == 1 else [],
-                            "split": split})
+                            "answer": answer_of(q) if answers else None, "split": split})
     (out / ".synthqa").mkdir(parents=True, exist_ok=True)
     (out / ".synthqa" / "cache.sqlite").write_bytes(b"not uploaded")
     files = write_dataset(out, corpus=corpus, queries=queries,

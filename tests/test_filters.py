@@ -9,6 +9,7 @@ from synthqa.filters import (
     QUESTION_DROP_REASONS,
     chunk_skip_reason,
     dedupe_questions,
+    duplicate_reason,
     filter_questions,
     question_drop_reason,
 )
@@ -230,6 +231,18 @@ def test_dedupe_result_does_not_depend_on_block_size() -> None:
     assert dedupe_questions(items, block=2) == dedupe_questions(items, block=1024)
     # odd items differ by a space (exact), items 6+ by one word (near): only the first three survive
     assert {i for i, _ in dedupe_questions(items)} == set(range(3, 12))
+
+
+def test_one_new_question_is_judged_a_duplicate_as_dedupe_would_judge_it() -> None:
+    kept = ["What testing must automated systems undergo before deployment?",
+            "Who is responsible for the ongoing monitoring of deployed systems?"]
+    for new in ("  what testing MUST automated systems undergo before deployment", "Before deployment, what testing "
+                "must automated systems undergo?", "What testing must generative AI systems undergo after deployment?"):
+        items = [(str(i), q) for i, q in enumerate([*kept, new])]
+        by_dedupe = dict(dedupe_questions(items)).get(len(kept))
+        assert duplicate_reason(new, kept) == by_dedupe
+    assert [duplicate_reason(q, kept) for q in (kept[0] + "!", kept[0].replace("systems", "system"))] == [
+        "duplicate", "near_duplicate"]
 
 
 def test_filter_questions_combines_checks_and_dedupes_survivors_only() -> None:

@@ -118,6 +118,10 @@ def test_embedding_ranks_find_paraphrased_questions() -> None:
     assert result.embed_rank == [1, 1, 1]
     # the same question written from the wrong chunk ranks that chunk lower
     assert roundtrip.embedding_ranks(questions[:1], [3], CORPUS)[0] > 1
+    # ranking more questions later reuses the corpus vectors and gets the same answer
+    again = score_roundtrip(questions[1:], [4, 5], CORPUS, corpus_vectors=result.corpus_vectors)
+    assert again.embed_rank == result.embed_rank[1:] and again.extra_relevant == result.extra_relevant[1:]
+    assert result.corpus_vectors.shape == (len(CORPUS), 384)
 
 
 def test_shared_passage_check_agrees_with_difflib():

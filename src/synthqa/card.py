@@ -10,10 +10,12 @@ from importlib import resources
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from .curate import describe as describe_curation
 from .language import UNDETERMINED
 from .language import label as language_label
 from .manifest import Document, FailedChunk, Manifest
-from .text import describe
+from .questions import ANSWERS_INSTRUCTION
+from .text import describe as describe_cleaning
 
 TEMPLATE = "card_template.md"
 # Stands for the dataset's name in the code snippets until `synthqa push` knows the Hub id.
@@ -123,6 +125,8 @@ def render_card(manifest: Manifest, *, repo_id: str | None = None, license: str 
         prompt_system_block=fenced(prompt.system or "(none)"),
         prompt_user_block=fenced(prompt.user),
         has_extras=manifest.counts.questions_with_extra_relevant > 0,
+        answers_instruction=ANSWERS_INSTRUCTION if manifest.options.answers else None,
+        curation_text=describe_curation(manifest.curation) if manifest.curation is not None else None,
     )
     return str(card)
 
@@ -192,7 +196,7 @@ def _cleaning_text(manifest: Manifest) -> str:
         return "The text was kept as extracted (`--no-clean`): only its whitespace was tidied."
     return ("The text was cleaned: Unicode NFKC (ligatures such as ﬁ become fi), words hyphenated at a line end "
             "joined unless the document spells them with a hyphen, running heads, footers and page numbers "
-            f"removed — {describe(cleaning)}.")
+            f"removed — {describe_cleaning(cleaning)}.")
 
 
 def _languages_text(manifest: Manifest) -> str:

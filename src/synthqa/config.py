@@ -16,7 +16,7 @@ RESPONSE_FORMATS = ("auto", "json_schema", "json_object", "none")
 # Options that change the dataset itself; an OUT made with other values is not silently mixed with a new run.
 DATASET_SETTINGS = (
     "questions_per_chunk", "chunk_size", "chunk_overlap", "eval_fraction", "seed", "temperature",
-    "limit", "keep_all_chunks", "min_roundtrip_rank", "clean",
+    "limit", "keep_all_chunks", "min_roundtrip_rank", "clean", "answers",
 )
 
 
@@ -53,6 +53,7 @@ class GenerateConfig:
     keep_all_chunks: bool = False
     min_roundtrip_rank: int | None = None
     embed_roundtrip: bool | None = None  # None: when the eval extra (MiniLM) is installed
+    answers: bool = False  # ask for a short reference answer with each question (same request)
     # local backend
     local: bool = False
     local_model: str | None = None  # a preset name or a path to a GGUF file

@@ -229,6 +229,18 @@ def dedupe_questions(items: Sequence[tuple[str, str]], block: int = 1024) -> lis
     return sorted(dropped)
 
 
+def duplicate_reason(question: str, others: Sequence[str]) -> str | None:
+    """"duplicate" or "near_duplicate" when ``question`` repeats one of ``others`` as ``dedupe_questions``
+    judges it, else None. Linear in ``others``: for checking one new question (a person's edit)."""
+    key = normalize_question(question)
+    normalized = [normalize_question(o) for o in others]
+    if key in normalized:
+        return "duplicate"
+    near = process.extractOne(key, normalized, scorer=fuzz.token_sort_ratio, processor=None,
+                              score_cutoff=NEAR_DUPLICATE_RATIO)
+    return "near_duplicate" if near is not None else None
+
+
 @dataclass(frozen=True, slots=True)
 class FilterResult:
     """Which questions survive: ``kept`` indices in order, ``dropped`` index → reason, ``counts`` per reason."""
@@ -257,3 +269,51 @@ def filter_questions(items: Sequence[tuple[str, str, str]],
         counts[reason] += 1
     kept = tuple(i for i in range(len(items)) if i not in dropped)
     return FilterResult(kept=kept, dropped=dict(sorted(dropped.items())), counts=counts)
+
+
+# --- reference answers and neighbours (flags for a person to look at; nothing is dropped) ---------------------
+
+MIN_GROUNDED_SHARE = 0.5  # an answer is grounded when at least half of its content words occur in its chunk
+STEM_CHARS = 5  # "policies" and "policy" meet at "polic": a crude stem, good enough to find a word again
+_WORD = re.compile(r"[^\W_]+")
+_STOPWORDS = frozenset(
+    "the and for are but not you all any can had her was one our out has have from they will with this that "
+    "what when which who whom whose where why how than then them these those their there been being into onto "
+    "upon also such each may must shall should would could does did doing its only over under more most other yes "
+    "some very just about after before while within without through between".split()
+)
+
+
+def content_words(text: str) -> list[str]:
+    """Casefolded words that carry meaning: numbers, and words of 3+ letters that are not stopwords."""
+    words = _WORD.findall(text.casefold())
+    return [w for w in words if any(c.isdigit() for c in w) or (len(w) >= 3 and w not in _STOPWORDS)]
+
+
+def answer_grounding(answer: str, chunk_text: str) -> float:
+    """Share of the answer's content words found in its chunk (by crude stem); 1.0 when it has none."""
+    words = content_words(answer)
+    if not words:
+        return 1.0
+    stems = {w[:STEM_CHARS] for w in content_words(chunk_text)}
+    return sum(w[:STEM_CHARS] in stems for w in words) / len(words)
+
+
+def answer_grounded(answer: str, chunk_text: str) -> bool:
+    """False for an answer whose content words mostly do not occur in its chunk (a likely invention)."""
+    return answer_grounding(answer, chunk_text) >= MIN_GROUNDED_SHARE
+
+
+def nearest_questions(questions: Sequence[str], block: int = 1024) -> list[tuple[int, int]]:
+    """For each question, ``(index, score)`` of the most similar other question (token_sort_ratio, 0-100);
+    ``(-1, 0)`` when it is alone. Memory stays at ``block × n`` scores."""
+    texts = [normalize_question(q) for q in questions]
+    nearest: list[tuple[int, int]] = []
+    for start in range(0, len(texts), block):
+        scores = process.cdist(texts[start:start + block], texts, scorer=fuzz.token_sort_ratio, processor=None,
+                               dtype=np.uint8, workers=1)
+        for row in range(scores.shape[0]):
+            scores[row, start + row] = 0
+            j = int(scores[row].argmax()) if len(texts) > 1 else -1
+            nearest.append((j, int(scores[row, j])) if j >= 0 else (-1, 0))
+    return nearest

@@ -129,8 +129,9 @@ def _upload(api: HfApi, folder: Path, repo_id: str, repo_type: str, private: boo
     return f"https://huggingface.co/{prefix}{repo_id}" if url is None else str(url)
 
 
-def card_for(out: Path, manifest: Manifest, repo_id: str) -> str:
-    """The card of ``out`` rendered for ``repo_id``, keeping the licence and pretty name set in its YAML."""
+def card_for(out: Path, manifest: Manifest, repo_id: str | None) -> str:
+    """The card of ``out`` rendered for ``repo_id`` (None: not pushed yet), keeping the licence and pretty name
+    set in its YAML."""
     try:
         data = DatasetCard.load(out / CARD).data
     except Exception:  # noqa: BLE001 — an unreadable card is simply rendered anew

@@ -12,11 +12,13 @@ import textwrap
 from pathlib import Path
 
 from .cache import Cache, cache_path
+from .curate import describe as describe_curation
+from .curate import pending
 from .dataset import MANIFEST, SPLIT_NAMES, load_tables, read_manifest, resolve_dataset
 from .errors import DatasetError
 from .manifest import Manifest
 from .pricing import PRICES_AS_OF, estimate_cost
-from .text import describe
+from .text import describe as describe_cleaning
 
 
 def terminal_width() -> int:
@@ -47,7 +49,7 @@ def inspect_dataset(target: str | Path, *, n: int = 5, seed: int = 0, split: str
         head = f"{len(hits)} pair(s) match {search!r}" + (f" in {split}" if split else "")
         return "\n".join([head, "", *(format_pair(r, width) for r in hits[: max(n, 1) * 4])])
     picked = sample_rows(rows, n, seed, split)
-    parts = [summary_view(manifest, width)]
+    parts = [summary_view(manifest, width, pending(path, manifest.curation))]
     if picked:
         parts += [_rule(f"{len(picked)} random pair(s)" + (f" from {split}" if split else ""), width),
                   *(format_pair(r, width) for r in picked)]
@@ -84,7 +86,7 @@ def search_rows(rows: list[dict], word: str, split: str | None = None) -> list[d
             and (needle in r["question"].casefold() or needle in r["chunk"].casefold())]
 
 
-def summary_view(manifest: Manifest, width: int) -> str:
+def summary_view(manifest: Manifest, width: int, decisions_pending: int = 0) -> str:
     """Run summary: documents, pages, chunks, questions per split, skips, filters, failures, tokens, cost."""
     c, opts = manifest.counts, manifest.options
     lines = [_rule("synthqa dataset", width)]
@@ -97,11 +99,18 @@ def summary_view(manifest: Manifest, width: int) -> str:
         ("questions", f"{c.train_pairs} train / {c.eval_pairs} eval ({c.train_chunks} / {c.eval_chunks} chunks)"),
         ("languages", languages_text(manifest)),
     ]
-    facts.append(("text cleaning", describe(manifest.cleaning)))
+    facts.append(("text cleaning", describe_cleaning(manifest.cleaning)))
     if manifest.ocr_pages:
         facts.append(("OCR", f"{manifest.ocr_pages} page(s) without a text layer"))
     if c.short_chunks:
         facts.append(("short answers", f"{c.short_chunks} chunk(s) got fewer questions than asked"))
+    if opts.answers:
+        facts.append(("reference answers", f"with every question; {c.ungrounded_answers} ungrounded"))
+    if manifest.curation is not None:
+        facts.append(("curated", describe_curation(manifest.curation)))
+    if decisions_pending:
+        facts.append(("not curated yet", f"{decisions_pending} decision(s) in curation.jsonl: apply them with "
+                                          "`synthqa curate`"))
     facts.append(("chunks skipped", _counts(manifest.skipped_chunks)))
     facts.append(("questions dropped", _counts(manifest.question_filters)))
     failed = manifest.failed_chunks

@@ -22,7 +22,8 @@ from .text import Cleaning
 
 # 1: synthqa 0.1.0 (no schema_version field); 2: typed manifest, public paths, skipped pages, extra counts;
 # 3: text cleaning and OCR per document, options.clean; languages (per-language counts, whether questions were
-#    checked against their chunk's language).
+#    checked against their chunk's language); reference answers (options.answers, counts.ungrounded_answers)
+#    and a person's curation.
 SCHEMA_VERSION = 3
 
 
@@ -53,6 +54,7 @@ class Options:
     keep_all_chunks: bool
     min_roundtrip_rank: int | None
     embed_roundtrip: bool | None
+    answers: bool
     local: bool
     local_model: str | None
     local_threads: int | None
@@ -84,6 +86,7 @@ class Counts:
     eval_chunks: int
     short_chunks: int  # answered with fewer questions than asked
     questions_with_extra_relevant: int  # questions whose extra_relevant_ids is not empty
+    ungrounded_answers: int  # reference answers whose content words mostly do not occur in their chunk
     avg_question_chars: float
     avg_chunk_chars: float
     requests: int  # every request ever made for these answers, cached ones included
@@ -146,6 +149,26 @@ class LanguageCount:
 
 
 @dataclass(frozen=True)
+class RefusedEdit:
+    id: str  # query id
+    reason: str  # the question filter the edited text failed; the generated question was kept
+
+
+@dataclass(frozen=True)
+class Curation:
+    """What a person decided (``synthqa review`` → ``OUT/curation.jsonl``) and what of it was applied."""
+
+    decisions: int  # lines of curation.jsonl read; lines added later are decisions not applied yet
+    pairs_before: int  # pairs the filters kept, before the person's decisions
+    accepted: int  # kept as generated
+    rejected: int  # left out of the dataset
+    edited: int  # question replaced by the person's text
+    missing: tuple[str, ...]  # query ids decided on that this dataset no longer has (kept in the file)
+    outdated: tuple[str, ...]  # query ids whose question was regenerated after the decision: not applied
+    refused_edits: tuple[RefusedEdit, ...]
+
+
+@dataclass(frozen=True)
 class Timings:
     """Seconds per stage; load and split stream into generate, so they overlap it."""
 
@@ -181,6 +204,7 @@ class Manifest:
     data_files: dict[str, dict[str, str]] = field(default_factory=dict)  # config → split → parquet path
     timings: Timings | None = None  # None until the run has finished writing
     repo_id: str | None = None  # the Hub dataset it was last pushed to
+    curation: Curation | None = None  # None until a person's decisions exist (OUT/curation.jsonl)
     schema_version: int = SCHEMA_VERSION
 
     @property

@@ -94,6 +94,7 @@ class Answer:
     # The request never got an answer from the model (timeout, 5xx, 429, dropped connection): worth asking
     # again on a plain rerun, so it is not stored in the cache. False for answers the model gave.
     transient: bool = False
+    answers: tuple[str, ...] = ()  # with --answers: the reference answer of each question, in order
 
     @property
     def ok(self) -> bool:

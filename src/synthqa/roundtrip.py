@@ -52,6 +52,7 @@ class RoundTrip:
     embed_rank: list[int] | None
     extra_relevant: list[list[int]]
     embedder: str | None  # model name behind embed_rank
+    corpus_vectors: np.ndarray | None = None  # the embedder's corpus vectors, to rank more questions later
 
 
 class _BM25:
@@ -220,10 +221,12 @@ def score_roundtrip(
     own_idx: Sequence[int],
     corpus_texts: Sequence[str],
     use_embeddings: bool | None = None,
+    corpus_vectors: np.ndarray | None = None,
 ) -> RoundTrip:
     """Ranks and extra relevant chunks for every question; ``own_idx[i]`` indexes ``corpus_texts``.
 
     ``use_embeddings``: None uses the embedder when installed, False never does, True requires it.
+    ``corpus_vectors``: the corpus already encoded (``RoundTrip.corpus_vectors`` of an earlier call).
     """
     if len(questions) != len(own_idx):
         raise ValueError(f"{len(questions)} questions but {len(own_idx)} own chunk indices")
@@ -238,7 +241,8 @@ def score_roundtrip(
     embed = embeddings_available() if use_embeddings is None else use_embeddings
     index = _BM25(corpus_texts)
     model = _embedder() if embed and questions else None
-    corpus_vectors = _encode(model, corpus_texts) if model is not None else None  # encoded once
+    if model is not None and corpus_vectors is None:
+        corpus_vectors = _encode(model, corpus_texts)  # once for every block of questions
 
     bm25_rank: list[int] = []
     embed_rank: list[int] = []
@@ -249,7 +253,7 @@ def score_roundtrip(
         lexical = index.scores(block_questions)
         bm25_rank += ranks_from_scores(lexical, block_own)
         cosine = None
-        if corpus_vectors is not None:
+        if model is not None:
             cosine = _encode(model, block_questions) @ corpus_vectors.T
             embed_rank += ranks_from_scores(cosine, block_own)
         extras += extra_relevant(lexical, block_own, corpus_texts, cosine)
@@ -258,4 +262,5 @@ def score_roundtrip(
         embed_rank=embed_rank if embed else None,
         extra_relevant=extras,
         embedder=EMBEDDER if embed else None,
+        corpus_vectors=corpus_vectors if model is not None else None,
     )

@@ -9,9 +9,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..config import DEFAULT_MODEL, RESPONSE_FORMATS, GenerateConfig
+from ..curate import describe as describe_curation
 from ..errors import ConfigError
 from ..manifest import Manifest
-from ..text import describe
+from ..text import describe as describe_cleaning
 from ._options import nonneg_int, positive_float, positive_int
 
 EXIT_PARTIAL = 4  # the dataset was written, but some chunks failed: rerun with --retry-failed
@@ -51,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--min-roundtrip-rank", type=positive_int, metavar="K", help="drop pairs whose chunk is not in the top K for its question")
     g.add_argument("--no-embed-roundtrip", dest="embed_roundtrip", action="store_false",
                    help="rank questions' chunks with BM25 only, not also with the bundled MiniLM (faster)")
+    g.add_argument("--answers", action="store_true", help="also ask for a short reference answer to each question "
+                   "(same request; stored in the queries' answer column; needed by `synthqa export --format ragas`)")
     g.add_argument("--pdf-password", help="password for encrypted PDFs")
     m = p.add_argument_group("LLM endpoint")
     m.add_argument("--model", help=f"model name (default {DEFAULT_MODEL}, or the local preset's)")
@@ -127,10 +130,17 @@ def format_summary(manifest: Manifest) -> str:
         ("train / eval pairs", f"{c.train_pairs} / {c.eval_pairs} ({c.train_chunks} / {c.eval_chunks} chunks)"),
         ("languages", languages_text(manifest)),
         ("failed chunks", len(manifest.failed_chunks)),
+    ]
+    if manifest.options.answers:
+        rows.append(("reference answers", f"{c.questions} ({c.ungrounded_answers} ungrounded: most of their words "
+                                          "are not in the chunk; `synthqa review` flags them)"))
+    if manifest.curation is not None:
+        rows.append(("curated", describe_curation(manifest.curation)))
+    rows += [
         ("requests", f"{c.requests} ({c.requests_this_run} this run)"),
         ("tokens", f"{c.prompt_tokens} prompt + {c.completion_tokens} completion"),
     ]
-    rows.append(("text cleaning", describe(manifest.cleaning)))
+    rows.append(("text cleaning", describe_cleaning(manifest.cleaning)))
     if manifest.ocr_pages:
         seconds = sum(d.ocr_seconds for d in manifest.documents)
         rows.append(("OCR", f"{manifest.ocr_pages} page(s) without a text layer read in {seconds:.1f} s"))

@@ -85,7 +85,7 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
 
     started = time.perf_counter()
     by_chunk = {c.id: step.answers[c.id] for c in inputs.asked if c.id in step.answers}
-    manifest = assemble_and_write(config, template, inputs, by_chunk, endpoint)
+    manifest = assemble_and_write(config, template, inputs, by_chunk, endpoint, log)
     manifest = replace(
         manifest,
         counts=replace(manifest.counts, requests_this_run=step.usage_this_run.requests),
@@ -171,6 +171,7 @@ def cache_key(config: GenerateConfig, template: prompts.PromptTemplate, endpoint
         n_questions=config.questions_per_chunk,
         temperature=config.temperature,
         language=chunk.language if template.uses_language else None,
+        answers=config.answers,
     )
 
 
@@ -194,8 +195,10 @@ def _dry_run(config: GenerateConfig, template, endpoint: Endpoint, log: Log) -> 
     prompt_tokens = sum(
         questions.estimate_tokens(m["content"])
         for c in to_ask
-        for m in questions.build_messages(template, c.text, config.questions_per_chunk)
+        for m in questions.build_messages(template, c.text, config.questions_per_chunk, config.answers)
     )
+    per_question = questions.ESTIMATED_TOKENS_PER_QUESTION + (
+        questions.ESTIMATED_TOKENS_PER_ANSWER if config.answers else 0)
     return DryRun(
         documents=len(inputs.pages_per_doc),
         pages=sum(inputs.pages_per_doc.values()),
@@ -203,7 +206,7 @@ def _dry_run(config: GenerateConfig, template, endpoint: Endpoint, log: Log) -> 
         chunks_to_ask=len(to_ask),
         cached=len(inputs.asked) - len(to_ask),
         prompt_tokens=prompt_tokens,
-        completion_tokens=len(to_ask) * config.questions_per_chunk * questions.ESTIMATED_TOKENS_PER_QUESTION,
+        completion_tokens=len(to_ask) * config.questions_per_chunk * per_question,
         skipped_chunks=dict(Counter(s.reason for s in inputs.skipped_chunks)),
         skipped_files=inputs.skipped_files,
         model=endpoint.model,

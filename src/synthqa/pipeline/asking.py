@@ -100,6 +100,7 @@ async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: As
                 on_answer=checked,
                 progress=progress,
                 total=total,
+                answers=config.answers,
             )
         finally:
             await client.close()

@@ -21,7 +21,8 @@ from ..manifest import (
     SplitInfo,
 )
 from ..records import Answer, Chunk, Usage
-from .inputs import Inputs
+from .curation import ROUNDTRIP_FILTER, apply_curation, below_min_rank, ranks, row_counts
+from .inputs import Inputs, Log
 
 
 @dataclass
@@ -33,13 +34,23 @@ class Rows:
     generated: int = 0
     drop_counts: Counter = field(default_factory=Counter)
     embedder: str | None = None
+    corpus_vectors: object = None  # the embedder's vectors of ``corpus``, in its order
 
 
 def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, by_chunk: dict[str, Answer],
-                       endpoint) -> Manifest:
-    """Turn answers into filtered, scored, split rows and write the dataset folder; returns the manifest."""
+                       endpoint, log: Log = print) -> Manifest:
+    """Turn answers into filtered, scored, split rows and write the dataset folder; returns the manifest.
+
+    The rows the filters kept are saved before a person's decisions (``OUT/curation.jsonl``) are applied,
+    so a rerun keeps the decisions and ``synthqa curate`` can apply new ones without asking anything.
+    """
     rows = build_rows(config, inputs, by_chunk, check_language=template.uses_language)
-    manifest = build_manifest(config, template, endpoint, inputs, by_chunk, rows)
+    dataset.write_generated(config.out, rows.queries)
+    if rows.corpus_vectors is not None:
+        dataset.write_corpus_vectors(config.out, [c["id"] for c in rows.corpus], rows.corpus_vectors, rows.embedder)
+    rows.queries, curation = apply_curation(config.out, rows.queries, rows.corpus, config.min_roundtrip_rank,
+                                            rows.embedder, log, rows.corpus_vectors)
+    manifest = replace(build_manifest(config, template, endpoint, inputs, by_chunk, rows), curation=curation)
     files = dataset.write_dataset(config.out, corpus=rows.corpus, queries=rows.queries,
                                   render_card=lambda files: card.render_card(replace(manifest, data_files=files)))
     return replace(manifest, data_files=files)
@@ -58,6 +69,8 @@ def build_rows(config: GenerateConfig, inputs: Inputs, by_chunk: dict[str, Answe
         if answer.ok
         for n, question in enumerate(answer.questions)
     ]
+    reference = {f"q-{cid}-{n}": text for cid, answer in by_chunk.items() if answer.ok
+                 for n, text in enumerate(answer.answers)}
     languages = [chunk_of[qid.split("-")[1]].language for qid, _, _ in items] if check_language else None
     result = filters.filter_questions(items, languages)
     kept = [items[i] for i in result.kept]
@@ -67,28 +80,23 @@ def build_rows(config: GenerateConfig, inputs: Inputs, by_chunk: dict[str, Answe
         [q for _, q, _ in kept], own, [c.text for c in asked], use_embeddings=config.embed_roundtrip
     )
     assignment = splits.assign_splits(asked, config.eval_fraction, config.seed)
-    rows = Rows(generated=len(items), drop_counts=Counter(result.counts), embedder=scores.embedder)
-    for k, (qid, question, _) in enumerate(kept):
-        chunk = asked[own[k]]
-        bm25_rank = scores.bm25_rank[k]
-        embed_rank = scores.embed_rank[k] if scores.embed_rank is not None else None
-        if config.min_roundtrip_rank is not None:
-            best = min(r for r in (bm25_rank, embed_rank) if r is not None)
-            if best > config.min_roundtrip_rank:
-                rows.drop_counts["roundtrip_rank"] += 1
-                continue
-        extras = [asked[j].id for j in scores.extra_relevant[k] if assignment[asked[j].id] == assignment[chunk.id]]
-        rows.queries.append({
-            "id": qid, "text": question, "chunk_id": chunk.id, "source": chunk.source, "page": chunk.page,
-            "bm25_rank": bm25_rank, "embed_rank": embed_rank, "extra_relevant_ids": extras,
-            "split": assignment[chunk.id],
-        })
+    rows = Rows(generated=len(items), drop_counts=Counter(result.counts), embedder=scores.embedder,
+                corpus_vectors=scores.corpus_vectors)
     ocr_pages = {(source, page) for source, read in inputs.documents.items() for page in read.ocr_pages}
     rows.corpus = [
         {"id": c.id, "text": c.text, "source": c.source, "page": c.page, "chunk_index": c.index,
          "ocr": (c.source, c.page) in ocr_pages, "language": c.language, "split": assignment[c.id]}
         for c in asked
     ]
+    for k, (qid, question, _) in enumerate(kept):
+        chunk = asked[own[k]]
+        row = {"id": qid, "text": question, "chunk_id": chunk.id, "source": chunk.source, "page": chunk.page,
+               **ranks(scores, k, rows.corpus, assignment[chunk.id]), "answer": reference.get(qid),
+               "split": assignment[chunk.id]}
+        if below_min_rank(row, config.min_roundtrip_rank):
+            rows.drop_counts[ROUNDTRIP_FILTER] += 1
+            continue
+        rows.queries.append(row)
     return rows
 
 
@@ -151,24 +159,19 @@ def language_counts(asked: list[Chunk], queries: list[dict]) -> dict[str, Langua
 
 
 def _counts(inputs: Inputs, by_chunk: dict[str, Answer], rows: Rows, usage: Usage) -> Counts:
-    queries, asked = rows.queries, inputs.asked
-    per_split = Counter(q["split"] for q in queries)
+    asked = inputs.asked
     chunks_per_split = Counter(c["split"] for c in rows.corpus)
     return Counts(
         documents=len(inputs.pages_per_doc),
         pages=sum(inputs.pages_per_doc.values()),
         chunks=len(inputs.chunks),
         chunks_asked=len(asked),
-        questions=len(queries),
         questions_generated=rows.generated,
-        train_pairs=per_split["train"],
-        eval_pairs=per_split["eval"],
         train_chunks=chunks_per_split["train"],
         eval_chunks=chunks_per_split["eval"],
         short_chunks=sum(1 for a in by_chunk.values() if a.ok and a.short),
-        questions_with_extra_relevant=sum(1 for q in queries if q["extra_relevant_ids"]),
-        avg_question_chars=round(sum(len(q["text"]) for q in queries) / max(1, len(queries)), 1),
         avg_chunk_chars=round(sum(len(c.text) for c in asked) / max(1, len(asked)), 1),
+        **row_counts(rows.queries, {c.id: c.text for c in asked}),
         requests=usage.requests,
         requests_this_run=0,
         prompt_tokens=usage.prompt_tokens,
