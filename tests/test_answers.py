@@ -41,7 +41,7 @@ def test_questions_without_answers_do_not_parse_when_answers_were_asked(content)
 
 def test_the_request_asks_for_answers_only_with_answers():
     template = load_template()
-    plain, answered = (build_messages(template, "Some chunk text.", 2, answers) for answers in (False, True))
+    plain, answered = (build_messages(template, "Some chunk text.", 2, answers=answers) for answers in (False, True))
     assert ANSWERS_INSTRUCTION not in plain[-1]["content"] and answered[-1]["content"].endswith(ANSWERS_INSTRUCTION)
     schema = response_format(2, "json_schema", answers=True)["json_schema"]["schema"]
     item = schema["properties"]["questions"]["items"]

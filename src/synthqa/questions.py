@@ -50,7 +50,7 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
-def build_messages(template: PromptTemplate, chunk_text: str, n: int, language: str | None = None,
+def build_messages(template: PromptTemplate, chunk_text: str, n: int, language: str | None = None, *,
                    answers: bool = False) -> list[dict]:
     """The chat messages asking for ``n`` questions about ``chunk_text``, in ``language`` (a name) if given,
     each with its answer if ``answers``."""
@@ -312,7 +312,7 @@ async def ask(session: Session, chunk: Chunk, *, template: PromptTemplate, n: in
     Per-chunk failures come back as ``Answer(error=...)``; only run-wide problems (bad key, unknown model,
     endpoint down from the start) raise ``EndpointError``.
     """
-    messages = build_messages(template, chunk.text, n, language, answers) + list(follow_up)
+    messages = build_messages(template, chunk.text, n, language, answers=answers) + list(follow_up)
     per_question = COMPLETION_TOKENS_PER_QUESTION + (COMPLETION_TOKENS_PER_ANSWER if answers else 0)
     budget = estimate_tokens("".join(m["content"] for m in messages)) + per_question * n
     usage, partial, reason, transient = Usage(), (), "no attempt was made", False

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .. import dataset, prompts, questions
+from .. import dataset, language, prompts, questions
 from ..cache import Cache, answer_key, cache_path
 from ..config import GenerateConfig
 from ..manifest import Manifest, Timings
@@ -195,7 +195,9 @@ def _dry_run(config: GenerateConfig, template, endpoint: Endpoint, log: Log) -> 
     prompt_tokens = sum(
         questions.estimate_tokens(m["content"])
         for c in to_ask
-        for m in questions.build_messages(template, c.text, config.questions_per_chunk, config.answers)
+        for m in questions.build_messages(template, c.text, config.questions_per_chunk,
+                                          language.name(c.language) if template.uses_language else None,
+                                          answers=config.answers)
     )
     per_question = questions.ESTIMATED_TOKENS_PER_QUESTION + (
         questions.ESTIMATED_TOKENS_PER_ANSWER if config.answers else 0)
