@@ -133,7 +133,7 @@ def test_shared_passage_check_agrees_with_difflib():
     for k in range(40):  # chunks sharing passages of many lengths with their neighbours, like overlaps do
         start = rng.randrange(0, len(base) - 400)
         texts.append(base[start : start + rng.randrange(60, 400)] + " " + " ".join(rng.choice(words) for _ in range(30)))
-    flat = _Flat(texts)
+    flat = _Flat(texts.__getitem__)
     for i in range(len(texts)):
         for j in range(len(texts)):
             a, b = flat.text(i), flat.text(j)
