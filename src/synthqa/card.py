@@ -108,6 +108,7 @@ def render_card(manifest: Manifest, *, repo_id: str | None = None, license: str 
         prompt_system_block=fenced(prompt.system or "(none)"),
         prompt_user_block=fenced(prompt.user),
         has_extras=manifest.counts.questions_with_extra_relevant > 0,
+        top_k=manifest.roundtrip.top_k,
     )
     return str(card)
 

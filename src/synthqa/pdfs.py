@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 
 from .records import Page, SkippedFile, SkippedPage
@@ -129,12 +129,30 @@ def load_pages(
         pypdf_logger.setLevel(logging.ERROR)
     report = on_skip or _ignore
     for path, source in find_input_files(inputs, report):
-        if path.suffix.lower() == ".pdf":
-            reason = yield from _pdf_pages(path, source, password, on_skip_page or _ignore)
-        else:
-            reason = yield from _text_pages(path, source)
+        reason = yield from file_pages(path, source, password, on_skip_page)
         if reason is not None:
             report(SkippedFile(str(path), reason, source))
+
+
+def file_pages(path: Path, source: str, password: str | None = None,
+               on_skip_page: OnSkipPage | None = None) -> Generator[Page, None, str | None]:
+    """The non-empty pages of one input file; returns why the file yielded none (else None)."""
+    if path.suffix.lower() == ".pdf":
+        return (yield from _pdf_pages(path, source, password, on_skip_page or _ignore))
+    return (yield from _text_pages(path, source))
+
+
+def count_pages(path: Path) -> int:
+    """How many pages ``path`` has, cheaply (for a progress bar's total): 0 when it cannot tell."""
+    try:
+        if path.suffix.lower() == ".pdf":
+            from pypdf import PdfReader
+
+            return len(PdfReader(path).pages)
+        with open(path, "rb") as f:
+            return 1 + sum(block.count(b"\f") for block in iter(lambda: f.read(_TEXT_READ_SIZE), b""))
+    except Exception:  # damaged, encrypted, unreadable …: reading it reports why, the bar only loses its pages
+        return 0
 
 
 def _pdf_pages(path: Path, source: str, password: str | None, on_skip_page: OnSkipPage) -> Iterator[Page]:

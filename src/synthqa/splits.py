@@ -57,11 +57,11 @@ def group_units(units: np.ndarray, text_keys: np.ndarray) -> np.ndarray:
     return np.argsort(np.argsort(first_chunk, kind="stable"), kind="stable")[dense]
 
 
-def assign_units(units: np.ndarray, text_keys: np.ndarray, unit_keys: Sequence[bytes],
-                 eval_fraction: float) -> np.ndarray:
+def assign_units(units: np.ndarray, text_keys: np.ndarray, unit_keys: np.ndarray, eval_fraction: float) -> np.ndarray:
     """True for each chunk that goes to eval; the same inputs always give the same answer.
 
-    ``unit_keys[u]`` ranks unit u (see ``unit_key``); a group is ranked by the unit of its first chunk.
+    ``unit_keys[u]`` (fixed-width bytes) ranks unit u (see ``unit_key``); a group is ranked by the unit of its
+    first chunk.
     Eval is filled up to ``eval_fraction`` of the chunks, group by group in rank order, never overshooting by
     more than half a group. A tiny input (two or three groups) still gets an eval split: its smallest group.
     One group (a single page) cannot be split without leaking overlap text, so its eval stays empty.
@@ -72,7 +72,7 @@ def assign_units(units: np.ndarray, text_keys: np.ndarray, unit_keys: Sequence[b
     sizes = np.bincount(group, minlength=n_groups)
     first_chunk = np.full(n_groups, len(group), dtype=np.int64)
     np.minimum.at(first_chunk, group, np.arange(len(group)))
-    keys = np.array([unit_keys[u] for u in units[first_chunk]], dtype=f"S{len(unit_keys[0])}") if n_groups else []
+    keys = np.asarray(unit_keys)[units[first_chunk]]
     target = round(eval_fraction * len(group))
     take = np.zeros(n_groups, dtype=bool)
     in_eval = 0
@@ -100,7 +100,7 @@ def assign_splits(chunks: Sequence[Chunk], eval_fraction: float, seed: int) -> d
     """Map each chunk id to "train" or "eval"; the same chunks and seed always give the same answer."""
     units, pages = _units(chunks)
     keys = np.array([text_key(c.text) for c in chunks], dtype=f"S{TEXT_KEY_BYTES}")
-    is_eval = assign_units(units, keys, [unit_key(seed, s, p) for s, p in pages], eval_fraction)
+    is_eval = assign_units(units, keys, np.array([unit_key(seed, s, p) for s, p in pages], dtype="S32"), eval_fraction)
     return {c.id: EVAL if e else TRAIN for c, e in zip(chunks, is_eval)}
 
 
