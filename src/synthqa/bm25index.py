@@ -186,9 +186,15 @@ class _Postings:
         return total
 
     def own_rank(self, ids: list[int], own: int, ratio: float, stop: tuple[int, int] | None) -> OwnRank:
-        none = np.zeros(0, dtype=np.int64)
+        rank, score, docs, scores = self._own_rank(ids, own, ratio, stop)
+        if stop and rank > stop[0]:
+            rank = stop[0] + 1
+        return OwnRank(rank, score, docs, scores)
+
+    def _own_rank(self, ids: list[int], own: int, ratio: float, stop: tuple[int, int] | None):
+        none = (np.zeros(0, dtype=np.int64), np.zeros(0, np.float32))
         if not ids:  # every chunk scores 0: ties go to the lower index
-            return OwnRank(own + 1, 0.0, none, np.zeros(0, np.float32))
+            return own + 1, 0.0, *none
         own_score = float(self.scores(ids, np.array([own]))[0])
         query = _Query(self.index, ids, float(np.float32(ratio * own_score)) * _SAFETY if own_score > 0 else 0.0)
         better = before = 0  # chunks ranking above the own one; (own score 0) scoring chunks before it
@@ -204,10 +210,13 @@ class _Postings:
             else:
                 before += int(np.count_nonzero(docs < own))
             if stop and better >= stop[0] and (own_score <= 0 or sum(map(len, found)) > stop[1]):
-                return OwnRank(stop[0] + 1, own_score, _joined(found, np.int64), _joined(found_scores, np.float32))
-        if own_score <= 0:  # the chunks holding none of the words score 0 too: those before the own one rank higher
-            return OwnRank(1 + better + own - before, 0.0, none, np.zeros(0, np.float32))
-        return OwnRank(1 + better, own_score, _joined(found, np.int64), _joined(found_scores, np.float32))
+                break  # the rank is censored and the candidates are too many to be used: no need to go on
+        else:
+            if own_score <= 0:  # chunks holding none of the words score 0 too: those before the own one rank higher
+                return 1 + better + own - before, 0.0, *none
+        if own_score <= 0:
+            return 1 + better, 0.0, *none
+        return 1 + better, own_score, _joined(found, np.int64), _joined(found_scores, np.float32)
 
     def _range(self, query: _Query, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """The chunks in ``lo:hi`` that can reach the query's threshold, with their exact scores.

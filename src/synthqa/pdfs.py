@@ -123,10 +123,6 @@ def load_pages(
     files are UTF-8 with form feeds separating pages. Page numbers are 1-based and count empty pages too.
     Each file that yields no page gets exactly one ``SkippedFile`` through ``on_skip``.
     """
-    # pypdf logs every recoverable oddity of real-world PDFs as a warning; users cannot act on them.
-    pypdf_logger = logging.getLogger("pypdf")
-    if pypdf_logger.level < logging.ERROR:
-        pypdf_logger.setLevel(logging.ERROR)
     report = on_skip or _ignore
     for path, source in find_input_files(inputs, report):
         reason = yield from file_pages(path, source, password, on_skip_page)
@@ -137,6 +133,7 @@ def load_pages(
 def file_pages(path: Path, source: str, password: str | None = None,
                on_skip_page: OnSkipPage | None = None) -> Generator[Page, None, str | None]:
     """The non-empty pages of one input file; returns why the file yielded none (else None)."""
+    _quiet_pypdf()
     if path.suffix.lower() == ".pdf":
         return (yield from _pdf_pages(path, source, password, on_skip_page or _ignore))
     return (yield from _text_pages(path, source))
@@ -144,6 +141,7 @@ def file_pages(path: Path, source: str, password: str | None = None,
 
 def count_pages(path: Path) -> int:
     """How many pages ``path`` has, cheaply (for a progress bar's total): 0 when it cannot tell."""
+    _quiet_pypdf()
     try:
         if path.suffix.lower() == ".pdf":
             from pypdf import PdfReader
@@ -153,6 +151,13 @@ def count_pages(path: Path) -> int:
             return 1 + sum(block.count(b"\f") for block in iter(lambda: f.read(_TEXT_READ_SIZE), b""))
     except Exception:  # damaged, encrypted, unreadable …: reading it reports why, the bar only loses its pages
         return 0
+
+
+def _quiet_pypdf() -> None:
+    # pypdf logs every recoverable oddity of real-world PDFs as a warning; users cannot act on them.
+    pypdf_logger = logging.getLogger("pypdf")
+    if pypdf_logger.level < logging.ERROR:
+        pypdf_logger.setLevel(logging.ERROR)
 
 
 def _pdf_pages(path: Path, source: str, password: str | None, on_skip_page: OnSkipPage) -> Iterator[Page]:

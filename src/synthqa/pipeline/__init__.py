@@ -176,8 +176,9 @@ class AskStep:
         total, exact = self.feed.found.expected_asked()
         if total is not None and self.config.limit is not None:
             total = min(total, self.config.limit)
-        if self.bar.total is None:
-            self.bar.reset(total)  # the clock starts with the first chunk, not while the first file is read
+        if self.bar is None:  # the bar (and its clock) starts with the first chunk, with its estimated total
+            self.bar = self.progress.bar("questions" if exact else "questions (total estimated)", total, "chunk")
+            self._exact = exact
         elif total is not None and total != self.bar.total:
             self.bar.total = total
         if exact and not self._exact:
@@ -186,7 +187,6 @@ class AskStep:
         self.bar.update(n)
 
     async def run(self) -> None:
-        self.bar = self.progress.bar("questions (total estimated)", unit="chunk")
         try:
             with self.progress.stage("asking", "ask") as stage:
                 pending = self.todo()
@@ -196,7 +196,8 @@ class AskStep:
                 stage.detail = (f"{self.asked:,} chunks asked, {self.cached:,} answered from the cache, "
                                 f"{self.usage_this_run.requests:,} requests")
         finally:
-            self.bar.close()
+            if self.bar is not None:
+                self.bar.close()
 
 
 def cache_key(config: GenerateConfig, template: prompts.PromptTemplate, endpoint: Endpoint, chunk: Chunk) -> str:

@@ -71,14 +71,15 @@ def stream_inputs(config: GenerateConfig, log: Log, found: Inputs, progress: Pro
     workers = (config.workers or default_workers()) if len(files) > 1 else 1
     with progress.stage("counting pages", "count") as stage:
         batches = list(batched([str(path) for path, _ in files], COUNT_BATCH))
-        pages = [n for counts in ordered_map(count_pages, batches, min(workers, len(batches))) for n in counts]
+        pages = [n for counts in ordered_map(count_pages, batches, min(workers, len(batches)),
+                                             describe=lambda paths: f"{paths[0]} (counting pages)") for n in counts]
         found.pages_counted = sum(pages)
         stage.detail = f"{found.pages_counted:,} pages in {len(files):,} file(s)"
     if found.pages_counted < POOL_MIN_PAGES:
         workers = 1
     tasks = (FileTask(str(path), source, config.pdf_password, config.chunk_size, config.chunk_overlap,
                       config.keep_all_chunks) for path, source in files)
-    results = ordered_map(read_file, tasks, workers)
+    results = ordered_map(read_file, tasks, workers, describe=lambda task: task.path)
     bar = progress.bar("pages read", total=found.pages_counted, unit="page")
     try:
         for (path, source), n_pages, result in zip(files, pages, results):

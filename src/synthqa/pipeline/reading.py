@@ -3,7 +3,8 @@ come back in input order, so chunk ids and their order do not depend on the numb
 
 pypdf spends about 0.1 s a page on one core, so a document store takes minutes to read on one core; with
 ``--workers`` (default: the cores) the files are read side by side. A window of ``WINDOW_PER_WORKER`` files
-per worker bounds what waits in memory, and the workers stop as soon as the reader stops (``--limit``).
+per worker bounds what waits in memory, the workers are killed as soon as the reader stops (``--limit``), and
+a worker that dies is one clear error, not a hang. A single big PDF is still read by one worker.
 Workers start from a fork server (never forked from the threaded main process), so small inputs, where
 starting them costs more than it saves, are read in the calling thread.
 """
@@ -13,11 +14,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import chunks, filters, pdfs
+from ..errors import InputError
 from ..records import Chunk, SkippedPage
 
 WINDOW_PER_WORKER = 2
@@ -75,24 +79,38 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def ordered_map(fn: Callable, tasks: Iterable, workers: int) -> Iterator:
-    """``map(fn, tasks)`` over ``workers`` processes (in this thread when 1), results in order."""
+def ordered_map(fn: Callable, tasks: Iterable, workers: int, describe: Callable = str) -> Iterator:
+    """``map(fn, tasks)`` over ``workers`` processes (in this thread when 1), results in order.
+
+    A worker that dies (killed for memory, a crash in a C library) is one ``InputError`` naming the task
+    (``describe(task)``), never a hang.
+    """
     if workers <= 1:
         yield from map(fn, tasks)
         return
-    context = _context()
-    pool = context.Pool(workers)
+    pool = ProcessPoolExecutor(workers, mp_context=_context())
+    window: deque = deque()
     try:
-        window: deque = deque()
         for task in tasks:
-            window.append(pool.apply_async(fn, (task,)))
+            window.append((task, pool.submit(fn, task)))
             if len(window) >= WINDOW_PER_WORKER * workers:
-                yield window.popleft().get()
+                yield _result(*window.popleft(), describe)
         while window:
-            yield window.popleft().get()
+            yield _result(*window.popleft(), describe)
     finally:
-        pool.terminate()  # the reader may stop early (--limit, an error): files still being read are dropped
-        pool.join()
+        # the reader may stop early (--limit, an error): files still being read are dropped at once
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _result(task, future, describe: Callable):
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise InputError(f"a process reading the inputs died (out of memory, or a crash in a parser) while reading "
+                         f"{describe(task)} or a file after it: rerun with fewer --workers (1 reads in this process)"
+                         ) from None
 
 
 def _context():
