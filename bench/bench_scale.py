@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +43,13 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 from fakeserver import FakeOpenAI, questions_for  # noqa: E402
 from synthcorpus import TextMaker, write_text_corpus  # noqa: E402
 
-from synthqa import chunks, dedupe, filters, prompts, roundtrip  # noqa: E402
-from synthqa.cache import Cache, answer_key, cache_path  # noqa: E402
+from synthqa import chunks, dedupe, filters, language, prompts, roundtrip  # noqa: E402
+from synthqa.cache import Cache, cache_path  # noqa: E402
 from synthqa.config import GenerateConfig  # noqa: E402
+from synthqa.pdfs import DocumentReport  # noqa: E402
+from synthqa.pipeline import Endpoint, cache_key  # noqa: E402
 from synthqa.records import Page  # noqa: E402
+from synthqa.text import Cleaning  # noqa: E402
 from synthqa.store import WORK_FILENAME, RunStore  # noqa: E402
 
 LATENCY, CONCURRENCY = 0.5, 32  # the reference endpoint of the 10 % target
@@ -109,6 +113,7 @@ def prepare_answers(n_chunks: int, folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     config = GenerateConfig(inputs=(folder,), out=folder, base_url="http://127.0.0.1:9/v1", model=MODEL)
     template = prompts.load_template(None)
+    endpoint = Endpoint(False, MODEL, config.base_url, "json_schema", CONCURRENCY)
     store = RunStore(folder / ".synthqa" / "work" / WORK_FILENAME)
     Cache(cache_path(folder)).close()  # the schema
     db = sqlite3.connect(cache_path(folder))
@@ -124,8 +129,8 @@ def prepare_answers(n_chunks: int, folder: Path) -> None:
                 continue
             counts["asked"] += 1
             counts["asked_chars"] += len(chunk.text)
-            key = answer_key(model=MODEL, prompt_sha256=template.sha256, chunk_text=chunk.text, n_questions=2,
-                             temperature=0.0)
+            chunk = replace(chunk, language=language.detect(chunk.text))  # as reading does
+            key = cache_key(config, template, endpoint, chunk)
             rows.append((chunk, key))
             answers.append((key, chunk.id, json.dumps(questions_for(chunk.text, 2)), None, 0, 1, 1, 300, 30, 0.0))
         store.add_chunks(rows)
@@ -154,15 +159,16 @@ def post_ask(folder: Path) -> dict:
 
 def run_post_ask(folder: Path) -> None:
     """(In the fresh process.) Open the prepared store and cache, run ``assemble_and_write``."""
-    from synthqa.pipeline.asking import Endpoint
     from synthqa.pipeline.assemble import assemble_and_write
     from synthqa.pipeline.inputs import Inputs
     from synthqa.pipeline.progress import Progress
 
     rss_start = psutil.Process().memory_info().rss
     counts = json.loads((folder / "inputs.json").read_text())
+    sources = [f"doc-{d:06d}.txt" for d in range(counts["documents"])]
     inputs = Inputs(chunks=counts["chunks"], asked=counts["asked"], asked_chars=counts["asked_chars"], done=True,
-                    pages_per_doc=Counter({f"doc-{d:06d}.txt": 40 for d in range(counts["documents"])}))
+                    pages_per_doc=Counter(dict.fromkeys(sources, 40)),
+                    documents={s: DocumentReport(s, Cleaning()) for s in sources})
     config = GenerateConfig(inputs=(folder,), out=folder, base_url="http://127.0.0.1:9/v1", model=MODEL,
                             embed_roundtrip=False)
     endpoint = Endpoint(False, MODEL, config.base_url, "json_schema", CONCURRENCY)
@@ -198,18 +204,19 @@ def survivors(inputs: Path, out: Path, model: str, n: int = 2) -> tuple[list[str
     from synthqa.pipeline.inputs import Inputs, stream_inputs
     from synthqa.pipeline.progress import Progress
 
-    config = GenerateConfig(inputs=(inputs,), out=out, workers=1)
+    config = GenerateConfig(inputs=(inputs,), out=out, workers=1, questions_per_chunk=n)
     template = prompts.load_template(None)
+    endpoint = Endpoint(False, model, "http://127.0.0.1:9/v1", "json_schema", CONCURRENCY)
     asked = [c for batch in stream_inputs(config, lambda line: None, Inputs(), Progress(False, print)) for c in batch]
-    keys = [answer_key(model=model, prompt_sha256=template.sha256, chunk_text=c.text, n_questions=n,
-                       temperature=0.0) for c in asked]
+    keys = [cache_key(config, template, endpoint, c) for c in asked]
     with Cache(cache_path(out), readonly=True) as cache:
         answers = cache.get_many(keys)
     seen: dict[str, None] = {}
     for chunk, key in zip(asked, keys):
         answer = answers.get(key)
         for question in (answer.questions if answer is not None and answer.ok else ()):
-            if filters.question_drop_reason(question, chunk.text) is None:
+            checked = chunk.language if template.uses_language else None
+            if filters.question_drop_reason(question, chunk.text, checked) is None:
                 seen.setdefault(dedupe.normalize_question(question), None)
     return list(seen), asked
 

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from browser import browser  # noqa: F401 — the headless Chromium fixture of the HTML tests
 from e2e import COMMON, CORPORA, read_out, run_cli
 from fakeserver import FakeOpenAI
 

@@ -50,6 +50,12 @@ def make_policy_folder(folder: Path, docs: int = 2, pages: int = 4) -> Path:
     return folder
 
 
+def spans(text: str, width: int = 50) -> set[str]:
+    """Every ``width``-character span of ``text`` (whitespace collapsed): text two chunks share shows up here."""
+    flat = " ".join(text.split())
+    return {flat[i:i + width] for i in range(max(1, len(flat) - width + 1))}
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "HF_TOKEN"))}
     env.update(extra)

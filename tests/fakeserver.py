@@ -4,8 +4,16 @@
         client = AsyncOpenAI(base_url=fake.base_url, api_key="x")
 
 Answers are built from the words of the chunk the prompt carries between the lines ``<chunk>`` and
-``</chunk>``, so a test can check which chunk each question came from. Faults are drawn per request by a
-seeded RNG at the given rates: 429 500 503 drop hang malformed prose fenced numbered few many length empty.
+``</chunk>``, so a test can check which chunk each question came from. When the response schema (or the
+prompt) asks for ``{"question", "answer"}`` objects, each question comes with an answer taken from the
+chunk's words, or made of words the chunk lacks for chunks holding ``ungrounded_substring``. Faults are
+drawn per request by a seeded RNG at the given rates: 429 500 503 drop hang malformed prose fenced numbered
+few many length empty.
+
+Questions are written in the language the last user message names ("… in French …"; English when it names
+none), or in ``language`` when given. On request the model drifts: ``wrong_language=k`` writes the last k
+questions of each first answer in another language (English; French when English was asked), and
+``wrong_on_reask`` keeps doing so when asked again after its answer (the conversation holds it).
 """
 
 from __future__ import annotations
@@ -25,6 +33,18 @@ FAULTS = ("429", "500", "503", "drop", "hang", "malformed", "prose", "fenced", "
 PROSE = "The policy describes several arrangements in general terms and I have summarised them for you here."
 _CHUNK = re.compile(r"^<chunk>\n(.*?)\n</chunk>$", re.S | re.M)
 _N_IN_PROMPT = re.compile(r"\b(\d+)\s+(?:[\w-]+\s+){0,3}questions?\b", re.I)
+# How the fake model writes a question in each language it knows; a, b, c are words of the chunk.
+TEMPLATES = {
+    "en": "What does the policy say about {a} {b} and {c} (point {i})?",
+    "fr": "Que dit la politique au sujet de {a}, de {b} et de {c} (point {i}) ?",
+    "de": "Was sagt die Richtlinie über {a}, {b} und {c} (Punkt {i})?",
+    "es": "¿Qué dice la política sobre {a}, {b} y {c} (punto {i})?",
+}
+# A question in the wrong language: one chunk word among many of the other language.
+DRIFT = {"en": "What exactly does the policy require regarding {a} (point {i})?",
+         "fr": "Que prévoit exactement la politique au sujet de {a} (point {i}) ?"}
+NAMES = {"English": "en", "French": "fr", "German": "de", "Spanish": "es"}
+_LANGUAGE_IN_PROMPT = re.compile(r"\bin (" + "|".join(NAMES) + r")\b")
 
 
 class _Server(ThreadingHTTPServer):
@@ -33,15 +53,32 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def questions_for(chunk: str, n: int) -> list[str]:
-    """The questions the fake server writes for ``chunk``: deterministic, distinct, built from its words."""
-    words = re.findall(r"[A-Za-z]{4,}", chunk) or ["coverage", "terms", "conditions"]
+INVENTED = "Zeppelins juggle marmalade beneath seventeen purple lighthouses."
+
+
+def answer_for(chunk: str, i: int, grounded: bool = True) -> str:
+    """The answer the fake server gives to question ``i`` about ``chunk``: the chunk's own words, or not."""
+    if not grounded:
+        return INVENTED
+    words = chunk.split()
+    start = (5 * i) % max(1, len(words))
+    return " ".join(words[start:start + 10]) or "Nothing."
+
+
+def questions_for(chunk: str, n: int, language: str = "en", wrong: int = 0) -> list[str]:
+    """The questions the fake server writes for ``chunk``: deterministic, distinct, built from its words, in
+    ``language`` (English for one it does not know), the last ``wrong`` of them in another language."""
+    template = TEMPLATES.get(language, TEMPLATES["en"])
+    pattern = r"[A-Za-z]{4,}" if template is TEMPLATES["en"] else r"[^\W\d_]{4,}"
+    words = re.findall(pattern, chunk) or ["coverage", "terms", "conditions"]
     seed = int.from_bytes(hashlib.sha256(chunk.encode()).digest()[:8], "big")
     out = []
     for i in range(n):
         rng = random.Random(seed + i)
         a, b, c = (rng.choice(words).lower() for _ in range(3))
-        out.append(f"What does the policy say about {a} {b} and {c} (point {i + 1})?")
+        drift = i >= n - wrong
+        form = DRIFT["fr" if language == "en" else "en"] if drift else template
+        out.append(form.format(a=a, b=b, c=c, i=i + 1))
     return out
 
 
@@ -52,7 +89,8 @@ class FakeOpenAI:
                  api_key: str | None = None, questions_per_chunk: int | None = None, *,
                  model: str = "fake-model", known_models: tuple[str, ...] | None = None,
                  always_fail_substring: str | None = None, reject_formats: tuple[str, ...] = (),
-                 hang_seconds: float = 3.0, retry_after: float = 0.05):
+                 hang_seconds: float = 3.0, retry_after: float = 0.05, language: str | None = None,
+                 wrong_language: int = 0, wrong_on_reask: bool = False, ungrounded_substring: str | None = None):
         unknown = set(faults or {}) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown fault modes {sorted(unknown)}; known: {FAULTS}")
@@ -60,6 +98,8 @@ class FakeOpenAI:
         self.questions_per_chunk, self.model, self.known_models = questions_per_chunk, model, known_models
         self.always_fail_substring, self.reject_formats = always_fail_substring, tuple(reject_formats)
         self.hang_seconds, self.retry_after = hang_seconds, retry_after
+        self.language, self.wrong_language, self.wrong_on_reask = language, wrong_language, wrong_on_reask
+        self.ungrounded_substring = ungrounded_substring
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -67,7 +107,9 @@ class FakeOpenAI:
         self.chunks_seen: Counter[str] = Counter()
         self.fault_counts: Counter[str] = Counter()
         self.formats_seen: Counter[str] = Counter()
-        self.log: list[dict] = []  # one entry per chat request: t (monotonic), chunk, fault, n
+        # one entry per chat request: t (monotonic), chunk, fault, format, temperature, language (the one the
+        # prompt asked for), reask (the conversation holds an earlier answer)
+        self.log: list[dict] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._server: _Server | None = None
@@ -198,9 +240,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, f"The model `{model}` does not exist or you do not have access to it.",
                                "invalid_request_error", "model_not_found")
         messages = body.get("messages") or []
-        user = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
-        found = _CHUNK.search(user)
+        users = [m.get("content") or "" for m in messages if m.get("role") == "user"]
+        user = users[-1] if users else ""
+        found = next((f for f in map(_CHUNK.search, users) if f), None)
         chunk = found.group(1) if found else user
+        named = _LANGUAGE_IN_PROMPT.search(user)
+        asked = NAMES[named.group(1)] if named else "en"
+        reask = any(m.get("role") == "assistant" for m in messages)
         fmt = body.get("response_format") or {}
         fmt_type = fmt.get("type", "none")
         with fake._lock:
@@ -211,7 +257,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fault:
                 fake.fault_counts[fault] += 1
             fake.log.append({"t": time.monotonic(), "chunk": chunk, "fault": fault, "format": fmt_type,
-                             "temperature": body.get("temperature")})
+                             "temperature": body.get("temperature"), "language": asked, "reask": reask})
         if fmt_type in fake.reject_formats:  # llama.cpp's server answers 500 to a json_schema it cannot use
             return self._error(500, f"Unsupported response_format type: {fmt_type}", "server_error")
         if fake.latency:
@@ -237,7 +283,10 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "malformed":
             return self._send(200, b'{"id": "chatcmpl-broken", "choices": [{"message": ')
         n = fake.questions_per_chunk or _wanted(fmt, user.replace(chunk, ""))
-        content, finish = _content(fault, chunk, n, fmt_type)
+        wrong = fake.wrong_language if (not reask or fake.wrong_on_reask) else 0
+        grounded = not (fake.ungrounded_substring and fake.ungrounded_substring in chunk)
+        answers = grounded if _answers_wanted(fmt, user.replace(chunk, "")) else None
+        content, finish = _content(fault, chunk, n, fake.language or asked, wrong, answers)
         prompt_chars = sum(len(m.get("content") or "") for m in messages)
         self._send(200, {
             "id": f"chatcmpl-{fake.requests}", "object": "chat.completion", "created": int(time.time()),
@@ -258,13 +307,23 @@ def _wanted(fmt: dict, prompt: str) -> int:
     return int(found.group(1)) if found else 2
 
 
-def _content(fault: str | None, chunk: str, n: int, fmt_type: str) -> tuple[str, str]:
+def _answers_wanted(fmt: dict, prompt: str) -> bool:
+    schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema") or {}
+    items = ((schema.get("properties") or {}).get("questions") or {}).get("items") or {}
+    return "answer" in (items.get("properties") or {}) or '"answer"' in prompt
+
+
+def _content(fault: str | None, chunk: str, n: int, language: str, wrong: int,
+             answers: bool | None = None) -> tuple[str, str]:
+    """The reply's text; ``answers`` None: questions only, else each with an answer (grounded or not)."""
     if fault == "prose":
         return PROSE, "stop"
     if fault == "empty":
         return "", "stop"
     count = {"few": n - 1, "many": n + 2}.get(fault or "", n)
-    qs = questions_for(chunk, max(count, 0))
+    qs = questions_for(chunk, max(count, 0), language, min(wrong, max(count, 0)))
+    if answers is not None and fault != "numbered":
+        qs = [{"question": q, "answer": answer_for(chunk, i, answers)} for i, q in enumerate(qs)]
     if fault == "fenced":
         return "Here you go:\n```json\n" + json.dumps(qs, indent=2) + "\n```", "stop"
     if fault == "numbered":

@@ -1,7 +1,7 @@
 """Run by scripts/check_installs.sh inside a fresh virtual environment holding one README install line:
 the main job, and the commands that install line promises, work with nothing else installed.
 
-    python tests/install_smoke.py bare|local|eval WORKDIR
+    python tests/install_smoke.py bare|local|eval|ocr WORKDIR
 
 Uses only the standard library beside synthqa itself (the fake OpenAI server is stdlib-only).
 """
@@ -49,14 +49,20 @@ def check_loads(out: Path) -> None:
     assert pairs["train"].column_names == ["sentence_0", "sentence_1"], pairs
 
 
+def generate_on_fake(out: Path, limit: int, env: dict) -> dict:
+    """`synthqa generate` on the corpora against a loopback fake endpoint; the folder must load. Returns the
+    manifest."""
+    with FakeOpenAI() as fake:
+        synthqa("generate", CORPORA, "-o", out, "--base-url", fake.base_url, "--limit", limit, "--no-progress",
+                env=env)
+    check_loads(out)
+    return json.loads((out / "synthqa.json").read_text())
+
+
 def bare(work: Path) -> None:
     env = environment(work, OPENAI_API_KEY="sk-smoke")
     out = work / "out"
-    with FakeOpenAI() as fake:
-        synthqa("generate", CORPORA, "-o", out, "--base-url", fake.base_url, "--limit", "12", "--no-progress",
-                env=env)
-    check_loads(out)
-    manifest = json.loads((out / "synthqa.json").read_text())
+    manifest = generate_on_fake(out, 12, env)
     assert manifest["roundtrip"]["embedder"] is None, "the bare install ranked with an embedder it cannot have"
     synthqa("inspect", out, env=env)
     synthqa("report", out, "-o", work / "report.html", env=env)
@@ -66,6 +72,43 @@ def bare(work: Path) -> None:
     offline = synthqa("generate", CORPORA, "-o", work / "no-key", "--limit", "1", env=environment(work),
                       expect=3)
     assert "synthqa[local]" in offline.stderr, offline.stderr
+    # A PDF without a text layer: the bare install cannot read it and names the extra that can.
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(612, 792)
+    (work / "scans").mkdir()
+    writer.write(work / "scans" / "scan.pdf")
+    with FakeOpenAI() as fake:
+        skipped = synthqa("generate", work / "scans", CORPORA, "-o", work / "scan-out", "--base-url", fake.base_url,
+                          "--limit", "2", "--no-progress", env=env)
+    assert "pip install 'synthqa[ocr]'" in skipped.stderr, skipped.stderr
+    documents_in_any_language(work, env)
+
+
+def documents_in_any_language(work: Path, env: dict) -> None:
+    """Word, HTML and Markdown in French, German and Spanish: read, and their languages detected, by the bare
+    install (python-docx, BeautifulSoup, markdownify and py3langid's model are core dependencies)."""
+    import docx
+
+    docs = work / "documents"
+    docs.mkdir()
+    texts = HERE.parent / "bench" / "texts"
+    (docs / "politica.md").write_text((texts / "policy-es.md").read_text(encoding="utf-8"), encoding="utf-8")
+    german = (texts / "policy-de.md").read_text(encoding="utf-8").split("\n\n")
+    (docs / "richtlinie.html").write_text("<nav>Start</nav><main>" + "".join(f"<p>{p}</p>" for p in german)
+                                          + "</main>", encoding="utf-8")
+    word = docx.Document()
+    for paragraph in (texts / "policy-fr.md").read_text(encoding="utf-8").split("\n\n"):
+        word.add_paragraph(paragraph.lstrip("# "))
+    word.save(docs / "politique.docx")
+    out = work / "out-documents"
+    with FakeOpenAI() as fake:
+        synthqa("generate", docs, "-o", out, "--base-url", fake.base_url, "--no-progress", env=env)
+    check_loads(out)
+    manifest = json.loads((out / "synthqa.json").read_text())
+    assert sorted(d["source"] for d in manifest["documents"]) == ["politica.md", "politique.docx", "richtlinie.html"]
+    assert sorted(manifest["languages"]) == ["de", "es", "fr"], manifest["languages"]
 
 
 def local(work: Path) -> None:
@@ -79,18 +122,41 @@ def local(work: Path) -> None:
 def eval_(work: Path) -> None:
     env = environment(work, OPENAI_API_KEY="sk-smoke")
     out = work / "out"
-    with FakeOpenAI() as fake:
-        synthqa("generate", CORPORA, "-o", out, "--base-url", fake.base_url, "--limit", "40", "--no-progress",
-                env=env)
-    check_loads(out)
-    manifest = json.loads((out / "synthqa.json").read_text())
+    manifest = generate_on_fake(out, 40, env)
     assert manifest["roundtrip"]["embedder"], "the eval extra is installed: round-trip ranks use MiniLM"
     table = synthqa("evaluate", out, env=env)
     assert "ndcg@10" in table.stdout, table.stdout
 
 
+def ocr(work: Path) -> None:
+    """A page of the corpora rasterised into an image-only PDF (with the extra's own pdfium) is read by OCR."""
+    import pyarrow.parquet as pq
+    import pypdfium2 as pdfium
+
+    source = pdfium.PdfDocument(str(CORPORA / "NIST.AI.600-1.pdf"))
+    page = source[10]
+    width, height = page.get_size()
+    scan = pdfium.PdfDocument.new()
+    image = pdfium.PdfImage.new(scan)
+    image.set_bitmap(page.render(scale=200 / 72, grayscale=True))
+    image.set_matrix(pdfium.PdfMatrix().scale(width, height))
+    new = scan.new_page(width, height)
+    new.insert_obj(image)
+    new.gen_content()
+    (work / "scans").mkdir()
+    scan.save(str(work / "scans" / "scan.pdf"))
+    env = environment(work, OPENAI_API_KEY="sk-smoke")
+    out = work / "out"
+    with FakeOpenAI() as fake:
+        proc = synthqa("generate", work / "scans", "-o", out, "--base-url", fake.base_url, "--no-progress", env=env)
+    assert "scan.pdf: OCR read 1 page(s) without a text layer" in proc.stderr, proc.stderr
+    corpus = [row for path in (out / "data" / "corpus").glob("*.parquet") for row in pq.read_table(path).to_pylist()]
+    assert corpus and all(row["ocr"] for row in corpus), corpus
+    assert "Text-to-image models" in " ".join(row["text"] for row in corpus), corpus
+
+
 if __name__ == "__main__":
     mode, workdir = sys.argv[1], Path(sys.argv[2])
     workdir.mkdir(parents=True, exist_ok=True)
-    {"bare": bare, "local": local, "eval": eval_}[mode](workdir)
+    {"bare": bare, "local": local, "eval": eval_, "ocr": ocr}[mode](workdir)
     print(f"install smoke test '{mode}': ok")

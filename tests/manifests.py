@@ -12,6 +12,7 @@ from synthqa.manifest import (
     Counts,
     Document,
     FailedChunk,
+    LanguageCount,
     Manifest,
     PromptInfo,
     RoundTrip,
@@ -20,6 +21,7 @@ from synthqa.manifest import (
     SplitInfo,
     Timings,
 )
+from synthqa.text import Cleaning
 
 SYSTEM = "You write questions a reader of US policy would ask. Never use ``` fences."
 USER = "Write {n} questions about this passage:\n{chunk}"
@@ -34,7 +36,7 @@ def make_manifest(**overrides) -> Manifest:
     )
     counts = Counts(
         documents=2, pages=3, chunks=6, chunks_asked=4, questions=8, questions_generated=10, train_pairs=6,
-        eval_pairs=2, train_chunks=3, eval_chunks=1, short_chunks=1, questions_with_extra_relevant=1,
+        eval_pairs=2, train_chunks=3, eval_chunks=1, short_chunks=1, questions_with_extra_relevant=1, ungrounded_answers=0,
         avg_question_chars=38.5, avg_chunk_chars=61.0, requests=5, requests_this_run=5, prompt_tokens=4000,
         completion_tokens=300,
     )
@@ -47,7 +49,8 @@ def make_manifest(**overrides) -> Manifest:
         local=False,
         prompt=PromptInfo("default", SYSTEM, USER, hashlib.sha256((SYSTEM + USER).encode()).hexdigest()),
         counts=replace(counts, **overrides.pop("counts", {})),
-        documents=(Document("budget/fy24.pdf", 2), Document("omb-memo.pdf", 1)),
+        documents=(Document("budget/fy24.pdf", 2, Cleaning(12, 3, 1, 2, 2), 0, 0.0),
+                   Document("omb-memo.pdf", 1, Cleaning(0, 0, 0, 0, 0), 1, 2.5)),
         skipped_files=(SkippedFile("scan.pdf", "no extractable text (scanned image?)"),),
         skipped_pages=(SkippedPage("omb-memo.pdf", 2, "its text could not be extracted (bad stream)"),),
         skipped_chunks={"reference list": 1, "too short": 1},
@@ -56,6 +59,8 @@ def make_manifest(**overrides) -> Manifest:
                                    False),),
         roundtrip=RoundTrip(bm25=True, embedder=None, min_rank=None, top_k=100),
         split=SplitInfo(method="chunk", seed=7, eval_fraction=0.25),
+        languages={"en": LanguageCount(chunks=4, questions=8)},
+        language_check=True,
         data_files={name: {split: f"data/{folder}/{split}.parquet" for split in ("train", "eval")}
                     for name, folder in (("default", "pairs"), ("queries", "queries"), ("corpus", "corpus"))},
         timings=Timings(count=0.0, read=0.1, ask=2.0, filter=0.0, near_duplicates=0.0, roundtrip=0.1, split=0.0,
@@ -78,12 +83,19 @@ QUESTIONS = {
 }
 
 
-def write_contract_folder(out, manifest: Manifest | None = None, *, extra: bool = True) -> Manifest:
+def answer_of(question: str) -> str:
+    """The reference answer a contract folder written with ``answers=True`` holds for ``question``."""
+    return f"The answer to '{question}' is in the chunk."
+
+
+def write_contract_folder(out, manifest: Manifest | None = None, *, extra: bool = True,
+                          answers: bool = False) -> Manifest:
     """A real output folder through the writer the pipeline uses: 4 chunks, 8 questions, card rendered."""
     manifest = manifest or make_manifest()
     if not extra:
         manifest = replace(manifest, counts=replace(manifest.counts, questions_with_extra_relevant=0))
-    corpus = [{"id": cid, "text": text, "source": src, "page": page, "chunk_index": idx, "split": split}
+    corpus = [{"id": cid, "text": text, "source": src, "page": page, "chunk_index": idx,
+               "ocr": src == "omb-memo.pdf", "language": "en", "split": split}
               for cid, src, page, idx, split, text in CHUNKS]
     queries = []
     for cid, src, page, _idx, split, _text in CHUNKS:
@@ -91,7 +103,7 @@ def write_contract_folder(out, manifest: Manifest | None = None, *, extra: bool 
             queries.append({"id": f"q-{cid}-{n}", "text": q, "chunk_id": cid, "source": src, "page": page,
                             "bm25_rank": n + 1, "embed_rank": None if n else 1,
                             "extra_relevant_ids": ["c" * 16] if extra and cid == "d" * 16 and n == 1 else [],
-                            "split": split})
+                            "answer": answer_of(q) if answers else None, "split": split})
     (out / ".synthqa").mkdir(parents=True, exist_ok=True)
     (out / ".synthqa" / "cache.sqlite").write_bytes(b"not uploaded")
     files = write_dataset(out, corpus=corpus, queries=queries,

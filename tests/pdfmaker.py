@@ -20,26 +20,74 @@ _MARGIN = 72
 _LEADING = 14
 
 
-def make_pdf(path: Path, pages: Sequence[str], encrypt_password: str | None = None) -> Path:
+def make_pdf(path: Path, pages: Sequence[str], encrypt_password: str | None = None, *, header: str | None = None,
+             footer: str | None = None, unicode_font: bool = False) -> Path:
     """Write a text PDF with one page per string; lines wrap at 90 characters.
 
-    With ``encrypt_password`` the file is encrypted (RC4-128) and needs that password to open.
+    With ``encrypt_password`` the file is encrypted (RC4-128) and needs that password to open. ``header`` and
+    ``footer`` (``{page}`` is the page number) are drawn at the top and bottom edge of every page, as running
+    heads are. ``unicode_font`` sets the text in Bitstream Vera (shipped with reportlab), which has the ﬁ and
+    ﬂ ligature glyphs, so they reach the text layer as U+FB01/U+FB02 the way typeset PDFs carry them.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     c = canvas.Canvas(str(path), pagesize=A4, encrypt=encrypt_password, invariant=1)
     width, height = A4
-    for text in pages:
+    font = _vera() if unicode_font else "Helvetica"
+    for number, text in enumerate(pages, 1):
+        c.setFont(font, 8)
+        if header:  # drawn first, as typesetters do, so it is extracted first
+            c.drawString(_MARGIN, height - 36, header.format(page=number))
         obj = c.beginText(_MARGIN, height - _MARGIN)
-        obj.setFont("Helvetica", 10)
+        obj.setFont(font, 10)
         obj.setLeading(_LEADING)
         for line in text.split("\n"):
             # Wrap ourselves so long paragraphs stay on the page instead of running off its right edge.
             for part in textwrap.wrap(line, 90, break_long_words=False, break_on_hyphens=False) or [""]:
                 obj.textLine(part)
         c.drawText(obj)
+        if footer:
+            c.setFont(font, 8)
+            c.drawCentredString(width / 2, 30, footer.format(page=number))
         c.showPage()
     c.save()
+    return path
+
+
+def _vera() -> str:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if "Vera" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont("Vera", "Vera.ttf"))  # found in reportlab's own fonts folder
+    return "Vera"
+
+
+def make_scanned_pdf(path: Path, pages: Sequence[str], scanned: Sequence[int] | None = None, dpi: int = 200) -> Path:
+    """Write a PDF whose pages (those in ``scanned``, 0-based; default all) are images of typeset text with no
+    text layer, as a scanner makes them: each is typeset by ``make_pdf``, rasterised at ``dpi`` with
+    pypdfium2 and placed as a grey-scale image filling the page. The other pages keep their text layer."""
+    import pypdfium2 as pdfium
+    from pypdf import PdfReader
+    from reportlab.lib.utils import ImageReader
+
+    path = Path(path)
+    typeset = make_pdf(path.with_suffix(".typeset.pdf"), pages)
+    images = path.with_suffix(".images.pdf")
+    source = pdfium.PdfDocument(str(typeset))
+    c = canvas.Canvas(str(images), pagesize=A4, invariant=1)
+    for i in range(len(pages)):
+        c.drawImage(ImageReader(source[i].render(scale=dpi / 72, grayscale=True).to_pil()), 0, 0, *A4)
+        c.showPage()
+    c.save()
+    source.close()
+    scanned = set(range(len(pages)) if scanned is None else scanned)
+    writer = PdfWriter()
+    for i, (text_page, image_page) in enumerate(zip(PdfReader(typeset).pages, PdfReader(images).pages, strict=True)):
+        writer.add_page(image_page if i in scanned else text_page)
+    writer.write(path)
+    typeset.unlink()
+    images.unlink()
     return path
 
 

@@ -13,6 +13,7 @@ from huggingface_hub import DatasetCard
 
 from manifests import SYSTEM, USER, make_manifest, write_contract_folder
 from synthqa.card import fenced, render_card, size_category
+from synthqa.manifest import Document, LanguageCount
 
 def front_matter(text: str) -> dict:
     match = re.match(r"^---\n(.*?)\n---\n", text, re.S)
@@ -24,7 +25,7 @@ def test_metadata_fields_follow_the_hub_schema():
     text = render_card(make_manifest())
     meta = front_matter(text)
     assert meta["license"] == "other"
-    assert meta["language"] == "en"
+    assert meta["language"] == ["en"] and meta["multilinguality"] == "monolingual"
     assert meta["task_categories"] == ["sentence-similarity", "feature-extraction"]
     assert meta["size_categories"] == "n<1K"
     assert {"synthetic", "rag"} <= set(meta["tags"])
@@ -56,6 +57,20 @@ def test_body_records_how_the_data_was_made():
     # The prompt's own ``` cannot close its fence early: it sits in a longer fence, verbatim.
     assert "````text\n" + SYSTEM + "\n````" in body
     assert "```text\n" + USER + "\n```" in body
+
+
+def test_card_says_what_cleaning_and_ocr_did_per_document():
+    body = render_card(make_manifest()).split("\n---\n", 1)[1]
+    assert ("`budget/fy24.pdf` — 2 page(s); cleaning: 2 running-head/footer line(s) removed, 2 page number(s) "
+            "removed, 3 line-break hyphen(s) joined, 12 character(s) normalised") in body
+    assert "`omb-memo.pdf` — 1 page(s), 1 read by OCR; cleaning: nothing to change" in body
+    assert "12 characters normalised (ligatures, full-width forms), 3 line-break hyphens joined (1 compounds " \
+           "kept), 2 running-head/footer lines and 2 page numbers removed" in " ".join(body.split())
+    assert "misread characters" in body  # OCR's known limit, only when pages were read by OCR
+    raw = make_manifest(options={"clean": False}, documents=(Document("a.pdf", 2, None, 0, 0.0),))
+    body = render_card(raw).split("\n---\n", 1)[1]
+    assert "kept as extracted (`--no-clean`)" in body and "`a.pdf` — 2 page(s)\n" in body
+    assert "misread characters" not in body and "read by OCR" not in body
 
 
 def test_size_category_and_counts_come_from_the_manifest():
@@ -109,3 +124,18 @@ def test_card_of_a_dataset_without_eval_split_says_so_and_has_no_eval_snippet():
     configs = MetadataConfigs.from_dataset_card_data(DatasetCard(text).data)
     assert all([f["split"] for f in c["data_files"]] == ["train"] for c in configs.values())
     assert "no eval split" in text and 'split="eval"' not in text and 'pairs["eval"]' not in text
+    assert "its few chunks all share overlap text" in text
+    # Eval chunks whose every question was filtered out: the card says that, not that nothing could be split.
+    text = render_card(make_manifest(data_files=files, counts={"eval_pairs": 0, "eval_chunks": 1}))
+    assert "no question about its 1 eval\nchunk(s) passed the question filters" in text
+    assert "its few chunks all share overlap text" not in text
+
+
+def test_card_language_lists_the_detected_languages_most_chunks_first():
+    languages = {"fr": LanguageCount(5, 9), "en": LanguageCount(2, 4), "und": LanguageCount(1, 0)}
+    text = render_card(make_manifest(languages=languages))
+    meta = front_matter(text)
+    assert meta["language"] == ["fr", "en"] and meta["multilinguality"] == "multilingual"
+    assert "French (fr): 5 chunk(s), 9 question(s); English (en): 2 chunk(s), 4 question(s); undetermined (und)" in text
+    nothing = front_matter(render_card(make_manifest(languages={"und": LanguageCount(1, 2)})))
+    assert "language" not in nothing

@@ -66,9 +66,13 @@ def test_split_keeps_source_page_and_numbers_chunks_within_each_page():
             assert c.id == chunk_id(source, page, c.index, c.text)
     long = by_page[("a.pdf", 1)]
     assert len(long) >= len(SENTENCES) // 500
-    # Consecutive chunks overlap: the next one starts with words the previous one ended with.
+    # The long page is cut into sections of about four chunks (section_size(500, 100) = 1700 characters).
+    assert [c.section for c in long] == sorted(c.section for c in long) and long[-1].section >= 1
+    # Consecutive chunks of a section overlap: the next one starts with words the previous one ended with;
+    # across a section boundary they share nothing.
     for prev, nxt in itertools.pairwise(long):
-        assert nxt.text.split(". ")[0] in prev.text
+        head = nxt.text.split(". ")[0]
+        assert (head in prev.text) == (prev.section == nxt.section), (prev, nxt)
     # Same text on another page or in another file is a different chunk.
     assert {c.id for c in long}.isdisjoint(c.id for c in by_page[("b.txt", 5)])
 

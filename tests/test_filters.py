@@ -9,6 +9,7 @@ from synthqa.filters import (
     QUESTION_DROP_REASONS,
     chunk_skip_reason,
     dedupe_questions,
+    duplicate_reason,
     filter_questions,
     question_drop_reason,
 )
@@ -180,8 +181,8 @@ def test_copied_sentence_matches_across_pdf_line_breaks() -> None:
 
 
 def test_every_drop_reason_has_a_description() -> None:
-    assert {"empty", "not_a_question", "too_short", "too_long", "refers_to_context", "copied_sentence",
-            "duplicate", "near_duplicate"} == set(QUESTION_DROP_REASONS)
+    assert {"empty", "wrong_language", "not_a_question", "too_short", "too_long", "refers_to_context",
+            "copied_sentence", "duplicate", "near_duplicate"} == set(QUESTION_DROP_REASONS)
 
 
 # --- dedupe ----------------------------------------------------------------------------------------------------
@@ -232,6 +233,18 @@ def test_dedupe_result_does_not_depend_on_block_size() -> None:
     assert {i for i, _ in dedupe_questions(items)} == set(range(3, 12))
 
 
+def test_one_new_question_is_judged_a_duplicate_as_dedupe_would_judge_it() -> None:
+    kept = ["What testing must automated systems undergo before deployment?",
+            "Who is responsible for the ongoing monitoring of deployed systems?"]
+    for new in ("  what testing MUST automated systems undergo before deployment", "Before deployment, what testing "
+                "must automated systems undergo?", "What testing must generative AI systems undergo after deployment?"):
+        items = [(str(i), q) for i, q in enumerate([*kept, new])]
+        by_dedupe = dict(dedupe_questions(items)).get(len(kept))
+        assert duplicate_reason(new, kept) == by_dedupe
+    assert [duplicate_reason(q, kept) for q in (kept[0] + "!", kept[0].replace("systems", "system"))] == [
+        "duplicate", "near_duplicate"]
+
+
 def test_filter_questions_combines_checks_and_dedupes_survivors_only() -> None:
     good = "What testing must automated systems undergo before deployment?"
     items = [
@@ -254,3 +267,17 @@ def test_a_dropped_question_does_not_shadow_a_later_good_copy() -> None:
     result = filter_questions([("q0", COPIED, PROSE), ("q1", COPIED, "A chunk about something else entirely.")])
     assert result.dropped == {0: "copied_sentence"}
     assert result.kept == (1,)
+
+
+def test_questions_not_in_their_chunks_language_are_dropped_and_counted() -> None:
+    fr = "Combien de temps les dossiers du personnel sont-ils conservés après le départ ?"
+    en = "How long are personnel files kept after an employee leaves the company?"
+    items = [("q0", fr, "Les dossiers du personnel sont conservés cinq ans."), ("q1", en, "Texte."),
+             ("q2", en, "Personnel files are kept for five years."), ("q3", en, "Texte en français.")]
+    result = filter_questions(items, ["fr", "fr", "en", "und"])
+    assert result.kept == (0, 2)
+    # The wrong-language copy is counted as that, and does not make its later copy a duplicate.
+    assert result.dropped == {1: "wrong_language", 3: "duplicate"}
+    assert result.counts["wrong_language"] == 1
+    # Without languages nothing is checked: the same items keep the English question of the French chunk.
+    assert filter_questions(items).dropped == {2: "duplicate", 3: "duplicate"}

@@ -113,9 +113,11 @@ def test_http_errors_become_one_line(out, recorder, monkeypatch):
     assert "write access" in message
 
 
-def test_upload_files_skips_cache(out):
-    assert all(not f.path.startswith(".synthqa/") for f in upload_files(out))
-    assert (out / ".synthqa" / "cache.sqlite").exists()
+def test_upload_files_skips_cache_and_review_decisions(out):
+    (out / "curation.jsonl").write_text('{"id": "q-x-0", "decision": "reject", "question": "rejected?"}\n')
+    sent = [f.path for f in upload_files(out)]
+    assert all(not path.startswith(".synthqa/") for path in sent) and "curation.jsonl" not in sent
+    assert (out / ".synthqa" / "cache.sqlite").exists() and "synthqa.json" in sent
 
 
 def cli(*args, tmp_path, **env):

@@ -38,7 +38,9 @@ def test_summary_and_sample_fit_the_width(out):
     text = inspect_dataset(out, n=3, seed=1, width=60)
     assert all(len(line) <= 60 for line in text.splitlines()), text
     for needle in ("gpt-4o-mini @ api.openai.com", "2 (3 pages)", "6 train / 2 eval", "duplicate 2",
-                   "reference list 1", "failed chunks:", "4,000 prompt + 300 completion", "approximate"):
+                   "reference list 1", "failed chunks:", "4,000 prompt + 300 completion", "approximate",
+                   "text cleaning: 12 characters normalised", "2 page numbers removed",
+                   "OCR: 1 page(s) without a text layer"):
         assert needle in " ".join(text.split()), needle
     assert text.count("Q: ") == 3
     assert inspect_dataset(out, n=3, seed=1, width=60) == text  # same seed, same sample

@@ -14,6 +14,7 @@ import datasets
 import pytest
 
 from e2e import cli_env, read_out, run_cli
+from e2e import stored as answers_in_cache
 from pdfmaker import make_pdf
 from test_local import _wait_gone, needs_model
 
@@ -92,12 +93,9 @@ def test_server_killed_mid_run_is_reported_and_the_next_run_resumes(docs, tmp_pa
     db = out / ".synthqa" / "cache.sqlite"
     import sqlite3
 
-    while True:
+    # read as 0 until the answers table exists: the file appears a moment before its schema does
+    while answers_in_cache(out) < 1:
         assert proc.poll() is None, "run ended before the server could be killed"
-        if db.exists():
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-                if con.execute("select count(*) from answers").fetchone()[0] >= 1:
-                    break
         time.sleep(0.05)
     # Freeze the server first: from here it writes no answer, however slowly this test gets scheduled.
     servers = llama_children(proc.pid)

@@ -8,6 +8,7 @@ Signals have their own file (test_signals.py).
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -90,7 +91,7 @@ def test_the_retry_hint_works_exactly_as_printed_for_a_run_with_other_settings(t
 def test_retry_asks_the_endpoint_of_the_run_even_when_it_came_from_the_environment(tmp_path, fake_server):
     docs = make_policy_folder(tmp_path / "docs", docs=1, pages=3)
     out = tmp_path / "out"
-    fake_server.always_fail_substring = "Clause 1.1"
+    fake_server.always_fail_substring = "Clause 2.1"  # page 2: pages 1 and 3 open alike, so cleaning strips their first lines
     first = run_cli("generate", docs, "-o", out, "--no-progress", "--no-embed-roundtrip", "--max-attempts", "1",
                     env=cli_env(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=fake_server.base_url))
     assert first.returncode == 4, first.stderr
@@ -104,7 +105,7 @@ def test_retry_asks_the_endpoint_of_the_run_even_when_it_came_from_the_environme
 def test_retry_never_falls_back_to_the_embedded_model_without_the_key(tmp_path, fake_server):
     docs = make_policy_folder(tmp_path / "docs", docs=1, pages=2)
     out = tmp_path / "out"
-    fake_server.always_fail_substring = "Clause 1.1"
+    fake_server.always_fail_substring = "Clause 2.1"  # page 2: pages 1 and 3 open alike, so cleaning strips their first lines
     assert generate(docs, out, fake_server, "--max-attempts", "1").returncode == 4
     manifest = manifest_of(out)
     manifest["options"]["base_url"] = None  # as if it had asked api.openai.com
@@ -118,7 +119,7 @@ def test_retry_of_encrypted_inputs_asks_for_the_password_again(tmp_path, fake_se
     docs = tmp_path / "docs"
     make_pdf(docs / "locked.pdf", policy_pages(2), encrypt_password="s3cret")
     out = tmp_path / "out"
-    fake_server.always_fail_substring = "Clause 1.1"
+    fake_server.always_fail_substring = "Clause 2.1"  # page 2: pages 1 and 3 open alike, so cleaning strips their first lines
     proc = generate(docs, out, fake_server, "--pdf-password", "s3cret", "--max-attempts", "1")
     assert proc.returncode == 4, proc.stderr
     fake_server.always_fail_substring = None
@@ -223,7 +224,9 @@ def test_a_missing_dependency_is_one_line_and_the_answers_stay_cached(tmp_path, 
     (shim / "__init__.py").write_text("raise ImportError('No module named jinja2 (hidden by the test)')\n")
     docs = make_policy_folder(tmp_path / "docs", docs=1, pages=2)
     out = tmp_path / "out"
-    env = cli_env(OPENAI_API_KEY="sk-test", PYTHONPATH=str(shim.parent))
+    # The shim goes before whatever PYTHONPATH already holds (a checkout's src/ under test).
+    env = cli_env(OPENAI_API_KEY="sk-test", PYTHONPATH=os.pathsep.join(filter(None, [str(shim.parent),
+                                                                                    os.environ.get("PYTHONPATH")])))
     proc = generate(docs, out, fake_server, env=env)
     assert proc.returncode == 1
     assert "a package synthqa needs is missing" in proc.stderr and "Traceback" not in proc.stderr

@@ -23,6 +23,7 @@ from pdfmaker import (
     make_zero_byte,
 )
 
+from synthqa import ocr
 from synthqa.pdfs import find_input_files, load_pages, normalize_text
 from synthqa.records import Page, SkippedFile, SkippedPage
 
@@ -94,16 +95,16 @@ def test_hidden_entries_are_ignored_silently_and_unsupported_files_are_reported(
     make_pdf(tmp_path / ".synthqa" / "cached.pdf", ["hidden dir"])
     make_pdf(tmp_path / ".git" / "x.pdf", ["hidden dir"])
     make_pdf(tmp_path / ".hidden.pdf", ["hidden file"])
-    (tmp_path / "memo.docx").write_bytes(b"PK\x03\x04")
+    (tmp_path / "memo.doc").write_bytes(b"\xd0\xcf\x11\xe0")
     (tmp_path / "scan.png").write_bytes(b"\x89PNG\r\n")
     (tmp_path / "LICENSE").write_text("MIT")
     pages, skipped = load([tmp_path])
     assert [p.text for p in pages] == ["kept"]
     reasons = {Path(s.path).name: s.reason for s in skipped}
     assert reasons == {
-        "LICENSE": "no file extension: only .pdf, .txt and .md files are read; rename or convert it",
-        "memo.docx": "unsupported file type .docx: convert it to PDF or text",
-        "scan.png": "unsupported file type .png: convert it to PDF or text",
+        "LICENSE": "no file extension: only .pdf, .txt, .md, .docx and .html files are read; rename or convert it",
+        "memo.doc": "unsupported file type .doc: save it as .docx or PDF",
+        "scan.png": "unsupported file type .png: convert it to PDF, .docx, HTML or text",
     }
 
 
@@ -174,9 +175,11 @@ BAD_FILES = {
     "zero.txt": (make_zero_byte, "empty file (0 bytes)"),
     "blank.txt": (lambda p: p.write_text(" \n\f\t\n"), "only whitespace"),
     "binary.txt": (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), "binary data"),
+    # Shapes only: OCR (when installed) finds no text either; without it, the skip names the extra.
     "scanned.pdf": (
         lambda p: make_image_only_pdf(p, 3),
-        "no text layer on any of its 3 pages (scanned?): run OCR first, e.g. ocrmypdf",
+        "no text on any of its 3 pages, not even by OCR" if ocr.available() else
+        "no text layer on any of its 3 pages (scanned?): pip install 'synthqa[ocr]' reads them by OCR",
     ),
     "renamed.pdf": (make_fake_pdf, "not a PDF"),
     "locked.pdf": (lambda p: make_pdf(p, ["secret"], encrypt_password="s3cret"), "pass --pdf-password"),
@@ -304,7 +307,8 @@ def test_unreadable_file_and_folder_are_reported():
 # --- streaming ------------------------------------------------------------------------------------
 
 
-def test_large_text_file_is_streamed_page_by_page(tmp_path):
+@pytest.mark.parametrize("clean", [True, False])
+def test_large_text_file_is_streamed_page_by_page(tmp_path, clean):
     page_text = "Policy clause number {0} says the same long thing again and again. " * 30
     big = tmp_path / "big.txt"
     with open(big, "w", encoding="utf-8") as f:
@@ -313,7 +317,7 @@ def test_large_text_file_is_streamed_page_by_page(tmp_path):
     size = big.stat().st_size
     assert size > 4_000_000
 
-    pages = load_pages([big])
+    pages = load_pages([big], clean=clean)
     assert iter(pages) is pages  # an iterator, not a list built up front
     tracemalloc.start()
     try:
@@ -325,7 +329,8 @@ def test_large_text_file_is_streamed_page_by_page(tmp_path):
     finally:
         tracemalloc.stop()
     assert count == 2000
-    # All pages held at once would take more than the file's size; streaming keeps a block and a page.
+    # All pages held at once would take more than the file's size; streaming keeps a block and a page, and
+    # cleaning's two passes keep word counts and 32 KiB of spooled pages (the rest is in a temporary file).
     assert peak < size / 10, f"peak {peak} bytes for a {size}-byte file"
 
 

@@ -58,7 +58,7 @@ def test_without_separator_the_whole_file_is_the_user_prompt(tmp_path):
         ("System.\n---\nAsk $n_questions questions.\n", "lacks $chunk"),
         ("About $chunk\n---\nAsk $n_questions about it.\n", "lacks $chunk in its user part"),
         ("---\n<chunk>\n$chunk\n</chunk>\n", "lacks $n_questions"),
-        ("---\n$n_questions about $chunk in $language\n", "unknown variable $language"),
+        ("---\n$n_questions about $chunk in $lang\n", "unknown variable $lang"),
         ("---\n$n_questions about ${chunk}, price $ 5\n", "stray '$' on line 1"),
         ("   \n\n", "is empty"),
         ("System only\n---\n  \n", "nothing after its '---' line"),
@@ -86,3 +86,13 @@ def test_missing_folder_and_binary_files_are_prompt_errors(tmp_path):
 def test_escaped_dollar_is_allowed(tmp_path):
     template = load_template(write(tmp_path, "Costs $$5.\n---\n$n_questions on\n<chunk>\n$chunk\n</chunk>"))
     assert render(template, chunk="c", n_questions=1)[0] == "Costs $5."
+
+
+def test_language_is_optional_and_a_template_without_it_loads_as_before(tmp_path):
+    old = load_template(write(tmp_path, "Ask $n_questions about:\n<chunk>\n$chunk\n</chunk>\n"))
+    assert not old.uses_language
+    assert render(old, chunk="c", n_questions=2, language="French")[1] == "Ask 2 about:\n<chunk>\nc\n</chunk>"
+    named = load_template(write(tmp_path, "Ask $n_questions in ${language}:\n<chunk>\n$chunk\n</chunk>\n", "n.txt"))
+    assert named.uses_language
+    assert render(named, chunk="c", n_questions=2, language="German")[1].startswith("Ask 2 in German:")
+    assert render(named, chunk="c", n_questions=2)[1].startswith("Ask 2 in the language of the chunk:")

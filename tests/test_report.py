@@ -2,127 +2,26 @@
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import itertools
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 import synthqa
-from synthqa.report import bar_chart, build_report, histogram, render_html
 from manifests import make_manifest, write_contract_folder
+from synthqa.report import bar_chart, build_report, histogram, render_html
 
 SRC = str(Path(synthqa.__file__).resolve().parents[1])
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-class Browser:
-    """Headless Chromium driven over the DevTools protocol (websocket), collecting console errors."""
-
-    def __init__(self) -> None:
-        from websockets.sync.client import connect
-
-        self.profile = tempfile.mkdtemp(prefix="synthqa-chromium-")
-        self.proc = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
-             "--window-size=1280,1600", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port_file = Path(self.profile) / "DevToolsActivePort"
-        deadline = time.monotonic() + 60
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.close()
-                raise RuntimeError("chromium did not start its DevTools endpoint")
-            time.sleep(0.1)
-        port = port_file.read_text().split()[0]
-        targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
-        page = next(t for t in targets if t["type"] == "page")
-        self.stack = contextlib.ExitStack()
-        self.ws = self.stack.enter_context(connect(page["webSocketDebuggerUrl"], max_size=64 * 2**20,
-                                                   open_timeout=30))
-        self.ids = itertools.count(1)
-        self.events: list[dict] = []
-        for method in ("Runtime.enable", "Log.enable", "Page.enable"):
-            self.call(method)
-
-    def call(self, method: str, **params) -> dict:
-        msg_id = next(self.ids)
-        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv(timeout=60))
-            if msg.get("id") == msg_id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-            self.events.append(msg)
-
-    def open(self, url: str) -> None:
-        self.call("Page.navigate", url=url)
-        deadline = time.monotonic() + 30
-        while not self.eval("document.readyState === 'complete' && document.body.getAttribute('data-ready') === '1'"):
-            assert time.monotonic() < deadline, "page did not finish rendering"
-            time.sleep(0.05)
-
-    def eval(self, expression: str):
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        if "exceptionDetails" in result:
-            raise RuntimeError(result["exceptionDetails"])
-        return result["result"].get("value")
-
-    def errors(self) -> list[str]:
-        found = []
-        for ev in self.events:
-            method, params = ev.get("method"), ev.get("params", {})
-            if method == "Runtime.exceptionThrown":
-                found.append(json.dumps(params["exceptionDetails"])[:300])
-            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                found.append(json.dumps(params.get("args"))[:300])
-            elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
-                found.append(params["entry"].get("text", "")[:300])
-        return found
-
-    def screenshot(self, path: Path) -> Path:
-        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png",
-                                                    captureBeyondViewport=True)["data"]))
-        return path
-
-    def close(self) -> None:
-        try:
-            if getattr(self, "stack", None):
-                self.stack.close()
-        finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            shutil.rmtree(self.profile, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM:
-        pytest.skip("headless chromium is not installed (apt-get install chromium)")
-    b = Browser()
-    yield b
-    b.close()
 
 
 def rows_for(n: int) -> list[dict]:
     return [{"split": "eval" if i % 5 == 0 else "train", "id": f"q-{i:016x}-0", "question": f"What rule {i} applies?",
              "chunk_id": f"{i // 2:016x}", "chunk": f"Rule {i} says agencies act. </script><!-- <b>x</b>",
-             "source": f"doc{i % 3}.pdf", "page": i % 4 + 1, "bm25_rank": i % 12 + 1, "embed_rank": None}
+             "language": "en", "source": f"doc{i % 3}.pdf", "page": i % 4 + 1, "bm25_rank": i % 12 + 1,
+             "embed_rank": None}
             for i in range(n)]
 
 
@@ -205,3 +104,4 @@ def test_build_report_counts_match_the_folder(tmp_path):
     text = build_report(out)
     assert "<b>6</b><span>train pairs</span>" in text and "<b>2</b><span>eval pairs</span>" in text
     assert "unparseable answer after 3 attempts" in text and "scan.pdf" in text
+    assert "text cleaning: 12 characters normalised" in text and "1 page(s) read by OCR" in text

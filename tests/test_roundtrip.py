@@ -118,13 +118,17 @@ def test_embedding_ranks_find_paraphrased_questions() -> None:
     assert result.embed_rank == [1, 1, 1]
     # the same question written from the wrong chunk ranks that chunk lower
     assert roundtrip.embedding_ranks(questions[:1], [3], CORPUS)[0] > 1
+    # ranking more questions later reuses the corpus vectors and gets the same answer
+    again = score_roundtrip(questions[1:], [4, 5], CORPUS, corpus_vectors=result.corpus_vectors)
+    assert again.embed_rank == result.embed_rank[1:] and again.extra_relevant == result.extra_relevant[1:]
+    assert result.corpus_vectors.shape == (len(CORPUS), 384)
 
 
 def test_shared_passage_check_agrees_with_difflib():
     import random
     from difflib import SequenceMatcher
 
-    from synthqa.roundtrip import _Flat
+    from synthqa.roundtrip import SharedPassages
 
     rng = random.Random(0)
     words = ["policy", "data", "risk", "system", "notice", "rights", "audit", "model", "privacy", "review"]
@@ -133,7 +137,7 @@ def test_shared_passage_check_agrees_with_difflib():
     for k in range(40):  # chunks sharing passages of many lengths with their neighbours, like overlaps do
         start = rng.randrange(0, len(base) - 400)
         texts.append(base[start : start + rng.randrange(60, 400)] + " " + " ".join(rng.choice(words) for _ in range(30)))
-    flat = _Flat(texts.__getitem__)
+    flat = SharedPassages(texts)
     for i in range(len(texts)):
         for j in range(len(texts)):
             a, b = flat.text(i), flat.text(j)

@@ -69,8 +69,9 @@ def test_a_reading_process_that_dies_is_one_error_not_a_hang():
 def test_reading_waits_when_asking_falls_behind(tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()
-    (folder / "long.txt").write_text("\f".join(policy_pages(2500)), encoding="utf-8")  # 20+ batches of chunks
-    config = GenerateConfig(inputs=(folder,), out=tmp_path / "out", workers=1)
+    (folder / "long.txt").write_text("\f".join(policy_pages(4000)), encoding="utf-8")  # 15 batches of chunks
+    # without cleaning: it would strip the synthetic pages' cycling paragraphs as running heads, leaving too few
+    config = GenerateConfig(inputs=(folder,), out=tmp_path / "out", workers=1, clean=False)
     kept: list[int] = []
 
     async def consume() -> int:

@@ -1,10 +1,26 @@
+import random
+from pathlib import Path
+
+import pytest
+from e2e import spans
+from pdfmaker import make_pdf
+
+from synthqa.chunks import split_pages
+from synthqa.pdfs import load_pages
 from synthqa.records import Chunk
-from synthqa.splits import EVAL, TRAIN, assign_splits, group_chunks
+from synthqa.splits import EVAL, TRAIN, assign_splits, group_chunks, shares_text
 
 
-def chunks_for(pages: int, per_page: int = 3, source: str = "a.pdf") -> list[Chunk]:
+def chunks_for(pages: int, per_page: int = 3, source: str = "a.pdf", overlap: bool = True) -> list[Chunk]:
+    """Chunks of short PDF pages; with ``overlap`` each begins with the last words of the one before it, as the
+    splitter's chunks of one page do."""
+
+    def tail(p: int, i: int) -> str:
+        return f"the closing words of part {i} on page {p} of {source}, carried into the next part"
+
     return [
-        Chunk(id=f"{source}-{p}-{i}", source=source, page=p, index=i, text=f"{source} page {p} part {i}")
+        Chunk(id=f"{source}-{p}-{i}", source=source, page=p, index=i,
+              text=(tail(p, i - 1) + " " if overlap and i else "") + f"body of part {i}, " + tail(p, i))
         for p in range(1, pages + 1)
         for i in range(per_page)
     ]
@@ -34,7 +50,8 @@ def test_a_page_never_straddles_the_splits():
 
 def test_pages_sharing_a_chunk_text_go_together():
     chunks = chunks_for(10, per_page=2)
-    dup = Chunk(id="dup", source="b.pdf", page=9, index=0, text="  a.pdf page 3 part 1 ")
+    text = next(c.text for c in chunks if c.id == "a.pdf-3-1")
+    dup = Chunk(id="dup", source="b.pdf", page=9, index=0, text=f"  {text} ".replace(" ", "  "))
     groups = group_chunks([*chunks, dup])
     together = next(g for g in groups if dup in g)
     assert {(c.source, c.page) for c in together} == {("a.pdf", 3), ("b.pdf", 9)}
@@ -56,6 +73,102 @@ def test_tiny_input_still_has_an_eval_split():
     assert set(assign_splits(chunks, 0.15, 42).values()) == {TRAIN, EVAL}
 
 
-def test_a_single_page_is_never_split():
-    chunks = chunks_for(1, per_page=5)
+def test_a_single_section_is_never_split():
+    chunks = chunks_for(1, per_page=5)  # one page of one section: a short PDF page
     assert set(assign_splits(chunks, 0.15, 42).values()) == {TRAIN}
+
+
+def test_neighbours_that_share_no_text_may_go_to_either_side():
+    # Paragraphs longer than the overlap: the splitter's chunks share nothing, so each is its own group.
+    chunks = chunks_for(1, per_page=4, overlap=False)
+    assert len(group_chunks(chunks)) == 4
+    assert set(assign_splits(chunks, 0.25, 42).values()) == {TRAIN, EVAL}
+    # Two that overlap stay together, the others are free.
+    joined = [chunks[0], Chunk("x", "a.pdf", 1, 1, chunks[0].text[-60:] + " and more"), *chunks[2:]]
+    assert sorted(map(len, group_chunks(joined))) == [1, 1, 2]
+
+
+def test_shares_text_is_the_splitters_overlap():
+    long_end = "the insurer pays flood damage above the deductible of the policy"  # 64 characters
+    assert shares_text("alpha beta. " + long_end, long_end + " and more")
+    assert not shares_text("alpha beta. " + long_end, "epsilon " + long_end)  # not at its start
+    assert not shares_text("alpha beta\nArticle 3 – Durées", "Article 3 – Durées\ntext")  # a heading line
+
+
+# --- documents without pages, and long pages: sections are the units (real files, real splitter) -----------
+
+WORDS = ("policy employee record retention breach report vendor audit contract notice period board review "
+         "consent data access storage deletion transfer security incident officer training request appeal "
+         "complaint fee premium claim coverage exclusion deductible renewal cancellation refund benefit leave "
+         "salary overtime travel expense approval manager director committee annual quarterly monthly written "
+         "electronic signature archive backup encryption password device laptop phone network server cloud "
+         "supplier invoice payment deadline penalty warning dismissal hearing evidence witness").split()
+
+
+def prose(n_sentences: int, seed: int) -> list[str]:
+    """Sentences of seeded random words: no 50-character span of one repeats in another by chance."""
+    rng = random.Random(seed)
+    return [f"Rule {seed}.{i}: the " + " ".join(rng.choice(WORDS) for _ in range(14)) + "." for i in range(n_sentences)]
+
+
+def markdown_with_five_headings(path: Path) -> Path:
+    parts = [f"## Part {h + 1}\n\n" + "\n".join(prose(12, seed=h)) for h in range(5)]
+    path.write_text("# Staff handbook\n\n" + "\n\n".join(parts) + "\n", encoding="utf-8")
+    return path
+
+
+def text_of_forty_chunks(path: Path) -> Path:
+    # One sentence a paragraph: short pieces, so neighbouring chunks carry overlap text.
+    path.write_text("\n\n".join(prose(242, seed=100)) + "\n", encoding="utf-8")
+    return path
+
+
+def one_page_pdf(path: Path) -> Path:
+    return make_pdf(path, [" ".join(prose(15, seed=7))])
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "size", "overlap", "n_chunks"),
+    [
+        (markdown_with_five_headings, "handbook.md", 1000, 200, None),
+        (text_of_forty_chunks, "manual.txt", 1000, 200, 40),
+        (one_page_pdf, "leaflet.pdf", 500, 100, 6),
+    ],
+    ids=["md-five-headings", "txt-40-chunks", "pdf-one-page-6-chunks"],
+)
+def test_a_single_document_yields_both_splits_without_shared_text(tmp_path, make, name, size, overlap, n_chunks):
+    chunks = list(split_pages(load_pages([make(tmp_path / name)]), size, overlap))
+    if n_chunks is not None:
+        assert len(chunks) == n_chunks
+    assert len({c.page for c in chunks}) == 1  # one page: the old page-group rule put it all in train
+    for fraction in (0.15, 0.3):
+        assignment = assign_splits(chunks, fraction, 42)
+        sides = {side: [c for c in chunks if assignment[c.id] == side] for side in (TRAIN, EVAL)}
+        assert sides[TRAIN] and sides[EVAL]
+        biggest = max(len(g) for g in group_chunks(chunks))
+        assert abs(len(sides[EVAL]) - round(fraction * len(chunks))) <= biggest  # the fraction, ±1 group
+        train_spans = set().union(*(spans(c.text) for c in sides[TRAIN]))
+        for chunk in sides[EVAL]:
+            assert not spans(chunk.text) & train_spans, chunk  # no chunk text, no 50-character overlap span
+    # Neighbouring chunks of a section do share overlap text: the sections are what keeps the splits apart.
+    assert any(spans(a.text) & spans(b.text) for a, b in zip(chunks, chunks[1:]) if a.section == b.section)
+
+
+def test_markdown_sections_begin_at_headings(tmp_path):
+    chunks = list(split_pages(load_pages([markdown_with_five_headings(tmp_path / "handbook.md")])))
+    starts = [c for i, c in enumerate(chunks) if i == 0 or c.section != chunks[i - 1].section]
+    assert len(starts) >= 3
+    assert all(c.text.startswith("#") for c in starts)
+
+
+def test_a_short_french_policy_of_two_chunks_gets_an_eval_split(tmp_path):
+    # Issue 16's report: one French .txt, four articles, two chunks, and no eval split at all. Its articles
+    # are longer than the overlap, so its chunks share no text and can go to either side.
+    french = (Path(__file__).resolve().parents[1] / "bench" / "texts" / "policy-fr.md").read_text(encoding="utf-8")
+    doc = tmp_path / "politique.txt"
+    doc.write_text(french.split("## Article 5")[0].replace("## ", "").replace("# ", ""), encoding="utf-8")
+    chunks = list(split_pages(load_pages([doc])))
+    assert len(chunks) == 2
+    assignment = assign_splits(chunks, 0.15, 42)
+    assert sorted(assignment.values()) == [EVAL, TRAIN]
+    assert not spans(chunks[0].text) & spans(chunks[1].text)

@@ -1,6 +1,8 @@
 """SQLite store of finished chunks, so a rerun asks nothing twice and a killed run loses nothing.
 
-One row per (model, prompt, chunk text, questions per chunk, temperature). Each answer is committed the
+One row per (model, prompt, chunk text, questions per chunk, temperature, whether answers were asked). The
+``questions`` column holds a JSON list of strings, or of ``{"question", "answer"}`` objects when reference
+answers were asked (``--answers``), so caches written before answers existed stay readable. Each answer is committed the
 moment it arrives; WAL mode lets ``synthqa inspect`` read while a generation writes, and SQLite's journal
 makes a SIGKILL at any instant leave either the whole row or none of it.
 """
@@ -24,7 +26,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
     key TEXT PRIMARY KEY,
     chunk_id TEXT NOT NULL,
-    questions TEXT NOT NULL,          -- JSON list of strings
+    questions TEXT NOT NULL,          -- JSON list of strings, or of {"question", "answer"} objects
     error TEXT,                       -- NULL when the chunk was answered
     short INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -42,9 +44,17 @@ def cache_path(out: Path) -> Path:
     return Path(out) / CACHE_DIRNAME / CACHE_FILENAME
 
 
-def answer_key(*, model: str, prompt_sha256: str, chunk_text: str, n_questions: int, temperature: float) -> str:
-    """Content key of an answer: anything that changes what the LLM would write changes the key."""
-    payload = json.dumps([model, prompt_sha256, chunk_text, n_questions, float(temperature)], ensure_ascii=False)
+def answer_key(*, model: str, prompt_sha256: str, chunk_text: str, n_questions: int, temperature: float,
+               language: str | None = None, answers: bool = False) -> str:
+    """Content key of an answer: anything that changes what the LLM would write changes the key.
+
+    ``language`` is the chunk's language as the prompt names it (None when the prompt does not)."""
+    fields = [model, prompt_sha256, chunk_text, n_questions, float(temperature)]
+    if language is not None:
+        fields.append(language)
+    if answers:  # appended only when asked, so the keys of runs without answers stay what they were
+        fields.append("answers")
+    payload = json.dumps(fields, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -79,7 +89,7 @@ class Cache:
             "FROM answers WHERE key = ?",
             (key,),
         ).fetchone()
-        return _answer(row) if row else None
+        return answer_from_row(row) if row else None
 
     def get_many(self, keys: list[str]) -> dict[str, Answer]:
         """Stored answers for many keys at once (one query per 500 keys)."""
@@ -92,7 +102,7 @@ class Cache:
                 f"completion_tokens FROM answers WHERE key IN ({marks})",
                 batch,
             ):
-                found[key] = _answer(row)
+                found[key] = answer_from_row(row)
         return found
 
     def put(self, key: str, answer: Answer) -> None:
@@ -104,7 +114,7 @@ class Cache:
                     (
                         key,
                         answer.chunk_id,
-                        json.dumps(list(answer.questions), ensure_ascii=False),
+                        json.dumps(_stored_questions(answer), ensure_ascii=False),
                         answer.error,
                         int(answer.short),
                         answer.attempts,
@@ -125,7 +135,7 @@ class Cache:
             "FROM answers ORDER BY created_at"
         )
         for row in rows:
-            yield _answer(row)
+            yield answer_from_row(row)
 
     def __len__(self) -> int:
         return self._db.execute("SELECT count(*) FROM answers").fetchone()[0]
@@ -140,11 +150,21 @@ class Cache:
         self.close()
 
 
-def _answer(row) -> Answer:
+def _stored_questions(answer: Answer) -> list:
+    if answer.answers:
+        return [{"question": q, "answer": a} for q, a in zip(answer.questions, answer.answers, strict=True)]
+    return list(answer.questions)
+
+
+def answer_from_row(row) -> Answer:
+    """An ``Answer`` from (chunk_id, questions, error, short, attempts, requests, prompt_tokens, completion_tokens)."""
     chunk_id, questions, error, short, attempts, requests, prompt_tokens, completion_tokens = row
+    items = json.loads(questions)
+    pairs = [item for item in items if isinstance(item, dict)]
     return Answer(
         chunk_id=chunk_id,
-        questions=tuple(json.loads(questions)),
+        questions=tuple(p["question"] for p in pairs) if pairs else tuple(items),
+        answers=tuple(p["answer"] for p in pairs),
         error=error,
         usage=Usage(requests, prompt_tokens, completion_tokens),
         attempts=attempts,

@@ -10,7 +10,12 @@ from importlib import resources
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from .manifest import FailedChunk, Manifest
+from .curate import describe as describe_curation
+from .language import UNDETERMINED
+from .language import label as language_label
+from .manifest import Document, FailedChunk, Manifest
+from .questions import ANSWERS_INSTRUCTION
+from .text import describe as describe_cleaning
 
 TEMPLATE = "card_template.md"
 # Stands for the dataset's name in the code snippets until `synthqa push` knows the Hub id.
@@ -57,17 +62,23 @@ def configs_metadata(manifest: Manifest) -> list[dict]:
     ]
 
 
+def card_languages(manifest: Manifest) -> list[str]:
+    """The ISO 639-1 codes of the chunks' languages, most chunks first (undetermined ones left out)."""
+    return [code for code in manifest.languages if code != UNDETERMINED]
+
+
 def card_data(manifest: Manifest, *, license: str | None = None, pretty_name: str | None = None) -> DatasetCardData:
     """The YAML metadata of the card."""
+    languages = card_languages(manifest)
     return DatasetCardData(
-        language="en",
+        language=languages or None,
         license=license or DEFAULT_LICENSE,
         pretty_name=pretty_name or _pretty_name(manifest),
         size_categories=size_category(manifest.pairs),
         task_categories=["sentence-similarity", "feature-extraction"],
         annotations_creators="machine-generated",
         language_creators="found",
-        multilinguality="monolingual",
+        multilinguality="multilingual" if len(languages) > 1 else "monolingual",
         source_datasets="original",
         tags=["synthetic", "rag", "retrieval", "sentence-transformers", "embeddings", "question-answering",
               "synthqa"],
@@ -94,6 +105,9 @@ def render_card(manifest: Manifest, *, repo_id: str | None = None, license: str 
         splits={name: ", ".join(files) for name, files in manifest.data_files.items()},
         has_eval="eval" in manifest.data_files.get("queries", {}),
         documents=manifest.documents[:MAX_LISTED_DOCUMENTS],
+        document_texts=[_document_text(d) for d in manifest.documents[:MAX_LISTED_DOCUMENTS]],
+        ocr_pages=manifest.ocr_pages,
+        cleaning_text=_cleaning_text(manifest),
         more_documents=max(0, len(manifest.documents) - MAX_LISTED_DOCUMENTS),
         skipped_files=manifest.skipped_files,
         skipped_pages=manifest.skipped_pages,
@@ -104,11 +118,16 @@ def render_card(manifest: Manifest, *, repo_id: str | None = None, license: str 
         question_filters_text=_counts_text(manifest.question_filters, "none dropped"),
         failed_text=_failed_text(manifest.failed_chunks),
         split_text=_split_text(manifest),
+        languages_text=_languages_text(manifest),
+        language_check=manifest.language_check,
+        wrong_language=manifest.question_filters.get("wrong_language", 0),
         prompt=prompt,
         prompt_system_block=fenced(prompt.system or "(none)"),
         prompt_user_block=fenced(prompt.user),
         has_extras=manifest.counts.questions_with_extra_relevant > 0,
         top_k=manifest.roundtrip.top_k,
+        answers_instruction=ANSWERS_INSTRUCTION if manifest.options.answers else None,
+        curation_text=describe_curation(manifest.curation) if manifest.curation is not None else None,
     )
     return str(card)
 
@@ -154,6 +173,37 @@ def _failed_text(failed: tuple[FailedChunk, ...]) -> str:
     shown = [f"`{f.source}` p.{f.page}: {f.reason}" for f in failed[:10]]
     more = f"; … and {len(failed) - 10} more (see `synthqa.json`)" if len(failed) > 10 else ""
     return f"{len(failed)} — " + "; ".join(shown) + more + ". Their pages have no questions in this dataset."
+
+
+def _document_text(document: Document) -> str:
+    text = f"{document.pages} page(s)"
+    if document.ocr_pages:
+        text += f", {document.ocr_pages} read by OCR"
+    c = document.cleaning
+    if c is not None:
+        changes = [f"{n} {what}" for n, what in (
+            (c.running_lines_removed, "running-head/footer line(s) removed"),
+            (c.page_numbers_removed, "page number(s) removed"),
+            (c.hyphens_joined, "line-break hyphen(s) joined"),
+            (c.characters_normalised, "character(s) normalised"),
+        ) if n]
+        text += "; cleaning: " + (", ".join(changes) if changes else "nothing to change")
+    return text
+
+
+def _cleaning_text(manifest: Manifest) -> str:
+    cleaning = manifest.cleaning
+    if cleaning is None:
+        return "The text was kept as extracted (`--no-clean`): only its whitespace was tidied."
+    return ("The text was cleaned: Unicode NFKC (ligatures such as ﬁ become fi), words hyphenated at a line end "
+            "joined unless the document spells them with a hyphen, running heads, footers and page numbers "
+            f"removed — {describe_cleaning(cleaning)}.")
+
+
+def _languages_text(manifest: Manifest) -> str:
+    parts = [f"{language_label(code)}: {c.chunks} chunk(s), {c.questions} question(s)"
+             for code, c in manifest.languages.items()]
+    return "; ".join(parts) or "none"
 
 
 def _split_text(manifest: Manifest) -> str:

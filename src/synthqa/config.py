@@ -1,4 +1,5 @@
-"""Typed options for a generation run: one place for defaults, validated once on construction."""
+"""Typed options for a generation run and a fine-tuning run: one place for defaults, validated once on
+construction."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ RESPONSE_FORMATS = ("auto", "json_schema", "json_object", "none")
 # Options that change the dataset itself; an OUT made with other values is not silently mixed with a new run.
 DATASET_SETTINGS = (
     "questions_per_chunk", "chunk_size", "chunk_overlap", "eval_fraction", "seed", "temperature",
-    "limit", "keep_all_chunks", "min_roundtrip_rank",
+    "limit", "keep_all_chunks", "min_roundtrip_rank", "clean", "answers",
 )
 
 
@@ -48,9 +49,11 @@ class GenerateConfig:
     overwrite: bool = False
     retry_failed: bool = False
     # quality
+    clean: bool = True  # text.py's cleaning (NFKC, line-break hyphens, running heads); False: whitespace only
     keep_all_chunks: bool = False
     min_roundtrip_rank: int | None = None
     embed_roundtrip: bool | None = None  # None: when the eval extra (MiniLM) is installed
+    answers: bool = False  # ask for a short reference answer with each question (same request)
     # local backend
     local: bool = False
     local_model: str | None = None  # a preset name or a path to a GGUF file
@@ -67,7 +70,7 @@ class GenerateConfig:
         object.__setattr__(self, "inputs", tuple(Path(p) for p in self.inputs))
         object.__setattr__(self, "out", Path(self.out))
         if not self.inputs:
-            raise ConfigError("no INPUT given: name at least one PDF/.txt/.md file or a folder of them")
+            raise ConfigError("no INPUT given: name at least one PDF/.txt/.md/.docx/.html file or a folder of them")
         _positive("--questions-per-chunk", self.questions_per_chunk, upper=20)
         _positive("--chunk-size", self.chunk_size)
         if self.chunk_overlap < 0:
@@ -133,6 +136,56 @@ class GenerateConfig:
             prompt_path=str(self.prompt_path.resolve()) if self.prompt_path else None,
             base_url_had_credentials=has_credentials(base_url or self.base_url),
         )
+
+
+# Hard-negative mining defaults, chosen by bench/bench_hard_negatives.py (table in docs/finetune.md).
+NEGATIVE_MARGIN = 0.05
+NEGATIVE_RANGE_MIN = 0
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Everything ``synthqa finetune`` needs. Invalid values raise ``ConfigError`` naming the option."""
+
+    dataset: str  # an output folder or a Hub dataset id
+    output_dir: Path
+    base_model: str | None = None  # a folder or Hub name; None is the bundled MiniLM
+    epochs: int = 5
+    batch_size: int = 20
+    lr: float = 2e-5
+    max_seq_length: int | None = None
+    max_steps: int | None = None
+    seed: int = 42
+    # None: the prompt the base model declares; "" for none
+    query_prompt: str | None = None
+    document_prompt: str | None = None
+    hard_negatives: int = 0
+    negative_margin: float = NEGATIVE_MARGIN
+    negative_range_min: int = NEGATIVE_RANGE_MIN
+    push_to_hub: str | None = None
+    private: bool = False
+    token: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dataset", str(self.dataset))
+        object.__setattr__(self, "output_dir", Path(self.output_dir))
+        _positive("--epochs", self.epochs)
+        _positive("--batch-size", self.batch_size)
+        if self.batch_size < 2:
+            raise ConfigError("--batch-size 1 gives the ranking loss no in-batch negatives: use 2 or more (20 is usual)")
+        if not (0 < self.lr < 1):
+            raise ConfigError(f"--lr {self.lr} must lie between 0 and 1 (2e-5 is usual)")
+        if self.max_seq_length is not None and self.max_seq_length < 8:
+            raise ConfigError(f"--max-seq-length {self.max_seq_length} is too small: use 128 or more")
+        if self.max_steps is not None:
+            _positive("--max-steps", self.max_steps)
+        if not isinstance(self.hard_negatives, int) or not 0 <= self.hard_negatives <= 20:
+            raise ConfigError(f"--hard-negatives {self.hard_negatives} must lie between 0 and 20")
+        if not 0 <= self.negative_margin < 1:
+            raise ConfigError(f"--negative-margin {self.negative_margin} must lie in [0, 1) (0.05 keeps negatives "
+                              "scoring below 95 % of the positive)")
+        if not isinstance(self.negative_range_min, int) or self.negative_range_min < 0:
+            raise ConfigError(f"--negative-range-min {self.negative_range_min} must be 0 or more")
 
 
 def input_name(path: Path) -> str:

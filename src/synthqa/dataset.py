@@ -11,9 +11,10 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -24,14 +25,19 @@ from .manifest import Manifest, RunSettings
 MANIFEST = "synthqa.json"
 CARD = "README.md"
 RUN_SETTINGS = "run.json"  # inside .synthqa/
+# Inside .synthqa/: every pair the filters kept, before a person's decisions, so `curate` can apply (and undo)
+# decisions without the inputs or the endpoint, and `review` can show rejected pairs again.
+GENERATED = "generated-queries.parquet"
+VECTORS = "corpus-embeddings.npz"  # inside .synthqa/: the round-trip embedder's corpus vectors, for curate
 SPLIT_NAMES = ("train", "eval")
 # config name → split → path inside the folder, before the writer adds each file's content fingerprint.
 CONFIGS: dict[str, dict[str, str]] = {
     name: {split: f"data/{folder}/{split}.parquet" for split in SPLIT_NAMES}
     for name, folder in (("default", "pairs"), ("queries", "queries"), ("corpus", "corpus"))
 }
-# What `push` must never upload: the answer cache, editor/OS litter, and half-written files.
-UPLOAD_IGNORE = [".synthqa/*", ".synthqa/**", "**/*.tmp", "*.tmp", ".DS_Store", "**/.DS_Store"]
+# What `push` must never upload: the answer cache, the review decisions (they hold the rejected questions;
+# the manifest and card say what was done), editor/OS litter, and half-written files.
+UPLOAD_IGNORE = [".synthqa/*", ".synthqa/**", "curation.jsonl", "**/*.tmp", "*.tmp", ".DS_Store", "**/.DS_Store"]
 
 PAIRS_SCHEMA = pa.schema([("sentence_0", pa.string()), ("sentence_1", pa.string())])
 QUERIES_SCHEMA = pa.schema(
@@ -44,6 +50,7 @@ QUERIES_SCHEMA = pa.schema(
         ("bm25_rank", pa.int32()),
         ("embed_rank", pa.int32()),
         ("extra_relevant_ids", pa.list_(pa.string())),
+        ("answer", pa.string()),  # the reference answer (--answers), else null
     ]
 )
 CORPUS_SCHEMA = pa.schema(
@@ -53,9 +60,12 @@ CORPUS_SCHEMA = pa.schema(
         ("source", pa.string()),
         ("page", pa.int32()),
         ("chunk_index", pa.int32()),
+        ("ocr", pa.bool_()),  # the page's text was read by OCR (no text layer)
+        ("language", pa.string()),
     ]
 )
 SCHEMAS = {"default": PAIRS_SCHEMA, "queries": QUERIES_SCHEMA, "corpus": CORPUS_SCHEMA}
+GENERATED_SCHEMA = QUERIES_SCHEMA.append(pa.field("split", pa.string()))
 DataFiles = dict[str, dict[str, str]]  # config → split → parquet path inside the folder
 
 
@@ -139,7 +149,7 @@ class TableWriter:
             tmp = self.out / (CONFIGS[config][split] + ".tmp")
             tmp.parent.mkdir(parents=True, exist_ok=True)
             writer = self._writers[config, split] = pq.ParquetWriter(tmp, schema)
-        writer.write_table(pa.table({name: [row.get(name) for row in rows] for name in schema.names}, schema=schema))
+        writer.write_table(_table(rows, schema))
 
     def close(self) -> DataFiles:
         """Finish every file and give it its fingerprinted name; returns config → split → path."""
@@ -170,6 +180,11 @@ class TableWriter:
         else:
             for writer in self._writers.values():
                 writer.close()
+
+
+def _table(rows: Sequence[dict], schema: pa.Schema) -> pa.Table:
+    """Row dicts as a table of ``schema`` (a missing key is null)."""
+    return pa.table({name: [row.get(name) for row in rows] for name in schema.names}, schema=schema)
 
 
 def write_card(out: Path, card: str, files: DataFiles) -> None:
@@ -241,6 +256,97 @@ def read_run_settings(out: Path) -> RunSettings | None:
         return RunSettings.from_dict(json.loads(path.read_text(encoding="utf-8")), where=str(path))
     except (OSError, ValueError, DatasetError):
         return None
+
+
+def write_generated(out: Path, queries: Iterable[dict]) -> None:
+    """Keep every pair the filters kept (with its split), before a person's decisions, in ``.synthqa/``."""
+    with _writing(out), GeneratedWriter(out) as writer:
+        for row in queries:
+            writer.add(row)
+
+
+class GeneratedWriter:
+    """``write_generated`` as the rows stream in: row groups of ``TableWriter.ROWS_PER_GROUP``, the file
+    renamed into place on ``close``."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = Path(out) / CACHE_DIRNAME / GENERATED
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self._writer = pq.ParquetWriter(self._tmp, GENERATED_SCHEMA)
+        self._rows: list[dict] = []
+
+    def add(self, row: dict) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= TableWriter.ROWS_PER_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._writer.write_table(_table(self._rows, GENERATED_SCHEMA))
+            self._rows = []
+
+    def __enter__(self) -> GeneratedWriter:
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        if kind is None:
+            self._flush()
+        self._writer.close()
+        if kind is None:
+            os.replace(self._tmp, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+
+def read_generated(out: Path) -> list[dict]:
+    """The rows ``write_generated`` kept; ``DatasetError`` with the fix when there are none."""
+    path = Path(out) / CACHE_DIRNAME / GENERATED
+    try:
+        return pq.read_table(path).to_pylist()
+    except FileNotFoundError:
+        raise DatasetError(f"{out} lacks {CACHE_DIRNAME}/{GENERATED}: rerun the same `synthqa generate` command "
+                           "(cached answers are reused: nothing is asked again)") from None
+    except (OSError, pa.ArrowException) as err:
+        raise DatasetError(f"{path} cannot be read ({err}): rerun `synthqa generate` to rewrite it") from None
+
+
+def write_corpus_vectors(out: Path, ids: Sequence[str], vectors: np.ndarray, model: str) -> None:
+    """Keep the corpus vectors of the round-trip embedder, so ranking an edited question costs one encode."""
+    path = Path(out) / CACHE_DIRNAME / VECTORS
+    with _writing(out):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, ids=np.array(ids), vectors=vectors, model=np.array(model))
+        os.replace(tmp, path)
+
+
+def read_corpus_vectors(out: Path, ids: Sequence[str], model: str) -> np.ndarray | None:
+    """The kept vectors of chunks ``ids``, in that order; None when absent, unreadable or of another model."""
+    try:
+        with np.load(Path(out) / CACHE_DIRNAME / VECTORS, allow_pickle=False) as data:
+            if str(data["model"]) != model:
+                return None
+            index = {cid: i for i, cid in enumerate(data["ids"].tolist())}
+            if any(cid not in index for cid in ids):
+                return None
+            return data["vectors"][[index[cid] for cid in ids]]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def read_rows(out: Path, config: str, files: DataFiles | None = None) -> list[dict]:
+    """Every row of one config (``default``, ``queries``, ``corpus``) with its ``split``, as plain dicts.
+
+    ``files`` names the data files (default: those of the manifest in ``out``)."""
+    out = Path(out)
+    rows: list[dict] = []
+    for split, rel in (read_manifest(out).data_files if files is None else files).get(config, {}).items():
+        if not (out / rel).exists():
+            raise DatasetError(f"{out / rel} is missing: {out} does not follow synthqa's output layout")
+        rows += [dict(row, split=split) for row in pq.read_table(out / rel).to_pylist()]
+    return rows
 
 
 def load_tables(out: Path) -> dict[str, dict]:

@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
 from rapidfuzz import fuzz, process
 
 # Deduplication lives in dedupe.py (it spills to disk at scale); these names stay importable from here.
 from .dedupe import NEAR_DUPLICATE_RATIO, dedupe_questions, normalize_question  # noqa: F401
+from .language import in_language
 
 CHUNK_SKIP_REASONS: dict[str, str] = {
     "table_of_contents": "table of contents (dotted leaders or lines ending in page numbers)",
@@ -30,6 +32,7 @@ CHUNK_SKIP_REASONS: dict[str, str] = {
 
 QUESTION_DROP_REASONS: dict[str, str] = {
     "empty": "empty question",
+    "wrong_language": "not in its chunk's language (after one re-ask)",
     "not_a_question": "not phrased as a question",
     "too_short": "fewer than 4 words",
     "too_long": "more than 60 words or 400 characters",
@@ -147,11 +150,15 @@ _REFERS_TO_CONTEXT = re.compile(
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n|•")
 
 
-def question_drop_reason(question: str, chunk_text: str) -> str | None:
-    """Why one generated question should be dropped, as a key of ``QUESTION_DROP_REASONS``; None to keep it."""
+def question_drop_reason(question: str, chunk_text: str, language: str | None = None) -> str | None:
+    """Why one generated question should be dropped, as a key of ``QUESTION_DROP_REASONS``; None to keep it.
+
+    ``language`` is the chunk's language code when questions are checked against it (else None)."""
     q = " ".join(question.split())
     if not q:
         return "empty"
+    if language is not None and not in_language(q, language):
+        return "wrong_language"
     words = q.split()
     if "?" not in q and words[0].casefold().strip(string.punctuation) not in _INTERROGATIVES:
         # "In which year …" / "Under what conditions …": a preposition before the question word
@@ -184,6 +191,18 @@ def _sentences(chunk_text: str) -> tuple[str, ...]:
     return tuple(p for p in parts if p)
 
 
+def duplicate_reason(question: str, others: Sequence[str]) -> str | None:
+    """"duplicate" or "near_duplicate" when ``question`` repeats one of ``others`` as ``dedupe_questions``
+    judges it, else None. Linear in ``others``: for checking one new question (a person's edit)."""
+    key = normalize_question(question)
+    normalized = [normalize_question(o) for o in others]
+    if key in normalized:
+        return "duplicate"
+    near = process.extractOne(key, normalized, scorer=fuzz.token_sort_ratio, processor=None,
+                              score_cutoff=NEAR_DUPLICATE_RATIO)
+    return "near_duplicate" if near is not None else None
+
+
 @dataclass(frozen=True, slots=True)
 class FilterResult:
     """Which questions survive: ``kept`` indices in order, ``dropped`` index → reason, ``counts`` per reason."""
@@ -193,11 +212,14 @@ class FilterResult:
     counts: dict[str, int] = field(default_factory=dict)  # every key of QUESTION_DROP_REASONS, zeros included
 
 
-def filter_questions(items: Sequence[tuple[str, str, str]]) -> FilterResult:
-    """Apply the per-question checks, then dedupe the survivors; ``items`` are (query_id, question, chunk_text)."""
+def filter_questions(items: Sequence[tuple[str, str, str]],
+                     languages: Sequence[str | None] | None = None) -> FilterResult:
+    """Apply the per-question checks, then dedupe the survivors; ``items`` are (query_id, question, chunk_text).
+
+    ``languages`` gives each item's chunk language to check the question against (None: not checked)."""
     dropped: dict[int, str] = {}
     for i, (_, question, chunk_text) in enumerate(items):
-        reason = question_drop_reason(question, chunk_text)
+        reason = question_drop_reason(question, chunk_text, languages[i] if languages is not None else None)
         if reason is not None:
             dropped[i] = reason
     # Dedupe only among survivors, so a dropped question never shadows a good later copy.
@@ -209,3 +231,51 @@ def filter_questions(items: Sequence[tuple[str, str, str]]) -> FilterResult:
         counts[reason] += 1
     kept = tuple(i for i in range(len(items)) if i not in dropped)
     return FilterResult(kept=kept, dropped=dict(sorted(dropped.items())), counts=counts)
+
+
+# --- reference answers and neighbours (flags for a person to look at; nothing is dropped) ---------------------
+
+MIN_GROUNDED_SHARE = 0.5  # an answer is grounded when at least half of its content words occur in its chunk
+STEM_CHARS = 5  # "policies" and "policy" meet at "polic": a crude stem, good enough to find a word again
+_WORD = re.compile(r"[^\W_]+")
+_STOPWORDS = frozenset(
+    "the and for are but not you all any can had her was one our out has have from they will with this that "
+    "what when which who whom whose where why how than then them these those their there been being into onto "
+    "upon also such each may must shall should would could does did doing its only over under more most other yes "
+    "some very just about after before while within without through between".split()
+)
+
+
+def content_words(text: str) -> list[str]:
+    """Casefolded words that carry meaning: numbers, and words of 3+ letters that are not stopwords."""
+    words = _WORD.findall(text.casefold())
+    return [w for w in words if any(c.isdigit() for c in w) or (len(w) >= 3 and w not in _STOPWORDS)]
+
+
+def answer_grounding(answer: str, chunk_text: str) -> float:
+    """Share of the answer's content words found in its chunk (by crude stem); 1.0 when it has none."""
+    words = content_words(answer)
+    if not words:
+        return 1.0
+    stems = {w[:STEM_CHARS] for w in content_words(chunk_text)}
+    return sum(w[:STEM_CHARS] in stems for w in words) / len(words)
+
+
+def answer_grounded(answer: str, chunk_text: str) -> bool:
+    """False for an answer whose content words mostly do not occur in its chunk (a likely invention)."""
+    return answer_grounding(answer, chunk_text) >= MIN_GROUNDED_SHARE
+
+
+def nearest_questions(questions: Sequence[str], block: int = 1024) -> list[tuple[int, int]]:
+    """For each question, ``(index, score)`` of the most similar other question (token_sort_ratio, 0-100);
+    ``(-1, 0)`` when it is alone. Memory stays at ``block × n`` scores."""
+    texts = [normalize_question(q) for q in questions]
+    nearest: list[tuple[int, int]] = []
+    for start in range(0, len(texts), block):
+        scores = process.cdist(texts[start:start + block], texts, scorer=fuzz.token_sort_ratio, processor=None,
+                               dtype=np.uint8, workers=1)
+        for row in range(scores.shape[0]):
+            scores[row, start + row] = 0
+            j = int(scores[row].argmax()) if len(texts) > 1 else -1
+            nearest.append((j, int(scores[row, j])) if j >= 0 else (-1, 0))
+    return nearest

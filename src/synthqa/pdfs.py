@@ -1,49 +1,50 @@
-"""Input files → pages of normalised text, streamed one page at a time.
+"""Input files → pages of clean text, streamed one document at a time.
 
 A bad file never stops a run: it is reported once through ``on_skip`` as a ``SkippedFile`` whose reason
-tells the user what to do, and the next file is read. Nothing here holds a whole document in memory.
+tells the user what to do, and the next file is read. Cleaning (``text.py``) reads a document whole before
+its first page comes out, spooling its pages to a temporary file beyond 32 KiB, so memory stays bounded;
+pages without a text layer are read by OCR (``ocr.py``) when the ``ocr`` extra is installed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from . import ocr as ocr_
 from .records import Page, SkippedFile, SkippedPage
+from .text import Cleaning, DocumentCleaner, normalize_text
 
-SUPPORTED_SUFFIXES = frozenset({".pdf", ".txt", ".md"})
+_DOCUMENT_SUFFIXES = frozenset({".docx", ".html", ".htm"})  # read by documents.py
+SUPPORTED_SUFFIXES = frozenset({".pdf", ".txt", ".md"}) | _DOCUMENT_SUFFIXES
 
 OnSkip = Callable[[SkippedFile], None]
 OnSkipPage = Callable[[SkippedPage], None]
+Prepare = Callable[[str], str]  # a page's raw text → its text (cleaned, or only tidied with --no-clean)
 
 
-# Unicode space separators other than the plain space (NBSP, en/em spaces, thin spaces, ideographic …).
-_UNICODE_SPACES = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
-_SPACE_RUNS = re.compile(r"[ \t]+")
-_TRAILING_SPACE = re.compile(r" +$", re.MULTILINE)
-_MANY_NEWLINES = re.compile(r"\n{3,}")
-_TEXT_READ_SIZE = 1 << 16
+_TEXT_READ_SIZE = 1 << 15  # text files are read in 32 KiB blocks, so memory stays small beside the spool
 _OUTPUT_MARKERS = frozenset({"synthqa.json", ".synthqa"})
 _FOLDER_METADATA = frozenset({"README", "SOURCES", "LICENSE", "LICENCE", "CHANGELOG", "NOTICE", "CONTRIBUTING"})
 _PDF_HEADER_WINDOW = 1024  # PDF readers accept the %PDF- header anywhere in the first 1 KiB
 
 
-def normalize_text(text: str) -> str:
-    """Tidy whitespace of one page's text so chunks and questions do not depend on layout quirks.
+@dataclass(frozen=True)
+class DocumentReport:
+    """How one document that yielded pages was read: what cleaning changed (None with ``clean=False``)
+    and the pages whose text came from OCR."""
 
-    Soft hyphens go, every unicode space becomes a space, runs of spaces/tabs collapse, lines lose trailing
-    spaces, 3+ newlines become 2, and the ends are stripped. Words hyphenated at a line end stay split:
-    rejoining them cannot tell "policy-\\nmakers" from "long-\\nterm".
-    """
-    text = text.replace("\u00ad", "").replace("\r\n", "\n").replace("\r", "\n")
-    text = _UNICODE_SPACES.sub(" ", text)
-    text = _SPACE_RUNS.sub(" ", text)
-    text = _TRAILING_SPACE.sub("", text)
-    text = _MANY_NEWLINES.sub("\n\n", text)
-    return text.strip()
+    source: str
+    cleaning: Cleaning | None
+    ocr_pages: tuple[int, ...] = ()  # pages read by OCR that had text
+    ocr_tried: int = 0  # pages without a text layer given to OCR (blank pages are not)
+    ocr_seconds: float = 0.0
+
+
+OnDocument = Callable[[DocumentReport], None]
 
 
 def find_input_files(inputs: Sequence[Path], on_skip: OnSkip | None = None) -> Iterator[tuple[Path, str]]:
@@ -71,7 +72,7 @@ def find_input_files(inputs: Sequence[Path], on_skip: OnSkip | None = None) -> I
             report(root, "broken symbolic link: point it at a file or remove it")
             continue
         elif root.exists():
-            report(root, "not a regular file or folder: give a PDF/.txt/.md file or a folder")
+            report(root, "not a regular file or folder: give a PDF/.txt/.md/.docx/.html file or a folder")
             continue
         else:
             report(root, "no such file or folder: check the path")
@@ -116,37 +117,70 @@ def load_pages(
     password: str | None = None,
     on_skip: OnSkip | None = None,
     on_skip_page: OnSkipPage | None = None,
+    *,
+    clean: bool = True,
+    on_document: OnDocument | None = None,
 ) -> Iterator[Page]:
     """Stream the non-empty pages of every input file, in ``find_input_files`` order.
 
-    PDFs are read with pypdf page by page (decrypted with ``password`` when encrypted); ``.txt``/``.md``
-    files are UTF-8 with form feeds separating pages. Page numbers are 1-based and count empty pages too.
-    Each file that yields no page gets exactly one ``SkippedFile`` through ``on_skip``.
+    PDFs are read with pypdf page by page (decrypted with ``password`` when encrypted); pages without a text
+    layer are read by OCR when the ``ocr`` extra is installed. ``.txt``/``.md`` files are UTF-8 with form
+    feeds separating pages; a ``.docx`` or ``.html``/``.htm`` file is one page (``documents.py``). Page
+    numbers are 1-based and count empty pages too. With ``clean`` the text is cleaned
+    (``text.DocumentCleaner``: each document is read whole before its first page comes out), else only its
+    whitespace is tidied. Each file that yields no page gets exactly one ``SkippedFile`` through ``on_skip``;
+    each that does, one ``DocumentReport`` through ``on_document``.
     """
     report = on_skip or _ignore
     for path, source in find_input_files(inputs, report):
-        reason = yield from file_pages(path, source, password, on_skip_page)
+        reason = yield from file_pages(path, source, password, on_skip_page, clean=clean, on_document=on_document)
         if reason is not None:
             report(SkippedFile(str(path), reason, source))
 
 
-def file_pages(path: Path, source: str, password: str | None = None,
-               on_skip_page: OnSkipPage | None = None) -> Generator[Page, None, str | None]:
-    """The non-empty pages of one input file; returns why the file yielded none (else None)."""
+def file_pages(path: Path, source: str, password: str | None = None, on_skip_page: OnSkipPage | None = None, *,
+               clean: bool = True, on_document: OnDocument | None = None) -> Generator[Page, None, str | None]:
+    """The non-empty pages of one input file (as ``load_pages`` reads them); returns why the file yielded
+    none (else None). A file that yields pages gets one ``DocumentReport`` through ``on_document``."""
     _quiet_pypdf()
-    if path.suffix.lower() == ".pdf":
-        return (yield from _pdf_pages(path, source, password, on_skip_page or _ignore))
-    return (yield from _text_pages(path, source))
+    cleaner = DocumentCleaner() if clean else None
+    prepare = cleaner.page_text if cleaner else normalize_text
+    suffix = path.suffix.lower()
+    is_pdf = suffix == ".pdf"
+    ocr = ocr_.PdfOcr(path, password) if is_pdf and ocr_.available() else None
+    if is_pdf:
+        pages = _pdf_pages(path, source, password, on_skip_page or _ignore, prepare, ocr)
+    elif suffix in _DOCUMENT_SUFFIXES:
+        from . import documents  # imported here: it reads pdfs' helpers
+
+        pages = documents.read_pages(path, source, prepare)
+    else:
+        pages = _text_pages(path, source, prepare)
+    reason: str | None = None
+    try:
+        reason = yield from (cleaner.clean(pages) if cleaner else pages)
+    finally:
+        if ocr is not None:
+            ocr.close()
+        if reason is None and on_document is not None:  # also when the consumer stops early (--limit)
+            on_document(_document_report(source, cleaner, ocr))
+    return reason
 
 
 def count_pages(path: Path) -> int:
-    """How many pages ``path`` has, cheaply (for a progress bar's total): 0 when it cannot tell."""
+    """How many pages ``path`` has, cheaply (for a progress bar's total): 0 when it cannot tell.
+
+    A PDF's page tree gives its count; a text file has one page more than it has form feeds; a .docx or
+    HTML file is one page."""
     _quiet_pypdf()
+    suffix = path.suffix.lower()
     try:
-        if path.suffix.lower() == ".pdf":
+        if suffix == ".pdf":
             from pypdf import PdfReader
 
             return len(PdfReader(path).pages)
+        if suffix in _DOCUMENT_SUFFIXES:
+            return 1 if path.stat().st_size else 0
         with open(path, "rb") as f:
             return 1 + sum(block.count(b"\f") for block in iter(lambda: f.read(_TEXT_READ_SIZE), b""))
     except Exception:  # damaged, encrypted, unreadable …: reading it reports why, the bar only loses its pages
@@ -160,7 +194,15 @@ def _quiet_pypdf() -> None:
         pypdf_logger.setLevel(logging.ERROR)
 
 
-def _pdf_pages(path: Path, source: str, password: str | None, on_skip_page: OnSkipPage) -> Iterator[Page]:
+def _document_report(source: str, cleaner: DocumentCleaner | None, ocr: ocr_.PdfOcr | None) -> DocumentReport:
+    cleaning = cleaner.counts if cleaner else None
+    if ocr is None:
+        return DocumentReport(source, cleaning)
+    return DocumentReport(source, cleaning, tuple(ocr.pages), ocr.tried, round(ocr.seconds, 3))
+
+
+def _pdf_pages(path: Path, source: str, password: str | None, on_skip_page: OnSkipPage, prepare: Prepare,
+               ocr: ocr_.PdfOcr | None) -> Iterator[Page]:
     """Yield a PDF's pages; return a skip reason when none came out, else None."""
     from pypdf import PasswordType, PdfReader
     from pypdf.errors import DependencyError
@@ -189,14 +231,20 @@ def _pdf_pages(path: Path, source: str, password: str | None, on_skip_page: OnSk
                 return f"cannot be read as a PDF ({_short(err)}): the file is damaged or truncated; re-download it"
 
             yielded = failed = 0
+            scanned: list[int] = []  # pages holding only an image, with no OCR installed to read them
             for number in range(1, n_pages + 1):
                 try:
-                    text = reader.pages[number - 1].extract_text()
+                    page = reader.pages[number - 1]
+                    text = prepare(page.extract_text() or "") or _without_text_layer(page, number, prepare, ocr,
+                                                                                     scanned)
+                except ocr_.OcrError as err:
+                    failed += 1
+                    on_skip_page(SkippedPage(source, number, f"it has no text layer and OCR failed ({err})"))
+                    continue
                 except Exception as err:  # one broken page must not cost the rest of the document
                     failed += 1
                     on_skip_page(SkippedPage(source, number, f"its text could not be extracted ({_short(err)})"))
                     continue
-                text = normalize_text(text or "")
                 if text:
                     yielded += 1
                     yield Page(source, number, text)
@@ -204,15 +252,40 @@ def _pdf_pages(path: Path, source: str, password: str | None, on_skip_page: OnSk
         return _os_reason(err)
 
     if yielded:
+        for number in scanned:
+            on_skip_page(SkippedPage(source, number, f"it has no text layer, only an image (scanned?): "
+                                                     f"{ocr_.INSTALL_HINT} reads it by OCR"))
         return None
+    return _no_page_reason(n_pages, failed, ocr)
+
+
+def _no_page_reason(n_pages: int, failed: int, ocr: ocr_.PdfOcr | None) -> str:
+    """Why a readable PDF gave no page, and what to do."""
     if n_pages == 0:
         return "the PDF has no pages: replace it with the real document or remove it"
     if failed:
         return f"text could not be extracted from any of its {n_pages} pages: the file is damaged; re-export it"
-    return f"no text layer on any of its {n_pages} pages (scanned?): run OCR first, e.g. ocrmypdf"
+    if ocr is None:
+        return f"no text layer on any of its {n_pages} pages (scanned?): {ocr_.INSTALL_HINT} reads them by OCR"
+    if not ocr.tried:
+        return f"all of its {n_pages} pages are blank: replace it with the real document or remove it"
+    return f"no text on any of its {n_pages} pages, not even by OCR: it holds only drawings or blank pages"
 
 
-def _text_pages(path: Path, source: str) -> Iterator[Page]:
+def _without_text_layer(page, number: int, prepare: Prepare, ocr: ocr_.PdfOcr | None, scanned: list[int]) -> str:
+    """The text of a page whose text layer is empty: read by OCR, else noted in ``scanned`` if it has an image."""
+    if ocr is not None:
+        return prepare(ocr.read(number))
+    try:
+        has_image = bool(page.images)  # lists the page's images without decoding them
+    except Exception:  # an image pypdf cannot parse is still an image nobody can read here
+        has_image = True
+    if has_image:
+        scanned.append(number)
+    return ""
+
+
+def _text_pages(path: Path, source: str, prepare: Prepare) -> Iterator[Page]:
     """Yield a text file's form-feed separated pages; return a skip reason when none came out."""
     yielded = 0
     try:
@@ -227,7 +300,7 @@ def _text_pages(path: Path, source: str) -> Iterator[Page]:
             number = 0
             for raw in _split_form_feeds(f):
                 number += 1
-                text = normalize_text(raw)
+                text = prepare(raw)
                 if text:
                     yielded += 1
                     yield Page(source, number, text)
@@ -296,8 +369,10 @@ def _unique_source(source: str, prefix: str, used: set[str]) -> str:
 
 def _unsupported_reason(suffix: str) -> str:
     if not suffix:
-        return "no file extension: only .pdf, .txt and .md files are read; rename or convert it"
-    return f"unsupported file type {suffix}: convert it to PDF or text"
+        return "no file extension: only .pdf, .txt, .md, .docx and .html files are read; rename or convert it"
+    if suffix in (".doc", ".rtf", ".odt"):
+        return f"unsupported file type {suffix}: save it as .docx or PDF"
+    return f"unsupported file type {suffix}: convert it to PDF, .docx, HTML or text"
 
 
 def _os_reason(err: OSError) -> str:

@@ -1,7 +1,10 @@
 """Prompt templates: a file with an optional system part, a line ``---``, and a user part.
 
-Variables are ``string.Template`` placeholders ``$chunk`` and ``$n_questions``. Every problem with a template
-is found when it is loaded, so a bad ``--prompt`` fails before any request is paid for.
+Variables are ``string.Template`` placeholders: ``$chunk`` and ``$n_questions`` (both required) and
+``$language`` (optional: the chunk's language by name, "French"). A template that names ``$language`` has its
+questions checked against the chunk's language; one without it (written before the variable existed, or
+asking for questions in a fixed language on purpose) is sent as it is and not checked. Every problem with a
+template is found when it is loaded, so a bad ``--prompt`` fails before any request is paid for.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from pathlib import Path
 from string import Template
 
 from .errors import PromptError
+from .language import UNDETERMINED_NAME
 
-VARIABLES = ("chunk", "n_questions")
+VARIABLES = ("chunk", "n_questions", "language")
 DEFAULT_NAME = "default.txt"
 SEPARATOR = "---"
 
@@ -26,6 +30,7 @@ class PromptTemplate:
     system: str
     user: str
     sha256: str
+    uses_language: bool = False  # it names $language, so questions are checked against the chunk's language
 
 
 def default_template_path() -> Path:
@@ -64,7 +69,8 @@ def load_template(path: Path | None = None) -> PromptTemplate:
     unknown = sorted(found - set(VARIABLES))
     if unknown:
         raise PromptError(
-            f"prompt template {path} uses unknown variable ${unknown[0]}: only $chunk and $n_questions exist"
+            f"prompt template {path} uses unknown variable ${unknown[0]}: only $chunk, $n_questions and"
+            " $language exist"
             " (write $$ for a literal $)"
         )
     if "chunk" not in _identifiers(user, path, "user"):
@@ -76,13 +82,19 @@ def load_template(path: Path | None = None) -> PromptTemplate:
     if "n_questions" not in found:
         raise PromptError(f"prompt template {path} lacks $n_questions: say how many questions to write with it")
     return PromptTemplate(
-        name=path.stem, system=system, user=user, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest()
+        name=path.stem, system=system, user=user, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        uses_language="language" in found,
     )
 
 
-def render(template: PromptTemplate, *, chunk: str, n_questions: int) -> tuple[str, str]:
-    """Return ``(system, user)`` with the variables filled in. The chunk cannot close its own delimiter."""
-    values = {"chunk": chunk.replace("</chunk>", "</ chunk>"), "n_questions": str(n_questions)}
+def render(template: PromptTemplate, *, chunk: str, n_questions: int,
+           language: str | None = None) -> tuple[str, str]:
+    """Return ``(system, user)`` with the variables filled in. The chunk cannot close its own delimiter.
+
+    ``language`` is the chunk's language by name ("French"); unknown, ``$language`` says "the language of the
+    chunk"."""
+    values = {"chunk": chunk.replace("</chunk>", "</ chunk>"), "n_questions": str(n_questions),
+              "language": language or UNDETERMINED_NAME}
     return Template(template.system).substitute(values), Template(template.user).substitute(values)
 
 
@@ -101,6 +113,6 @@ def _identifiers(part: str, path: Path, part_name: str) -> set[str]:
             line = part.count("\n", 0, match.start("invalid")) + 1
             raise PromptError(
                 f"prompt template {path} has a stray '$' on line {line} of its {part_name} part:"
-                " write $$ for a literal $, or use $chunk / $n_questions"
+                " write $$ for a literal $, or use $chunk / $n_questions / $language"
             )
     return set(template.get_identifiers())

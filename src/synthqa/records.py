@@ -49,6 +49,10 @@ class Chunk:
     page: int
     index: int  # position of the chunk within its page, 0-based
     text: str
+    # The section of its page the chunk lies in (0-based): sections share no text, so they are the units
+    # of the train/eval split (see chunks.py).
+    section: int = 0
+    language: str | None = None  # ISO 639-1 code, "und" when undetermined; None until detected
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,7 @@ class Answer:
     # The request never got an answer from the model (timeout, 5xx, 429, dropped connection): worth asking
     # again on a plain rerun, so it is not stored in the cache. False for answers the model gave.
     transient: bool = False
+    answers: tuple[str, ...] = ()  # with --answers: the reference answer of each question, in order
 
     @property
     def ok(self) -> bool:

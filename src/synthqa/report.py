@@ -12,10 +12,13 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from .curate import describe as describe_curation
 from .dataset import load_tables, read_manifest, resolve_dataset
 from .inspect import pair_rows
+from .language import label as language_label
 from .manifest import Manifest
 from .pricing import PRICES_AS_OF, estimate_cost
+from .text import describe as describe_cleaning
 
 PALETTE = ("#3b6ea8", "#d9822b", "#3f9b5b", "#b04a5a", "#7d5ba6")
 RANK_BUCKETS = (("1", 1, 1), ("2", 2, 2), ("3", 3, 3), ("4-5", 4, 5), ("6-10", 6, 10), (">10", 11, 10**9))
@@ -52,6 +55,7 @@ def render_html(manifest: Manifest, rows: list[dict], title: str) -> str:
         bar_chart(_page_coverage(manifest, rows), "Pages by number of questions (coverage)",
                   label_fmt="{} question(s)"),
         bar_chart(_top(Counter(_first_words(r["question"]) for r in rows), 15), "First words of questions (diversity)"),
+        bar_chart(_top(Counter(language_label(r["language"]) for r in rows), 15), "Questions per language"),
     ]
     for key, name in (("bm25_rank", "BM25"), ("embed_rank", "embedding")):
         ranks = [r[key] for r in rows if r.get(key) is not None]
@@ -65,8 +69,8 @@ def render_html(manifest: Manifest, rows: list[dict], title: str) -> str:
         plots.append(bar_chart(_top(Counter(skipped), 20), "Chunks skipped before asking"))
     payload = script_json(table_payload(rows))
     return _PAGE.format(
-        title=_e(title), css=_CSS, js=_JS, payload=payload,
-        summary=_summary(manifest), plots="\n".join(f'<figure class="plot">{p}</figure>' for p in plots),
+        title=_e(title), css=CSS, js=_JS, payload=payload,
+        summary=summary_html(manifest), plots="\n".join(f'<figure class="plot">{p}</figure>' for p in plots),
         failures=_failures(manifest),
     )
 
@@ -135,12 +139,14 @@ def _svg_open(width: int, height: int, title: str) -> str:
             f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">')
 
 
-def _summary(manifest: Manifest) -> str:
+def summary_html(manifest: Manifest) -> str:
+    """The numbers row and the one-line description of the run, as HTML (also heads the review page)."""
     c, opts = manifest.counts, manifest.options
     cost = estimate_cost(manifest.model, c.prompt_tokens, c.completion_tokens)
     items = [
         ("documents", c.documents), ("pages", c.pages), ("chunks", c.chunks), ("chunks asked", c.chunks_asked),
         ("train pairs", c.train_pairs), ("eval pairs", c.eval_pairs),
+        ("languages", ", ".join(manifest.languages) or "none"),
         ("failed chunks", len(manifest.failed_chunks)),
         ("tokens", f"{c.prompt_tokens:,} + {c.completion_tokens:,}"),
     ]
@@ -149,8 +155,15 @@ def _summary(manifest: Manifest) -> str:
     cards = "".join(f'<div class="num"><b>{_e(str(v))}</b><span>{_e(k)}</span></div>' for k, v in items)
     meta = (f"model <code>{_e(manifest.model)}</code> · chunk size {opts.chunk_size} / overlap {opts.chunk_overlap}"
             f" · {opts.questions_per_chunk} question(s) per chunk · created {_e(manifest.created_at)}")
+    if opts.answers:
+        meta += f" · reference answers, {c.ungrounded_answers} ungrounded"
+    if manifest.curation is not None:
+        meta += f" · curated: {_e(describe_curation(manifest.curation))}"
     if cost is not None:
         meta += f" · cost from list prices of {PRICES_AS_OF}"
+    meta += " · text cleaning: " + _e(describe_cleaning(manifest.cleaning))
+    if manifest.ocr_pages:
+        meta += f" · {manifest.ocr_pages} page(s) read by OCR"
     return f'<div class="nums">{cards}</div><p class="meta">{meta}</p>'
 
 
@@ -198,7 +211,7 @@ def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-_CSS = """
+CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1200px;padding:16px;color:#222}
 h1{font-size:20px;margin:4px 0 12px}h2{font-size:16px;margin:24px 0 8px;border-bottom:1px solid #ddd}
 .nums{display:flex;flex-wrap:wrap;gap:8px}.num{background:#f3f5f8;border-radius:6px;padding:8px 12px;min-width:90px}

@@ -65,6 +65,7 @@ class RoundTrip:
     extra_relevant: list[list[int]]
     embedder: str | None  # model name behind embed_rank
     top_k: int | None = None
+    corpus_vectors: np.ndarray | None = None  # the embedder's corpus vectors, to rank more questions later
 
 
 class _BM25:
@@ -158,7 +159,7 @@ def extra_relevant(
     chunk. A question whose own chunk scores 0 under BM25, or with more than EXTRA_MAX_CANDIDATES
     candidates, gets no extras.
     """
-    flat = _Flat(corpus.__getitem__)
+    passages = SharedPassages(corpus)
     result: list[list[int]] = []
     for row, own in enumerate(own_chunk_index):
         own_score = float(bm25[row, own])
@@ -169,12 +170,12 @@ def extra_relevant(
         ok[own] = False
         candidates = np.flatnonzero(ok)
         cos_ok = None if cosine is None else cosine[row, candidates] >= cosine[row, own] - EXTRA_COSINE_MARGIN
-        result.append(choose_extras(own, candidates, bm25[row, candidates], cos_ok, flat))
+        result.append(choose_extras(own, candidates, bm25[row, candidates], cos_ok, passages))
     return result
 
 
 def choose_extras(own: int, candidates: np.ndarray, scores: np.ndarray, cos_ok: np.ndarray | None,
-                  flat: _Flat) -> list[int]:
+                  passages: SharedPassages) -> list[int]:
     """The extra relevant chunks among ``candidates`` (ascending indices, BM25 ≥ the ratio, own excluded):
     those also close under cosine (``cos_ok``), at most ``EXTRA_MAX_CANDIDATES`` of them or none, sharing a
     verbatim passage with the own chunk; best BM25 first, ties by index, at most ``MAX_EXTRA``."""
@@ -183,17 +184,20 @@ def choose_extras(own: int, candidates: np.ndarray, scores: np.ndarray, cos_ok: 
     if len(candidates) > EXTRA_MAX_CANDIDATES:
         return []
     order = candidates[np.argsort(-scores, kind="stable")]  # stable on the negated score: ties by index
-    shared = [int(j) for j in order if flat.shares_passage(own, int(j), EXTRA_MIN_SHARED_CHARS)]
+    shared = [int(j) for j in order if passages.shares_passage(own, int(j), EXTRA_MIN_SHARED_CHARS)]
     return shared[:MAX_EXTRA]
 
 
-class _Flat:
-    """Whitespace-normalised, casefolded chunk texts (PDF line breaks differ between repeats)."""
+class SharedPassages:
+    """Which chunks share verbatim text: overlap neighbours, boilerplate a PDF repeats. Compares
+    whitespace-normalised, casefolded texts (PDF line breaks differ between repeats).
+
+    ``corpus`` is the chunk texts, or a function returning chunk i's text (a corpus on disk)."""
 
     KEEP = 2048  # texts and window tables kept: questions come in chunk order, extras are near neighbours
 
-    def __init__(self, text_of: Callable[[int], str]) -> None:
-        self.text_of = text_of
+    def __init__(self, corpus: Sequence[str] | Callable[[int], str]) -> None:
+        self.text_of = corpus if callable(corpus) else corpus.__getitem__
         self.cache: OrderedDict[int, str] = OrderedDict()
         self.grams: OrderedDict[tuple[int, int], dict[str, list[int]]] = OrderedDict()
 
@@ -240,10 +244,12 @@ def score_roundtrip(
     corpus_texts: Sequence[str],
     use_embeddings: bool | None = None,
     top_k: int | None = None,
+    corpus_vectors: np.ndarray | None = None,
 ) -> RoundTrip:
     """Ranks and extra relevant chunks for every question; ``own_idx[i]`` indexes ``corpus_texts``.
 
     ``use_embeddings``: None uses the embedder when installed, False never does, True requires it.
+    ``corpus_vectors``: the corpus already encoded (``RoundTrip.corpus_vectors`` of an earlier call).
     """
     if len(questions) != len(own_idx):
         raise ValueError(f"{len(questions)} questions but {len(own_idx)} own chunk indices")
@@ -251,14 +257,17 @@ def score_roundtrip(
     if bad:
         raise ValueError(f"own chunk index {bad[0]} is outside the corpus of {len(corpus_texts)} chunks")
     with tempfile.TemporaryDirectory(prefix="synthqa-roundtrip-") as tmp:
-        scorer = Scorer(lambda: iter(corpus_texts), corpus_texts.__getitem__, Path(tmp), use_embeddings, top_k)
+        scorer = Scorer(lambda: iter(corpus_texts), corpus_texts.__getitem__, Path(tmp), use_embeddings, top_k,
+                        corpus_vectors=corpus_vectors)
         rows = list(scorer.score(zip(questions, own_idx)))
+        vectors = np.array(scorer.vectors.array()) if scorer.vectors is not None else None
     return RoundTrip(
         bm25_rank=[r[0] for r in rows],
         embed_rank=[r[1] for r in rows] if scorer.embedder else None,
         extra_relevant=[r[2] for r in rows],
         embedder=scorer.embedder,
         top_k=top_k,
+        corpus_vectors=vectors,
     )
 
 
@@ -277,20 +286,25 @@ class Scorer:
 
     ``corpus()`` yields the chunk texts in order; ``text_of(i)`` returns chunk i (for the shared-passage
     check of extra relevant chunks). ``on_progress(stage, n)`` hears of indexed chunks and scored questions.
+    ``corpus_vectors``: the corpus already encoded by the embedder (kept by an earlier run), not encoded again.
     """
 
     def __init__(self, corpus: Callable[[], Iterable[str]], text_of: Callable[[int], str], workdir: Path,
                  use_embeddings: bool | None = None, top_k: int | None = TOP_K,
-                 on_progress: Callable[[str, int], None] | None = None) -> None:
-        self.top_k, self.flat = top_k, _Flat(text_of)
+                 on_progress: Callable[[str, int], None] | None = None,
+                 corpus_vectors: np.ndarray | None = None) -> None:
+        self.top_k, self.passages = top_k, SharedPassages(text_of)
         self.progress = on_progress or (lambda stage, n: None)
         self.model = _embedder() if use_embedder(use_embeddings) else None
         self.embedder = EMBEDDER if self.model is not None else None
         self.bm25 = DiskBM25(workdir / "bm25").build(corpus(), lambda n: self.progress("index", n))
         self.vectors = None
         if self.model is not None:
-            self.vectors = VectorIndex(self.model, workdir / "vectors.f32").build(
-                corpus(), lambda n: self.progress("embed", n))
+            self.vectors = VectorIndex(self.model, workdir / "vectors.f32")
+            if corpus_vectors is not None:
+                self.vectors.write(corpus_vectors)
+            else:
+                self.vectors.build(corpus(), lambda n: self.progress("embed", n))
 
     def score(self, questions: Iterable[tuple[str, int]]) -> Iterator[tuple[int, int | None, list[int]]]:
         """(BM25 rank, embedding rank or None, extra relevant chunk indices) per (question, own index)."""
@@ -306,7 +320,7 @@ class Scorer:
                 cos_ok = None
                 if vecs is not None and len(hit.candidates):
                     cos_ok = self.vectors.cosines(vecs[k], hit.candidates) >= own_cos[k] - EXTRA_COSINE_MARGIN
-                extras = choose_extras(int(own[k]), hit.candidates, hit.scores, cos_ok, self.flat)
+                extras = choose_extras(int(own[k]), hit.candidates, hit.scores, cos_ok, self.passages)
                 yield (self._censor(hit.rank), None if embed_rank is None else self._censor(int(embed_rank[k])),
                        extras)
             self.progress("score", len(block))

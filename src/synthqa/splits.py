@@ -1,12 +1,15 @@
 """Seeded, leak-free train/eval assignment.
 
-Neighbouring chunks of a page share their overlap text, so a page is the unit of assignment; chunks whose
-text also appears elsewhere (repeated boilerplate) pull their groups together. Groups are ranked by a
-seeded hash rather than shuffled, so adding a document leaves most existing assignments where they were.
+Neighbouring chunks share their overlap text, and only within a section of a page (``chunks.py`` cuts long
+pages and page-less documents into sections of about four chunks that share no text). So the unit of
+assignment is a run of neighbouring chunks of one section that share text: a short PDF page, whose chunks
+all overlap, is one unit as before, while paragraphs longer than the overlap give units of one chunk each.
+Chunks whose text also appears elsewhere (repeated boilerplate) pull their groups together. Groups are ranked
+by a seeded hash rather than shuffled, so adding a document leaves most existing assignments where they were.
 
 The core, ``assign_units``, works on flat arrays (one unit number and one text key per chunk, one rank key
-per unit), so a million chunks cost a few dozen MB; ``assign_splits`` is the same for a list of chunks.
-A unit is a page today; anything that must not straddle the splits can be a unit.
+per unit), so a million chunks cost a few dozen MB; ``assign_splits`` is the same for a list of chunks, and
+``starts_run`` finds the runs in one pass over chunks streamed in input order.
 """
 
 from __future__ import annotations
@@ -22,8 +25,35 @@ from .records import Chunk
 
 TRAIN, EVAL = "train", "eval"
 SPLITS = (TRAIN, EVAL)
-METHOD = "by page groups (chunks of one page, and pages sharing a chunk text, never straddle the splits)"
+METHOD = ("by runs of overlapping chunks within a page section (chunks sharing text, and groups sharing a "
+          "chunk text, never straddle the splits)")
+# Neighbours sharing less than this (a heading or page-number line carried over as overlap) may go to either
+# side: such a line on both sides tells a retriever nothing, and splitting there gives short documents an eval
+# split. It is also the span the leak tests look for.
+MIN_SHARED_CHARS = 50
 TEXT_KEY_BYTES = 16  # blake2b digest of the whitespace-normalised text: 16 MB for a million chunks
+
+
+def shares_text(prev: str, nxt: str, min_chars: int = MIN_SHARED_CHARS) -> bool:
+    """Whether ``nxt`` begins with an end of ``prev`` at least ``min_chars`` long: the splitter's overlap."""
+    # Such an end begins where ``nxt``'s first ``min_chars`` characters occur in ``prev``: only those are tried.
+    head = nxt[:min_chars]
+    if len(head) < min_chars:
+        return False
+    at = prev.find(head)
+    while at != -1:
+        if nxt.startswith(prev[at:]):
+            return True
+        at = prev.find(head, at + 1)
+    return False
+
+
+def starts_run(prev: Chunk | None, chunk: Chunk) -> bool:
+    """Whether ``chunk`` starts a run after ``prev``, the chunk before it in input order (None: the first).
+
+    Consecutive chunks of one section that share overlap text are one run, the unit of the split."""
+    return (prev is None or (prev.source, prev.page, prev.section) != (chunk.source, chunk.page, chunk.section)
+            or not shares_text(prev.text, chunk.text))
 
 
 def text_key(text: str) -> bytes:
@@ -31,9 +61,10 @@ def text_key(text: str) -> bytes:
     return hashlib.blake2b(" ".join(text.split()).encode("utf-8"), digest_size=TEXT_KEY_BYTES).digest()
 
 
-def unit_key(seed: int, source: str, page: int) -> bytes:
-    """The seeded rank of a page: groups are taken for eval in the order of their first page's key."""
-    return hashlib.sha256(f"{seed}\0{source}\0{page}".encode()).digest()
+def unit_key(seed: int, source: str, page: int, index: int) -> bytes:
+    """The seeded rank of a run (by its first chunk): groups are taken for eval in the order of their first
+    run's key."""
+    return hashlib.sha256(f"{seed}\0{source}\0{page}\0{index}".encode()).digest()
 
 
 def group_units(units: np.ndarray, text_keys: np.ndarray) -> np.ndarray:
@@ -87,7 +118,7 @@ def assign_units(units: np.ndarray, text_keys: np.ndarray, unit_keys: np.ndarray
 
 
 def group_chunks(chunks: Sequence[Chunk]) -> list[list[Chunk]]:
-    """Chunks grouped by page, merging groups that share an identical (whitespace-normalised) chunk text."""
+    """Chunks grouped by run, merging groups that share an identical (whitespace-normalised) chunk text."""
     units, _ = _units(chunks)
     group = group_units(units, np.array([text_key(c.text) for c in chunks], dtype=f"S{TEXT_KEY_BYTES}"))
     groups: list[list[Chunk]] = [[] for _ in range(int(group.max()) + 1 if len(group) else 0)]
@@ -98,13 +129,17 @@ def group_chunks(chunks: Sequence[Chunk]) -> list[list[Chunk]]:
 
 def assign_splits(chunks: Sequence[Chunk], eval_fraction: float, seed: int) -> dict[str, str]:
     """Map each chunk id to "train" or "eval"; the same chunks and seed always give the same answer."""
-    units, pages = _units(chunks)
+    units, runs = _units(chunks)
     keys = np.array([text_key(c.text) for c in chunks], dtype=f"S{TEXT_KEY_BYTES}")
-    is_eval = assign_units(units, keys, np.array([unit_key(seed, s, p) for s, p in pages], dtype="S32"), eval_fraction)
+    is_eval = assign_units(units, keys, np.array([unit_key(seed, *run) for run in runs], dtype="S32"), eval_fraction)
     return {c.id: EVAL if e else TRAIN for c, e in zip(chunks, is_eval)}
 
 
-def _units(chunks: Sequence[Chunk]) -> tuple[np.ndarray, list[tuple[str, int]]]:
-    number: dict[tuple[str, int], int] = {}
-    units = np.array([number.setdefault((c.source, c.page), len(number)) for c in chunks], dtype=np.int64)
-    return units, list(number)
+def _units(chunks: Sequence[Chunk]) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
+    """Each chunk's run number, and (source, page, first chunk index) of each run."""
+    units, first = [], []
+    for prev, chunk in zip([None, *chunks], chunks):
+        if starts_run(prev, chunk):
+            first.append((chunk.source, chunk.page, chunk.index))
+        units.append(len(first) - 1)
+    return np.array(units, dtype=np.int64), first

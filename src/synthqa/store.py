@@ -9,25 +9,28 @@ One lock serialises the reading thread and the event loop, which both write.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from .errors import CacheError
+from .cache import answer_from_row
 from .records import Answer, Chunk, Usage
 
 WORK_FILENAME = "work.sqlite"
 
 _SCHEMA = """
 CREATE TABLE chunks (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, source TEXT NOT NULL, page INTEGER NOT NULL,
-                     idx INTEGER NOT NULL, text TEXT NOT NULL, key TEXT NOT NULL);
+                     idx INTEGER NOT NULL, text TEXT NOT NULL, key TEXT NOT NULL, section INTEGER NOT NULL,
+                     language TEXT);
 CREATE TABLE failures (key TEXT PRIMARY KEY, error TEXT NOT NULL, attempts INTEGER, requests INTEGER,
                        prompt_tokens INTEGER, completion_tokens INTEGER);
 CREATE TABLE questions (pos INTEGER PRIMARY KEY, chunk_seq INTEGER NOT NULL, n INTEGER NOT NULL,
-                        text TEXT NOT NULL, norm TEXT NOT NULL UNIQUE);
+                        text TEXT NOT NULL, norm TEXT NOT NULL UNIQUE, answer TEXT);
 """
+_CHUNK_COLUMNS = "c.seq, c.id, c.source, c.page, c.idx, c.text, c.section, c.language"  # seq, then a Chunk's fields
+_CHUNK_FIELDS = len(_CHUNK_COLUMNS.split(", "))
 _ANSWER_COLUMNS = "questions, error, short, attempts, requests, prompt_tokens, completion_tokens"
 
 
@@ -56,8 +59,9 @@ class RunStore:
         """Append (chunk, cache key) rows in input order."""
         with self._lock, self._write():
             start = self.chunks
-            self._db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?)", (
-                (start + i, c.id, c.source, c.page, c.index, c.text, key) for i, (c, key) in enumerate(rows)))
+            self._db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)", (
+                (start + i, c.id, c.source, c.page, c.index, c.text, key, c.section, c.language)
+                for i, (c, key) in enumerate(rows)))
             self.chunks += len(rows)
 
     def add_failure(self, key: str, answer: Answer) -> None:
@@ -79,24 +83,25 @@ class RunStore:
     def answered_chunks(self) -> Iterator[tuple[int, Chunk, Answer | None]]:
         """(seq, chunk, its answer or None when never answered) in input order; needs ``attach_cache``."""
         rows = self._db.execute(
-            f"SELECT c.seq, c.id, c.source, c.page, c.idx, c.text, f.error, f.attempts, f.requests, f.prompt_tokens, "
+            f"SELECT {_CHUNK_COLUMNS}, f.error, f.attempts, f.requests, f.prompt_tokens, "
             f"f.completion_tokens, a.{', a.'.join(_ANSWER_COLUMNS.split(', '))} FROM chunks c "
             "LEFT JOIN failures f ON f.key = c.key LEFT JOIN cache.answers a ON a.key = c.key ORDER BY c.seq")
-        for seq, cid, source, page, idx, text, f_error, f_att, f_req, f_pt, f_ct, *cached in rows:
-            chunk = Chunk(cid, source, page, idx, text)
+        for row in rows:
+            seq, chunk = row[0], Chunk(*row[1:_CHUNK_FIELDS])
+            f_error, f_att, f_req, f_pt, f_ct, questions, *cached = row[_CHUNK_FIELDS:]
             if f_error is not None:
-                answer = Answer(cid, error=f_error, usage=Usage(f_req, f_pt, f_ct), attempts=f_att, transient=True)
-            elif cached[0] is not None:
-                questions, error, short, attempts, requests, prompt_t, completion_t = cached
-                answer = Answer(cid, tuple(json.loads(questions)), error, Usage(requests, prompt_t, completion_t),
-                                attempts, bool(short))
+                answer = Answer(chunk.id, error=f_error, usage=Usage(f_req, f_pt, f_ct), attempts=f_att,
+                                transient=True)
+            elif questions is not None:
+                answer = answer_from_row((chunk.id, questions, *cached))
             else:
                 answer = None
             yield seq, chunk, answer
 
-    def chunk_rows(self) -> Iterator[tuple[int, str, str, int, int, str]]:
-        """(seq, id, source, page, index, text) of every chunk, in input order."""
-        return self._db.execute("SELECT seq, id, source, page, idx, text FROM chunks ORDER BY seq")
+    def chunk_rows(self) -> Iterator[tuple[int, Chunk]]:
+        """(seq, chunk) of every chunk, in input order."""
+        for seq, *fields in self._db.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks c ORDER BY c.seq"):
+            yield seq, Chunk(*fields)
 
     def chunk_texts(self) -> Iterator[str]:
         return (row[0] for row in self._db.execute("SELECT text FROM chunks ORDER BY seq"))
@@ -105,10 +110,12 @@ class RunStore:
         return self._db.execute("SELECT text FROM chunks WHERE seq = ?", (seq,)).fetchone()[0]
 
     # ---------------------------------------------------------------- questions
-    def add_question(self, chunk_seq: int, n: int, text: str, norm: str) -> bool:
-        """Keep a question unless its normalised text is already kept; True when it was kept."""
+    def add_question(self, chunk_seq: int, n: int, text: str, norm: str, answer: str | None = None) -> bool:
+        """Keep a question (and its reference answer) unless its normalised text is already kept; True when
+        it was kept."""
         try:
-            self._db.execute("INSERT INTO questions VALUES (?,?,?,?,?)", (self.questions, chunk_seq, n, text, norm))
+            self._db.execute("INSERT INTO questions VALUES (?,?,?,?,?,?)",
+                             (self.questions, chunk_seq, n, text, norm, answer))
         except sqlite3.IntegrityError:
             return False
         self.questions += 1
@@ -127,9 +134,9 @@ class RunStore:
                 f"SELECT pos, norm FROM questions WHERE pos IN ({','.join('?' * len(batch))})", batch))
         return [found[p] for p in wanted]
 
-    def question_rows(self) -> Iterator[tuple[int, int, int, str]]:
-        """(pos, chunk seq, n, text) of the kept questions, in order."""
-        return self._db.execute("SELECT pos, chunk_seq, n, text FROM questions ORDER BY pos")
+    def question_rows(self) -> Iterator[tuple[int, int, int, str, str | None]]:
+        """(pos, chunk seq, n, text, reference answer or None) of the kept questions, in order."""
+        return self._db.execute("SELECT pos, chunk_seq, n, text, answer FROM questions ORDER BY pos")
 
     # ---------------------------------------------------------------- lifetime
     def begin(self) -> None:

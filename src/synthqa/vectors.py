@@ -47,14 +47,22 @@ class VectorIndex:
                     on_docs(len(block))
         return self
 
-    def _vectors(self) -> np.ndarray:
+    def write(self, vectors: np.ndarray) -> VectorIndex:
+        """Take vectors encoded earlier (one row per chunk, in order) instead of encoding the texts."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors.tofile(self.path)
+        self.n_docs, self.dim = vectors.shape
+        return self
+
+    def array(self) -> np.ndarray:
+        """The vectors, mapped from the file rather than read into memory."""
         if not self.n_docs:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.asarray(np.memmap(self.path, dtype=np.float32, mode="r", shape=(self.n_docs, self.dim)))
 
     def own_ranks(self, questions: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(1-based rank of each question's own chunk by cosine, that cosine); ties go to the lower index."""
-        corpus = self._vectors()
+        corpus = self.array()
         own = np.asarray(own, dtype=np.int64)
         own_cos = np.einsum("ij,ij->i", questions, corpus[own])
         better = np.zeros(len(questions), dtype=np.int64)
@@ -72,5 +80,5 @@ class VectorIndex:
 
     def cosines(self, question: np.ndarray, docs: np.ndarray) -> np.ndarray:
         """Cosine of one question's vector with the chunks ``docs``."""
-        corpus = self._vectors()
+        corpus = self.array()
         return corpus[docs] @ question

@@ -11,8 +11,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..config import DEFAULT_MODEL, RESPONSE_FORMATS, GenerateConfig
+from ..curate import describe as describe_curation
 from ..errors import ConfigError
 from ..manifest import Manifest
+from ..text import describe as describe_cleaning
 from ._options import nonneg_int, positive_float, positive_int
 
 EXIT_PARTIAL = 4  # the dataset was written, but some chunks failed: rerun with --retry-failed
@@ -27,14 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "generate",
         help="PDFs → (question, chunk) dataset",
-        description="Turn PDFs (and .txt/.md files) into a train/eval dataset of (question, chunk) pairs. "
-        "With no OPENAI_API_KEY and no --base-url, the embedded local model is used (synthqa[local]).",
+        description="Turn PDFs (and .txt, .md, .docx, .html files) into a train/eval dataset of (question, chunk) "
+        "pairs. With no OPENAI_API_KEY and no --base-url, the embedded local model is used (synthqa[local]).",
         # Options not given stay absent (no `default=` below): GenerateConfig holds the defaults, and
         # --retry-failed takes the recorded run's options except those the user gives anew.
         argument_default=argparse.SUPPRESS,
     )
     d = _default
-    p.add_argument("inputs", nargs="*", metavar="INPUT", type=Path, help="PDF/.txt/.md files or folders (searched recursively)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", type=Path, help="PDF/.txt/.md/.docx/.html files or folders (searched recursively)")
     p.add_argument("-o", "--output", dest="out", type=Path, help="output folder (a Hugging Face dataset repo)")
     p.add_argument("--retry-failed", metavar="OUT", type=Path, help="ask again for the failed chunks of the run in OUT")
     g = p.add_argument_group("chunking and splitting")
@@ -45,10 +47,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, help=f"seed of the train/eval split (default {d('seed')})")
     g.add_argument("--limit", type=positive_int, help="only the first N chunks worth asking, for trying things "
                    "(reading stops there: counts cover what was read)")
+    g.add_argument("--no-clean", dest="clean", action="store_false",
+                   help="keep the extracted text as it is (whitespace tidied only): no NFKC, no mending of line-break "
+                   "hyphens, running heads and page numbers kept")
     g.add_argument("--keep-all-chunks", action="store_true", help="also ask about reference lists, URL lists, tables of contents")
     g.add_argument("--min-roundtrip-rank", type=positive_int, metavar="K", help="drop pairs whose chunk is not in the top K for its question")
     g.add_argument("--no-embed-roundtrip", dest="embed_roundtrip", action="store_false",
                    help="rank questions' chunks with BM25 only, not also with the bundled MiniLM (faster)")
+    g.add_argument("--answers", action="store_true", help="also ask for a short reference answer to each question "
+                   "(same request; stored in the queries' answer column; needed by `synthqa export --format ragas`)")
     g.add_argument("--pdf-password", help="password for encrypted PDFs")
     g.add_argument("--workers", type=positive_int, help="processes reading the inputs in parallel (default: the "
                    "cores); order and chunk ids do not depend on it")
@@ -89,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         config = pipeline.config_for_retry(retry, given)
     else:
         if not given.get("inputs"):
-            raise ConfigError("no INPUT given: name PDF/.txt/.md files or folders, e.g. `synthqa generate corpora -o out`")
+            raise ConfigError("no INPUT given: name PDF/.txt/.md/.docx/.html files or folders, e.g. `synthqa generate corpora -o out`")
         if "out" not in given:
             raise ConfigError("no output folder: add -o OUT")
         config = GenerateConfig(**given)
@@ -117,6 +124,8 @@ CONFIG_FIELDS = frozenset(GenerateConfig.__dataclass_fields__)
 
 def format_summary(manifest: Manifest) -> str:
     """The run summary table printed at the end of a run."""
+    from ..inspect import languages_text
+
     c, t = manifest.counts, manifest.timings
     rows = [
         ("documents", c.documents),
@@ -124,16 +133,29 @@ def format_summary(manifest: Manifest) -> str:
         ("chunks", f"{c.chunks} ({c.chunks_asked} asked, {sum(manifest.skipped_chunks.values())} skipped)"),
         ("questions kept", f"{c.questions} of {c.questions_generated} generated"),
         ("train / eval pairs", f"{c.train_pairs} / {c.eval_pairs} ({c.train_chunks} / {c.eval_chunks} chunks)"),
+        ("languages", languages_text(manifest)),
         ("failed chunks", len(manifest.failed_chunks)),
+    ]
+    if manifest.options.answers:
+        rows.append(("reference answers", f"{c.questions} ({c.ungrounded_answers} ungrounded: most of their words "
+                                          "are not in the chunk; `synthqa review` flags them)"))
+    if manifest.curation is not None:
+        rows.append(("curated", describe_curation(manifest.curation)))
+    rows += [
         ("requests", f"{c.requests} ({c.requests_this_run} this run)"),
         ("tokens", f"{c.prompt_tokens} prompt + {c.completion_tokens} completion"),
     ]
+    rows.append(("text cleaning", describe_cleaning(manifest.cleaning)))
+    if manifest.ocr_pages:
+        seconds = sum(d.ocr_seconds for d in manifest.documents)
+        rows.append(("OCR", f"{manifest.ocr_pages} page(s) without a text layer read in {seconds:.1f} s"))
     if t is not None:
         rows.append(("time (s)", " · ".join(f"{k} {v:.1f}" for k, v in asdict(t).items())))
     if c.train_pairs and not c.eval_pairs:
-        rows.append(("  warning", "the eval split is empty, so the dataset has none (load_dataset gives train "
-                                  "only): every chunk comes from one page (or pages sharing text), which cannot "
-                                  "be split without leaking; add pages or documents"))
+        why = (f"no question about its {c.eval_chunks} chunk(s) passed the filters below" if c.eval_chunks else
+               "its few chunks all share overlap text, which cannot be split without leaking; add text or documents")
+        rows.append(("  warning", f"the eval split is empty, so the dataset has none (load_dataset gives train "
+                                  f"only): {why}"))
     if not c.questions:
         rows.append(("  warning", "no question was kept: the dataset has only its corpus config"))
     for reason, n in sorted(manifest.skipped_chunks.items()):

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from .. import dataset, prompts, questions
+from .. import dataset, language, prompts, questions
 from ..cache import CACHE_DIRNAME, Cache, answer_key, cache_path
 from ..config import GenerateConfig
 from ..manifest import Manifest, Timings
@@ -62,6 +62,9 @@ class RunResult:
 def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True) -> RunResult | DryRun:
     """Generate (or dry-run) a dataset as ``config`` says; returns what was written."""
     template = prompts.load_template(config.prompt_path)  # a bad template fails before any work
+    if not template.uses_language:
+        log(f"prompt {template.name!r} has no $language: questions are not checked against their chunk's "
+            "language (see prompts/README.md)")
     endpoint = resolve_endpoint(config, log)
     check_out(config, template, endpoint)
     shown = Progress(progress, log)
@@ -85,7 +88,7 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
                 raise
             inputs = step.feed.join()
         store.attach_cache(cache_path(config.out))
-        manifest = assemble_and_write(config, template, inputs, store, endpoint, shown, workdir)
+        manifest = assemble_and_write(config, template, inputs, store, endpoint, shown, workdir, log)
     shutil.rmtree(workdir, ignore_errors=True)
     manifest = replace(
         manifest,
@@ -208,6 +211,8 @@ def cache_key(config: GenerateConfig, template: prompts.PromptTemplate, endpoint
         chunk_text=chunk.text,
         n_questions=config.questions_per_chunk,
         temperature=config.temperature,
+        language=chunk.language if template.uses_language else None,
+        answers=config.answers,
     )
 
 
@@ -231,11 +236,14 @@ def _dry_run(config: GenerateConfig, template, endpoint: Endpoint, log: Log, pro
             for chunk, key in zip(batch, keys):
                 if key not in cached:
                     to_ask += 1
-                    prompt_tokens += sum(questions.estimate_tokens(m["content"])
-                                         for m in questions.build_messages(template, chunk.text, config.questions_per_chunk))
+                    prompt_tokens += sum(questions.estimate_tokens(m["content"]) for m in questions.build_messages(
+                        template, chunk.text, config.questions_per_chunk,
+                        language.name(chunk.language) if template.uses_language else None, answers=config.answers))
     finally:
         if cache is not None:
             cache.close()
+    per_question = questions.ESTIMATED_TOKENS_PER_QUESTION + (
+        questions.ESTIMATED_TOKENS_PER_ANSWER if config.answers else 0)
     return DryRun(
         documents=len(found.pages_per_doc),
         pages=sum(found.pages_per_doc.values()),
@@ -243,7 +251,7 @@ def _dry_run(config: GenerateConfig, template, endpoint: Endpoint, log: Log, pro
         chunks_to_ask=to_ask,
         cached=found.asked - to_ask,
         prompt_tokens=prompt_tokens,
-        completion_tokens=to_ask * config.questions_per_chunk * questions.ESTIMATED_TOKENS_PER_QUESTION,
+        completion_tokens=to_ask * config.questions_per_chunk * per_question,
         skipped_chunks=dict(found.skipped_chunks),
         skipped_files=found.skipped_files,
         model=endpoint.model,

@@ -101,6 +101,7 @@ async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: As
                 tpm=config.tpm,
                 on_answer=checked,
                 progress=False,
+                answers=config.answers,
             )
         finally:
             await client.close()

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, card, dataset, dedupe, filters, roundtrip, splits
+from .. import __version__, card, dataset, dedupe, filters, language, roundtrip, splits
+from .. import curate as decisions_file
 from ..config import GenerateConfig, public_url
 from ..manifest import (
     Counts,
@@ -31,8 +32,9 @@ from ..manifest import (
 )
 from ..records import Usage
 from ..store import RunStore
+from .curation import ROUNDTRIP_FILTER, apply_to_dataset, below_min_rank, language_counts
 from .inputs import Inputs
-from .progress import Progress
+from .progress import Log, Progress
 
 # One row per question kept after deduplication, in order: its ranks and up to MAX_EXTRA extra chunk indices.
 RANK_ROW = np.dtype([("bm25", "<i4"), ("embed", "<i4"), ("extra", "<i4", (roundtrip.MAX_EXTRA,))])
@@ -49,17 +51,25 @@ class Tally:
     never_asked: list[FailedChunk] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     short_chunks: int = 0
-    written: Counter = field(default_factory=Counter)  # "train_pairs", "eval_chunks", "extra", "question_chars" …
+    written: Counter = field(default_factory=Counter)  # "train_pairs", "eval_chunks", "extra", "ungrounded" …
+    chunk_languages: Counter = field(default_factory=Counter)  # language code → chunks written
+    question_languages: Counter = field(default_factory=Counter)  # chunk language code → questions written
     embedder: str | None = None
+    vectors: object = None  # the embedder's ``vectors.VectorIndex`` of the chunks, when it ranked
     top_k: int = roundtrip.TOP_K
 
 
 def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, store: RunStore, endpoint,
-                       progress: Progress, workdir: Path) -> Manifest:
-    """Turn answers into filtered, scored, split rows and write the dataset folder; returns the manifest."""
+                       progress: Progress, workdir: Path, log: Log = print) -> Manifest:
+    """Turn answers into filtered, scored, split rows and write the dataset folder; returns the manifest.
+
+    The rows the filters kept are saved (``.synthqa/generated-queries.parquet``, with the embedder's corpus
+    vectors) before a person's decisions (``OUT/curation.jsonl``) are applied, so a rerun keeps the decisions
+    and ``synthqa curate`` can apply new ones without asking anything.
+    """
     tally = Tally(top_k=max(roundtrip.TOP_K, config.min_roundtrip_rank or 0))
     with progress.stage("question filters", "filter") as stage:
-        filter_questions(store, tally)
+        filter_questions(store, tally, check_language=template.uses_language)
         stage.detail = f"{tally.generated:,} questions, {store.questions:,} pass the filters and exact duplicates"
     with progress.stage("near duplicates", "near_duplicates") as stage:
         near = dedupe.near_duplicates(store.question_norms, store.norms_at, workdir)
@@ -73,15 +83,22 @@ def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, store: 
         is_eval, chunk_ids = assign_splits(config, store)
         stage.detail = f"{int(is_eval.sum()):,} of {len(is_eval):,} chunks to eval"
     with progress.stage("writing", "write") as stage:
-        files = write_tables(config, store, near, workdir / RANKS_FILE, is_eval, chunk_ids, tally)
+        files = write_tables(config, store, near, workdir / RANKS_FILE, is_eval, chunk_ids, inputs, tally)
+        if tally.vectors is not None:
+            dataset.write_corpus_vectors(config.out, [f"{int(i):016x}" for i in chunk_ids], tally.vectors.array(),
+                                         tally.embedder)
         manifest = replace(build_manifest(config, template, endpoint, inputs, tally), data_files=files)
         dataset.write_card(config.out, card.render_card(manifest), files)
+        if decisions_file.curation_path(config.out).exists():
+            manifest = apply_to_dataset(config.out, manifest, log, card.render_card)
         stage.detail = f"{manifest.pairs:,} pairs, {len(is_eval):,} chunks in {config.out / 'data'}"
     return manifest
 
 
-def filter_questions(store: RunStore, tally: Tally) -> None:
-    """Every answer's questions through the question filters and exact deduplication, into the store."""
+def filter_questions(store: RunStore, tally: Tally, check_language: bool = False) -> None:
+    """Every answer's questions through the question filters and exact deduplication, into the store.
+
+    With ``check_language`` a question not in its chunk's language is dropped as ``wrong_language``."""
     store.begin()
     for seq, chunk, answer in store.answered_chunks():
         if answer is None:  # after an interruption or a fatal error
@@ -92,11 +109,14 @@ def filter_questions(store: RunStore, tally: Tally) -> None:
             tally.failed.append(FailedChunk(chunk.id, chunk.source, chunk.page, answer.error or "", answer.transient))
             continue
         tally.short_chunks += answer.short
+        checked = chunk.language if check_language else None
         for n, question in enumerate(answer.questions):
             tally.generated += 1
-            reason = filters.question_drop_reason(question, chunk.text)
+            reason = filters.question_drop_reason(question, chunk.text, checked)
+            reference = answer.answers[n] if answer.answers else None
             # Dedupe only among survivors, so a dropped question never shadows a good later copy.
-            if reason is None and not store.add_question(seq, n, question, dedupe.normalize_question(question)):
+            if reason is None and not store.add_question(seq, n, question, dedupe.normalize_question(question),
+                                                         reference):
                 reason = "duplicate"
             if reason:
                 tally.drop_counts[reason] += 1
@@ -121,8 +141,8 @@ def score_questions(config: GenerateConfig, store: RunStore, near: np.ndarray, w
 
         scorer = roundtrip.Scorer(store.chunk_texts, store.chunk_text, workdir, config.embed_roundtrip, tally.top_k,
                                   on_progress)
-        tally.embedder = scorer.embedder
-        questions = ((text, seq) for pos, seq, _, text in store.question_rows() if not near[pos])
+        tally.embedder, tally.vectors = scorer.embedder, scorer.vectors
+        questions = ((text, seq) for pos, seq, _, text, _ in store.question_rows() if not near[pos])
         with open(workdir / RANKS_FILE, "wb") as out:
             rows = np.zeros(1, dtype=RANK_ROW)
             for bm25_rank, embed_rank, extras in scorer.score(questions):
@@ -138,53 +158,60 @@ def assign_splits(config: GenerateConfig, store: RunStore) -> tuple[np.ndarray, 
     """(True per chunk going to eval, chunk ids as integers), from one pass over the chunks."""
     units, text_keys, unit_keys = array("q"), bytearray(), bytearray()
     ids = np.zeros(store.chunks, dtype=np.uint64)
-    page = None
-    for seq, chunk_id, source, page_number, _, text in store.chunk_rows():
-        if (source, page_number) != page:  # a page's chunks come one after another
-            page = (source, page_number)
-            unit_keys += splits.unit_key(config.seed, source, page_number)
+    prev = None
+    for seq, chunk in store.chunk_rows():
+        if splits.starts_run(prev, chunk):  # a run's chunks come one after another
+            unit_keys += splits.unit_key(config.seed, chunk.source, chunk.page, chunk.index)
         units.append(len(unit_keys) // 32 - 1)
-        text_keys += splits.text_key(text)
-        ids[seq] = int(chunk_id, 16)
+        text_keys += splits.text_key(chunk.text)
+        ids[seq] = int(chunk.id, 16)
+        prev = chunk
     is_eval = splits.assign_units(np.frombuffer(units, dtype=np.int64), np.frombuffer(bytes(text_keys), dtype="S16"),
                                   np.frombuffer(bytes(unit_keys), dtype="S32"), config.eval_fraction)
     return is_eval, ids
 
 
 def write_tables(config: GenerateConfig, store: RunStore, near: np.ndarray, ranks_path: Path, is_eval: np.ndarray,
-                 chunk_ids: np.ndarray, tally: Tally) -> dataset.DataFiles:
+                 chunk_ids: np.ndarray, inputs: Inputs, tally: Tally) -> dataset.DataFiles:
     """The parquet files, streamed: each chunk, then its kept questions (dropping those --min-roundtrip-rank
-    drops); extra relevant chunks are kept when they sit in the question's split."""
+    drops); extra relevant chunks are kept when they sit in the question's split. Every query row also goes
+    to ``.synthqa/generated-queries.parquet``, the rows a person's decisions start from."""
     ranks = _read_rows(ranks_path)
     questions = store.question_rows()
     pending = next(questions, None)
     written = tally.written
-    with dataset.TableWriter(config.out) as writer:
-        for seq, chunk_id, source, page, index, text in store.chunk_rows():
+    ocr_pages = {(source, page) for source, read in inputs.documents.items() for page in read.ocr_pages}
+    with dataset.TableWriter(config.out) as writer, dataset.GeneratedWriter(config.out) as generated:
+        for seq, chunk in store.chunk_rows():
             split = splits.EVAL if is_eval[seq] else splits.TRAIN
-            writer.add_chunk(split, {"id": chunk_id, "text": text, "source": source, "page": page,
-                                     "chunk_index": index})
+            code = chunk.language or language.UNDETERMINED
+            writer.add_chunk(split, {"id": chunk.id, "text": chunk.text, "source": chunk.source, "page": chunk.page,
+                                     "chunk_index": chunk.index, "ocr": (chunk.source, chunk.page) in ocr_pages,
+                                     "language": chunk.language})
             written[f"{split}_chunks"] += 1
+            tally.chunk_languages[code] += 1
             while pending is not None and pending[1] == seq:
-                pos, _, n, question = pending
+                pos, _, n, question, answer = pending
                 pending = next(questions, None)
                 if near[pos]:
                     continue
-                row = next(ranks)
-                bm25_rank, embed_rank = int(row["bm25"]), (int(row["embed"]) if row["embed"] >= 0 else None)
-                if config.min_roundtrip_rank is not None and min(
-                        r for r in (bm25_rank, embed_rank) if r is not None) > config.min_roundtrip_rank:
-                    tally.drop_counts["roundtrip_rank"] += 1
-                    continue
-                extras = [f"{int(chunk_ids[j]):016x}" for j in row["extra"].tolist() if j >= 0
+                ranked = next(ranks)
+                extras = [f"{int(chunk_ids[j]):016x}" for j in ranked["extra"].tolist() if j >= 0
                           and is_eval[j] == is_eval[seq]]
-                writer.add_query(split, {
-                    "id": f"q-{chunk_id}-{n}", "text": question, "chunk_id": chunk_id, "source": source, "page": page,
-                    "bm25_rank": bm25_rank, "embed_rank": embed_rank, "extra_relevant_ids": extras,
-                }, text)
+                row = {"id": f"q-{chunk.id}-{n}", "text": question, "chunk_id": chunk.id, "source": chunk.source,
+                       "page": chunk.page, "bm25_rank": int(ranked["bm25"]),
+                       "embed_rank": int(ranked["embed"]) if ranked["embed"] >= 0 else None,
+                       "extra_relevant_ids": extras, "answer": answer}
+                if below_min_rank(row, config.min_roundtrip_rank):
+                    tally.drop_counts[ROUNDTRIP_FILTER] += 1
+                    continue
+                writer.add_query(split, row, chunk.text)
+                generated.add(dict(row, split=split))
                 written[f"{split}_pairs"] += 1
                 written["extra"] += bool(extras)
                 written["question_chars"] += len(question)
+                written["ungrounded"] += bool(answer) and not filters.answer_grounded(answer, chunk.text)
+                tally.question_languages[code] += 1
     return writer.files
 
 
@@ -207,7 +234,7 @@ def build_manifest(config: GenerateConfig, template, endpoint, inputs: Inputs, t
         local=endpoint.local,
         prompt=PromptInfo(template.name, template.system, template.user, template.sha256),
         counts=_counts(inputs, tally),
-        documents=tuple(Document(s, n) for s, n in sorted(inputs.pages_per_doc.items())),
+        documents=documents(inputs),
         skipped_files=tuple(SkippedFile(s.source, s.reason) for s in inputs.skipped_files),
         skipped_pages=tuple(SkippedPage(s.source, s.page, s.reason) for s in inputs.skipped_pages),
         skipped_chunks=dict(inputs.skipped_chunks),
@@ -215,7 +242,18 @@ def build_manifest(config: GenerateConfig, template, endpoint, inputs: Inputs, t
         failed_chunks=tuple(tally.failed + tally.never_asked),
         roundtrip=RoundTrip(bm25=True, embedder=tally.embedder, min_rank=config.min_roundtrip_rank, top_k=tally.top_k),
         split=SplitInfo(method=splits.METHOD, seed=config.seed, eval_fraction=config.eval_fraction),
+        languages=language_counts(tally.chunk_languages, tally.question_languages),
+        language_check=template.uses_language,
     )
+
+
+def documents(inputs: Inputs) -> tuple[Document, ...]:
+    """Each document that gave pages: how many, what cleaning changed, and what OCR read."""
+    listed = []
+    for source, pages in sorted(inputs.pages_per_doc.items()):
+        read = inputs.documents[source]
+        listed.append(Document(source, pages, read.cleaning, len(read.ocr_pages), read.ocr_seconds))
+    return tuple(listed)
 
 
 def _counts(inputs: Inputs, tally: Tally) -> Counts:
@@ -234,6 +272,7 @@ def _counts(inputs: Inputs, tally: Tally) -> Counts:
         eval_chunks=w["eval_chunks"],
         short_chunks=tally.short_chunks,
         questions_with_extra_relevant=w["extra"],
+        ungrounded_answers=w["ungrounded"],
         avg_question_chars=round(w["question_chars"] / max(1, questions), 1),
         avg_chunk_chars=round(inputs.asked_chars / max(1, inputs.asked), 1),
         requests=tally.usage.requests,

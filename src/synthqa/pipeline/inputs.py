@@ -1,4 +1,4 @@
-"""Count pages → read → split → chunk filters → --limit, as one stream of chunks worth asking about.
+"""Count pages → read (clean, OCR) → split → chunk filters → language → --limit, as one stream of chunks worth asking about.
 
 Pages are counted first (cheap: pypdf reads a PDF's page tree, not its text), so the progress bars have
 totals from the start. The stream runs in a thread so that questions are asked while later files are still
@@ -20,6 +20,7 @@ from .. import pdfs
 from .._compat import batched
 from ..config import GenerateConfig
 from ..errors import InputError
+from ..pdfs import DocumentReport
 from ..records import Chunk, SkippedFile, SkippedPage
 from .progress import Log, Progress
 from .reading import COUNT_BATCH, POOL_MIN_PAGES, FileTask, count_pages, default_workers, ordered_map, read_file
@@ -45,6 +46,7 @@ class Inputs:
     skipped_files: list[SkippedFile] = field(default_factory=list)
     skipped_pages: list[SkippedPage] = field(default_factory=list)
     pages_per_doc: Counter = field(default_factory=Counter)  # non-empty pages read, per source
+    documents: dict[str, DocumentReport] = field(default_factory=dict)  # source → how it was read
     done: bool = False
 
     def expected_asked(self) -> tuple[int | None, bool]:
@@ -66,6 +68,12 @@ def stream_inputs(config: GenerateConfig, log: Log, found: Inputs, progress: Pro
         found.skipped_files.append(skipped)
         log(f"skipped {skipped.path}: {skipped.reason}")
 
+    def on_document(report: DocumentReport) -> None:
+        found.documents[report.source] = report
+        if report.ocr_tried:
+            log(f"{report.source}: OCR read {report.ocr_tried} page(s) without a text layer in "
+                f"{report.ocr_seconds:.1f} s ({len(report.ocr_pages)} with text)")
+
     files = list(pdfs.find_input_files(config.inputs, on_skip))
     found.files = len(files)
     workers = (config.workers or default_workers()) if len(files) > 1 else 1
@@ -78,7 +86,7 @@ def stream_inputs(config: GenerateConfig, log: Log, found: Inputs, progress: Pro
     if found.pages_counted < POOL_MIN_PAGES:
         workers = 1
     tasks = (FileTask(str(path), source, config.pdf_password, config.chunk_size, config.chunk_overlap,
-                      config.keep_all_chunks) for path, source in files)
+                      config.keep_all_chunks, config.clean) for path, source in files)
     results = ordered_map(read_file, tasks, workers, describe=lambda task: task.path)
     bar = progress.bar("pages read", total=found.pages_counted, unit="page")
     try:
@@ -96,6 +104,8 @@ def stream_inputs(config: GenerateConfig, log: Log, found: Inputs, progress: Pro
                     log(f"{page.source}: page {page.page} skipped, {page.reason}")
             if result.skip_reason is not None:
                 on_skip(SkippedFile(str(path), result.skip_reason, source))
+            if result.document is not None:
+                on_document(result.document)
             read = sum(1 for page in result.pages if last is None or page <= last)
             if read:
                 found.pages_per_doc[source] += read
@@ -127,7 +137,8 @@ def _worth_asking(config: GenerateConfig, found: Inputs, result) -> list[Chunk]:
 def _finish(config: GenerateConfig, found: Inputs) -> None:
     where = ", ".join(map(str, config.inputs))
     if not found.chunks:
-        what = f"{len(found.skipped_files)} file(s) skipped" if found.skipped_files else "no PDF, .txt or .md file found"
+        what = (f"{len(found.skipped_files)} file(s) skipped" if found.skipped_files
+                else "no PDF, .txt, .md, .docx or .html file found")
         raise InputError(f"nothing usable in {where} ({what}): nothing to do")
     if not found.asked:
         listed = ", ".join(f"{reason} {n}" for reason, n in found.skipped_chunks.most_common())

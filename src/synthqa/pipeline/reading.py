@@ -17,11 +17,12 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .. import chunks, filters, pdfs
+from .. import chunks, filters, language, pdfs
 from ..errors import InputError
+from ..pdfs import DocumentReport
 from ..records import Chunk, SkippedPage
 
 WINDOW_PER_WORKER = 2
@@ -37,23 +38,29 @@ class FileTask:
     chunk_size: int
     chunk_overlap: int
     keep_all_chunks: bool
+    clean: bool = True
 
 
 @dataclass(frozen=True)
 class FileResult:
-    """One file read: its non-empty pages' numbers, why it yielded none, and its chunks with their skip reasons."""
+    """One file read: its non-empty pages' numbers, why it yielded none, and its chunks with their skip reasons
+    (the chunks worth asking about carry their language); ``document`` says how it was read (cleaning, OCR)."""
 
     pages: tuple[int, ...]
     skip_reason: str | None
     skipped_pages: tuple[SkippedPage, ...]
     chunks: tuple[Chunk, ...]
     chunk_skip_reasons: tuple[str | None, ...]
+    document: DocumentReport | None = None
 
 
 def read_file(task: FileTask) -> FileResult:
-    """Parse, split and filter one file (runs in a worker)."""
+    """Parse (cleaning, OCR), split, filter one file and detect the language of each chunk worth asking
+    about (runs in a worker)."""
     skipped: list[SkippedPage] = []
-    pages = pdfs.file_pages(Path(task.path), task.source, task.password, skipped.append)
+    documents: list[DocumentReport] = []
+    pages = pdfs.file_pages(Path(task.path), task.source, task.password, skipped.append, clean=task.clean,
+                            on_document=documents.append)
     read = []
     while True:
         try:
@@ -61,9 +68,13 @@ def read_file(task: FileTask) -> FileResult:
         except StopIteration as end:
             reason = end.value
             break
-    made = tuple(chunks.split_pages(read, task.chunk_size, task.chunk_overlap))
+    made = list(chunks.split_pages(read, task.chunk_size, task.chunk_overlap))
     reasons = tuple(None if task.keep_all_chunks else filters.chunk_skip_reason(c.text) for c in made)
-    return FileResult(tuple(page.page for page in read), reason, tuple(skipped), made, reasons)
+    for i, (chunk, skip) in enumerate(zip(made, reasons)):
+        if skip is None:
+            made[i] = replace(chunk, language=language.detect(chunk.text))
+    return FileResult(tuple(page.page for page in read), reason, tuple(skipped), tuple(made), reasons,
+                      documents[0] if documents else None)
 
 
 def count_pages(paths: list[str]) -> list[int]:
