@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/bench_scale.py [--points corpora,10k,100k,1m] [--dir DIR]
 
+(``postNk`` among the points, e.g. ``post20k``, adds a stages-after-asking point of that size.)
+
 - 10k and 100k chunks of synthetic text (``synthcorpus.py``) end to end through `synthqa generate`
   against the loopback fake server at zero latency (embedding round trip on at 10k, off above);
 - 100k and 1M chunks through the stages after asking only, driven directly with synthetic answers (a
@@ -310,19 +312,25 @@ def main() -> None:
                 texts, _ = survivors(rows[-1]["corpus"], rows[-1]["out"], MODEL)
                 dedupe_lines.append(compare_near_duplicates("10k synthetic (fake server)", texts))
                 notes.append(compare_bm25(rows[-1]))
-    for point, n in (("100k", 100_000), ("1m", 1_000_000)):
-        if point in points:
-            folder = work / f"post-{n}"
-            prepare_answers(n, folder)
-            rows.append(post_ask(folder))
-            print(table(rows[-1:]), flush=True)
-            shutil.rmtree(folder, ignore_errors=True)
+    post = [(p, n) for p, n in (("100k", 100_000), ("1m", 1_000_000)) if p in points]
+    post += [(p, _size(p[len("post"):])) for p in points if p.startswith("post")]  # e.g. post20k: any size
+    for _, n in post:
+        folder = work / f"post-{n}"
+        prepare_answers(n, folder)
+        rows.append(post_ask(folder))
+        print(table(rows[-1:]), flush=True)
+        shutil.rmtree(folder, ignore_errors=True)
     print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print("\nseconds per stage (count and read overlap ask; 'after ask' = filter … write)\n" + table(rows))
     if dedupe_lines:
         print(f"\n{'near duplicates':<34} {'questions':>8} {'all pairs':>10} {'blocking':>10}")
         print("\n".join(dedupe_lines))
     print("\n".join(["", *notes, *verdicts(rows)]))
+
+
+def _size(text: str) -> int:
+    """"20k" → 20,000; "1m" → 1,000,000."""
+    return int(float(text[:-1]) * {"k": 1_000, "m": 1_000_000}[text[-1].lower()])
 
 
 def corpora_dedupe(work: Path, reference: Path | None) -> list[str]:

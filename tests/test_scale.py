@@ -17,13 +17,24 @@ from rapidfuzz import fuzz, process
 
 from e2e import generate, make_policy_folder, policy_pages, run_cli
 from pdfmaker import make_pdf
-from synthqa import bm25index, dataset, dedupe, roundtrip
+from synthqa import bm25index, dataset, dedupe, roundtrip, splits
 from synthqa.config import GenerateConfig
 from synthqa.errors import InputError
 from synthqa.pipeline import inputs as inputs_module
 from synthqa.pipeline import reading
 from synthqa.pipeline.inputs import Inputs, ThreadedFeed, stream_inputs
+from synthqa.pipeline import assemble
 from synthqa.pipeline.progress import Progress
+from synthqa.store import RunStore
+from test_documents import make_docx
+from test_splits import markdown_with_five_headings, text_of_forty_chunks
+
+HTML = ("<html><head><title>Remote work</title></head><body><nav>Home | Policies</nav><main><h1>Remote work</h1>"
+        "<p>Staff may work from home two days a week when their manager agrees in writing beforehand.</p>"
+        "<p>Equipment bought for home working is paid back against receipts within thirty days.</p></main></body></html>")
+FRENCH = ("# Politique de conservation des données\n\nLes dossiers du personnel sont conservés pendant cinq ans après "
+          "le départ du salarié, puis détruits de manière sécurisée. Toute demande d'accès est traitée par le délégué "
+          "à la protection des données dans un délai d'un mois, et le demandeur reçoit une copie de ses données.\n")
 
 
 def _read(folder, tmp_path, workers: int) -> tuple[list, Inputs, bool]:
@@ -33,7 +44,7 @@ def _read(folder, tmp_path, workers: int) -> tuple[list, Inputs, bool]:
     first = next(batches)
     pool_running = bool(multiprocessing.active_children())
     made = [*first, *(c for batch in batches for c in batch)]
-    return [(c.id, c.source, c.page, c.index, c.text) for c in made], found, pool_running
+    return [(c.id, c.source, c.page, c.index, c.section, c.language, c.text) for c in made], found, pool_running
 
 
 def test_parallel_reading_keeps_order_and_chunk_ids(tmp_path, monkeypatch):
@@ -41,6 +52,10 @@ def test_parallel_reading_keeps_order_and_chunk_ids(tmp_path, monkeypatch):
     for d in range(7):  # files of different lengths finish out of order in the pool
         make_pdf(folder / f"{d}-policy.pdf", policy_pages(1 + (d * 5) % 7, seed=d))
     (folder / "notes.txt").write_text("\f".join(policy_pages(3, seed=9)), encoding="utf-8")
+    make_docx(folder / "travel.docx")
+    (folder / "intranet.html").write_text(HTML, encoding="utf-8")
+    markdown_with_five_headings(folder / "handbook.md")  # one long page: sections
+    (folder / "politique.md").write_text(FRENCH, encoding="utf-8")
     (folder / "broken.pdf").write_bytes(b"%PDF-1.7 not really")
     monkeypatch.setattr(inputs_module, "POOL_MIN_PAGES", 0)  # small files: use the pool anyway
 
@@ -51,6 +66,48 @@ def test_parallel_reading_keeps_order_and_chunk_ids(tmp_path, monkeypatch):
     assert [s.source for s in found_one.skipped_files] == [s.source for s in found_three.skipped_files] == ["broken.pdf"]
     assert found_one.pages_per_doc == found_three.pages_per_doc
     assert (found_one.chunks, found_one.asked) == (found_three.chunks, found_three.asked)
+    # what the workers found about each document (cleaning) and each chunk (section, language) came back
+    assert found_one.documents == found_three.documents and set(found_three.documents) == set(found_three.pages_per_doc)
+    assert all(d.cleaning is not None for d in found_three.documents.values())
+    assert {c[0] for c in three if c[4] > 0} and {c[1] for c in three if c[4] > 0} <= {"handbook.md", "notes.txt"}
+    languages = {source: {c[5] for c in three if c[1] == source} for source in found_three.pages_per_doc}
+    assert languages["politique.md"] == {"fr"} and languages["0-policy.pdf"] == {"en"}
+    assert {"travel.docx", "intranet.html"} <= set(found_three.pages_per_doc)
+
+
+def test_pages_are_counted_for_every_kind_of_input(tmp_path):
+    counted = {
+        make_pdf(tmp_path / "a.pdf", policy_pages(3)): 3,
+        make_docx(tmp_path / "b.docx"): 1,  # Word and HTML files are one page each
+        tmp_path / "c.html": 1,
+        tmp_path / "d.txt": 4,  # one more than its form feeds
+        tmp_path / "empty.html": 0,
+        tmp_path / "broken.pdf": 0,  # reading it says why; the bar only loses its pages
+    }
+    (tmp_path / "c.html").write_text(HTML, encoding="utf-8")
+    (tmp_path / "d.txt").write_text("\f".join(policy_pages(4)), encoding="utf-8")
+    (tmp_path / "empty.html").write_bytes(b"")
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.7 not really")
+    assert reading.count_pages([str(p) for p in counted]) == list(counted.values())
+
+
+def test_the_streamed_split_equals_the_split_of_the_chunk_list(tmp_path):
+    folder = tmp_path / "docs"
+    make_pdf(folder / "leaflet.pdf", policy_pages(6))
+    markdown_with_five_headings(folder / "handbook.md")
+    text_of_forty_chunks(folder / "manual.txt")
+    made = [c for batch in stream_inputs(GenerateConfig(inputs=(folder,), out=tmp_path / "out", workers=1),
+                                         lambda line: None, Inputs(), Progress(False, print)) for c in batch]
+    store = RunStore(tmp_path / "work.sqlite")
+    store.add_chunks([(c, "key") for c in made])
+    for seed, fraction in ((42, 0.15), (7, 0.3)):
+        config = GenerateConfig(inputs=(folder,), out=tmp_path / "out", seed=seed, eval_fraction=fraction)
+        is_eval, ids = assemble.assign_splits(config, store)
+        expected = splits.assign_splits(made, fraction, seed)
+        assert is_eval.tolist() == [expected[c.id] == splits.EVAL for c in made]
+        assert [f"{i:016x}" for i in ids.tolist()] == [c.id for c in made]
+        assert 0 < is_eval.sum() < len(made)
+    store.close()
 
 
 def _dies_on_two(task: int) -> int:  # run in a worker process, which imports it from here
