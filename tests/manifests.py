@@ -57,13 +57,14 @@ def make_manifest(**overrides) -> Manifest:
         question_filters={"duplicate": 2},
         failed_chunks=(FailedChunk("ffffffffffffffff", "omb-memo.pdf", 1, "unparseable answer after 3 attempts",
                                    False),),
-        roundtrip=RoundTrip(bm25=True, embedder=None, min_rank=None),
+        roundtrip=RoundTrip(bm25=True, embedder=None, min_rank=None, top_k=100),
         split=SplitInfo(method="chunk", seed=7, eval_fraction=0.25),
         languages={"en": LanguageCount(chunks=4, questions=8)},
         language_check=True,
         data_files={name: {split: f"data/{folder}/{split}.parquet" for split in ("train", "eval")}
                     for name, folder in (("default", "pairs"), ("queries", "queries"), ("corpus", "corpus"))},
-        timings=Timings(load=0.1, split=0.0, generate=2.0, write=0.1),
+        timings=Timings(count=0.0, read=0.1, ask=2.0, filter=0.0, near_duplicates=0.0, roundtrip=0.1, split=0.0,
+                        write=0.1),
     )
     return replace(manifest, **overrides)
 

@@ -209,7 +209,7 @@ def test_inspect_and_report_say_what_was_curated_and_what_is_not_yet(out, tmp_pa
 
 def test_curate_ranks_an_edit_with_the_runs_embedder_and_its_kept_corpus_vectors(tmp_path, fake_server,
                                                                                   monkeypatch):
-    from synthqa import roundtrip
+    from synthqa import roundtrip, vectors
     from synthqa.dataset import read_corpus_vectors, read_rows
     from synthqa.pipeline.curation import curate
     from synthqa.roundtrip import EMBEDDER, score_roundtrip
@@ -227,8 +227,10 @@ def test_curate_ranks_an_edit_with_the_runs_embedder_and_its_kept_corpus_vectors
     target = queries(out)[0]
     edit = "Which office must hear about data breaches, and how soon after they are discovered?"
     append_decision(out, Decision.now(target["id"], "edit", target["text"], edit))
-    encoded, encode = [], roundtrip._encode
-    monkeypatch.setattr(roundtrip, "_encode", lambda model, batch: encoded.append(list(batch)) or encode(model, batch))
+    encoded, encode = [], vectors.encode
+    recorded = lambda model, batch: encoded.append(list(batch)) or encode(model, batch)  # noqa: E731
+    monkeypatch.setattr(roundtrip, "encode", recorded)  # questions
+    monkeypatch.setattr(vectors, "encode", recorded)  # the corpus
     curate(out, log=lambda line: None)
     assert encoded == [[edit]]  # the corpus was not encoded again
     row = next(q for q in queries(out) if q["id"] == target["id"])

@@ -20,13 +20,14 @@ from synthqa.dataset import ir_evaluator_inputs
 from synthqa.errors import ConfigError, DatasetError
 
 
-def generate_dataset(folder: Path, docs: int = 3, pages: int = 10) -> Path:
+def generate_dataset(folder: Path, docs: int = 3, pages: int = 10, *options: str) -> Path:
     """A real dataset: small PDFs → `synthqa generate` against the fake OpenAI server on 127.0.0.1."""
     make_policy_folder(folder / "docs", docs=docs, pages=pages)
     out = folder / "out"
     with FakeOpenAI() as fake, pytest.MonkeyPatch.context() as mp:
         mp.setenv("OPENAI_API_KEY", "sk-test")
-        code = main(["generate", str(folder / "docs"), "-o", str(out), "--base-url", fake.base_url, "--no-progress"])
+        code = main(["generate", str(folder / "docs"), "-o", str(out), "--base-url", fake.base_url, "--no-progress",
+                     *options])
     assert code == 0
     return out
 

@@ -280,10 +280,11 @@ def test_a_dataset_without_an_eval_split_is_refused_before_any_training(tmp_path
 
 
 def test_a_train_split_without_possible_negatives_is_one_clear_error(tmp_path):
-    """Every chunk of the policy-folder PDFs repeats paragraphs of the others: no chunk can be a negative."""
+    """Every chunk of the policy-folder PDFs repeats paragraphs of the others: no chunk can be a negative.
+    (Without cleaning: it removes the paragraphs the pages repeat as running heads.)"""
     from test_evaluate import generate_dataset
 
-    folder = generate_dataset(tmp_path, docs=1, pages=3)
+    folder = generate_dataset(tmp_path, 1, 3, "--no-clean")
     with pytest.raises(DatasetError, match="--hard-negatives 0"):
         finetune(folder, tmp_path / "m", hard_negatives=1, max_steps=1)
     assert not any((tmp_path / "m").glob("*.safetensors"))

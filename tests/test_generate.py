@@ -45,7 +45,7 @@ def test_output_contract_on_generated_pdfs(docs, tmp_path, fake_server):
     assert counts["train_pairs"] == len(pairs["train"]) and counts["eval_pairs"] == len(pairs["eval"])
     assert counts["requests"] == fake_server.requests == counts["chunks_asked"]
     assert manifest["failed_chunks"] == []
-    assert set(manifest["timings"]) == {"load", "split", "generate", "write"}
+    assert set(manifest["timings"]) == {"count", "read", "ask", "filter", "near_duplicates", "roundtrip", "split", "write"}
     assert manifest["endpoint_host"] == "127.0.0.1"
     assert len(manifest["prompt"]["sha256"]) == 64 and "$chunk" in manifest["prompt"]["user"]
     assert "train / eval pairs" in proc.stdout  # the summary table

@@ -31,7 +31,9 @@ def test_html_is_self_contained_and_escapes_script_breakers():
     assert "https://" not in text and "<link" not in text and "src=" not in text
     data = text.split('<script type="application/json" id="pairs-data">')[1].split("</script>")[0]
     assert "<" not in data  # no "</script>", no "<!--": nothing a chunk holds can end the element early
-    assert json.loads(data)[0]["c"].endswith("</script><!-- <b>x</b>")
+    payload = json.loads(data)
+    assert payload["chunks"][payload["pairs"][0]["c"]].endswith("</script><!-- <b>x</b>")
+    assert len(payload["chunks"]) == 30 and len(payload["pairs"]) == 60  # two questions a chunk: each text once
     assert "t&lt;&amp;&gt;" in text
 
 

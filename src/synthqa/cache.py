@@ -89,7 +89,7 @@ class Cache:
             "FROM answers WHERE key = ?",
             (key,),
         ).fetchone()
-        return _answer(row) if row else None
+        return answer_from_row(row) if row else None
 
     def get_many(self, keys: list[str]) -> dict[str, Answer]:
         """Stored answers for many keys at once (one query per 500 keys)."""
@@ -102,7 +102,7 @@ class Cache:
                 f"completion_tokens FROM answers WHERE key IN ({marks})",
                 batch,
             ):
-                found[key] = _answer(row)
+                found[key] = answer_from_row(row)
         return found
 
     def put(self, key: str, answer: Answer) -> None:
@@ -135,7 +135,7 @@ class Cache:
             "FROM answers ORDER BY created_at"
         )
         for row in rows:
-            yield _answer(row)
+            yield answer_from_row(row)
 
     def __len__(self) -> int:
         return self._db.execute("SELECT count(*) FROM answers").fetchone()[0]
@@ -156,7 +156,8 @@ def _stored_questions(answer: Answer) -> list:
     return list(answer.questions)
 
 
-def _answer(row) -> Answer:
+def answer_from_row(row) -> Answer:
+    """An ``Answer`` from (chunk_id, questions, error, short, attempts, requests, prompt_tokens, completion_tokens)."""
     chunk_id, questions, error, short, attempts, requests, prompt_tokens, completion_tokens = row
     items = json.loads(questions)
     pairs = [item for item in items if isinstance(item, dict)]

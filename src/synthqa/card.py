@@ -125,6 +125,7 @@ def render_card(manifest: Manifest, *, repo_id: str | None = None, license: str 
         prompt_system_block=fenced(prompt.system or "(none)"),
         prompt_user_block=fenced(prompt.user),
         has_extras=manifest.counts.questions_with_extra_relevant > 0,
+        top_k=manifest.roundtrip.top_k,
         answers_instruction=ANSWERS_INSTRUCTION if manifest.options.answers else None,
         curation_text=describe_curation(manifest.curation) if manifest.curation is not None else None,
     )

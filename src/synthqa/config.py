@@ -58,6 +58,8 @@ class GenerateConfig:
     local: bool = False
     local_model: str | None = None  # a preset name or a path to a GGUF file
     local_threads: int | None = None
+    # reading
+    workers: int | None = None  # processes parsing the inputs; None: the cores
     # sharing
     push_to_hub: str | None = None
     private: bool = False
@@ -97,6 +99,8 @@ class GenerateConfig:
             _positive("--min-roundtrip-rank", self.min_roundtrip_rank)
         if self.local_threads is not None:
             _positive("--local-threads", self.local_threads, upper=256)
+        if self.workers is not None:
+            _positive("--workers", self.workers, upper=256)
         if self.response_format not in RESPONSE_FORMATS:
             raise ConfigError(
                 f"--response-format {self.response_format!r} is not known: use one of {', '.join(RESPONSE_FORMATS)}"

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -93,26 +93,98 @@ def _writing(out: Path):
 
 
 def write_tables(out: Path, *, corpus: Sequence[dict], queries: Sequence[dict]) -> DataFiles:
-    """Write the parquet files; returns config → split → path, to go into the manifest and the card.
+    """Write the parquet files of in-memory rows (each with a "split"); returns config → split → path."""
+    text_of = {row["id"]: row["text"] for row in corpus}
+    with TableWriter(out) as writer:
+        for row in corpus:
+            writer.add_chunk(row["split"], row)
+        for row in queries:
+            writer.add_query(row["split"], row, text_of[row["chunk_id"]])
+    return writer.files
 
+
+class TableWriter:
+    """The parquet files of a dataset, written as rows stream in: never the whole dataset in memory.
+
+    Rows of each (config, split) are buffered ``ROWS_PER_GROUP`` at a time and appended to that file as a
+    row group; ``close`` (or leaving the ``with``) names each file after its content (see ``files``).
     File names carry a fingerprint of their content: `datasets` caches a local folder under a key that
     ignores the files' paths and times, so a regenerated folder under fixed names would load stale rows.
     An empty split gets no file, and a config without rows none at all: `datasets` refuses to load a
     zero-row parquet file, and the output contract is that the folder always loads.
     Files of an earlier run are removed by ``write_card`` once the new card points at the new ones.
     """
-    out = Path(out)
-    (out / MANIFEST).unlink(missing_ok=True)  # from here until write_manifest the folder is incomplete
-    text_of = {row["id"]: row["text"] for row in corpus}
-    files: DataFiles = {}
-    for split in SPLIT_NAMES:
-        split_queries = [q for q in queries if q["split"] == split]
-        split_corpus = [c for c in corpus if c["split"] == split]
-        pairs = [{"sentence_0": q["text"], "sentence_1": text_of[q["chunk_id"]]} for q in split_queries]
-        for config, rows in (("default", pairs), ("queries", split_queries), ("corpus", split_corpus)):
-            if rows:
-                files.setdefault(config, {})[split] = _write_table(out, CONFIGS[config][split], rows, SCHEMAS[config])
-    return files
+
+    ROWS_PER_GROUP = 16384
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out)
+        (self.out / MANIFEST).unlink(missing_ok=True)  # from here until write_manifest the folder is incomplete
+        self.files: DataFiles = {}
+        self._writers: dict[tuple[str, str], pq.ParquetWriter] = {}
+        self._rows: dict[tuple[str, str], list[dict]] = {}
+
+    def add_chunk(self, split: str, row: dict) -> None:
+        """One corpus row (id, text, source, page, chunk_index)."""
+        self._add("corpus", split, row)
+
+    def add_query(self, split: str, row: dict, chunk_text: str) -> None:
+        """One query row (id, text, chunk_id, …) and its pair (question, chunk text)."""
+        self._add("queries", split, row)
+        self._add("default", split, {"sentence_0": row["text"], "sentence_1": chunk_text})
+
+    def _add(self, config: str, split: str, row: dict) -> None:
+        rows = self._rows.setdefault((config, split), [])
+        rows.append(row)
+        if len(rows) >= self.ROWS_PER_GROUP:
+            self._flush(config, split)
+
+    def _flush(self, config: str, split: str) -> None:
+        rows = self._rows.pop((config, split), [])
+        if not rows:
+            return
+        schema = SCHEMAS[config]
+        writer = self._writers.get((config, split))
+        if writer is None:
+            tmp = self.out / (CONFIGS[config][split] + ".tmp")
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            writer = self._writers[config, split] = pq.ParquetWriter(tmp, schema)
+        writer.write_table(_table(rows, schema))
+
+    def close(self) -> DataFiles:
+        """Finish every file and give it its fingerprinted name; returns config → split → path."""
+        for config, split in list(self._rows):
+            self._flush(config, split)
+        for (config, split), writer in self._writers.items():
+            writer.close()
+            rel = CONFIGS[config][split]
+            tmp = self.out / (rel + ".tmp")
+            digest = hashlib.sha256()
+            with open(tmp, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            final = rel.replace(".parquet", f"-{digest.hexdigest()[:10]}.parquet")
+            os.replace(tmp, self.out / final)
+            self.files.setdefault(config, {})[split] = final
+        self._writers.clear()
+        self.files = {config: {split: self.files[config][split] for split in SPLIT_NAMES if split in self.files[config]}
+                      for config in CONFIGS if config in self.files}
+        return self.files
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        if kind is None:
+            self.close()
+        else:
+            for writer in self._writers.values():
+                writer.close()
+
+
+def _table(rows: Sequence[dict], schema: pa.Schema) -> pa.Table:
+    """Row dicts as a table of ``schema`` (a missing key is null)."""
+    return pa.table({name: [row.get(name) for row in rows] for name in schema.names}, schema=schema)
 
 
 def write_card(out: Path, card: str, files: DataFiles) -> None:
@@ -139,18 +211,6 @@ def own_data_files(out: Path) -> list[Path]:
 
 
 _OWN_FILE = re.compile(r"(?:%s)(?:-[0-9a-f]{10})?\.parquet" % "|".join(SPLIT_NAMES))
-
-
-def _write_table(out: Path, rel: str, rows: Sequence[dict], schema: pa.Schema) -> str:
-    columns = {name: [row.get(name) for row in rows] for name in schema.names}
-    table = pa.table(columns, schema=schema)
-    tmp = out / (rel + ".tmp")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, tmp)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:10]
-    final = rel.replace(".parquet", f"-{digest}.parquet")
-    os.replace(tmp, out / final)
-    return final
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -198,15 +258,45 @@ def read_run_settings(out: Path) -> RunSettings | None:
         return None
 
 
-def write_generated(out: Path, queries: Sequence[dict]) -> None:
+def write_generated(out: Path, queries: Iterable[dict]) -> None:
     """Keep every pair the filters kept (with its split), before a person's decisions, in ``.synthqa/``."""
-    path = Path(out) / CACHE_DIRNAME / GENERATED
-    with _writing(out):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        columns = {name: [row.get(name) for row in queries] for name in GENERATED_SCHEMA.names}
-        pq.write_table(pa.table(columns, schema=GENERATED_SCHEMA), tmp)
-        os.replace(tmp, path)
+    with _writing(out), GeneratedWriter(out) as writer:
+        for row in queries:
+            writer.add(row)
+
+
+class GeneratedWriter:
+    """``write_generated`` as the rows stream in: row groups of ``TableWriter.ROWS_PER_GROUP``, the file
+    renamed into place on ``close``."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = Path(out) / CACHE_DIRNAME / GENERATED
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self._writer = pq.ParquetWriter(self._tmp, GENERATED_SCHEMA)
+        self._rows: list[dict] = []
+
+    def add(self, row: dict) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= TableWriter.ROWS_PER_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._writer.write_table(_table(self._rows, GENERATED_SCHEMA))
+            self._rows = []
+
+    def __enter__(self) -> GeneratedWriter:
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        if kind is None:
+            self._flush()
+        self._writer.close()
+        if kind is None:
+            os.replace(self._tmp, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
 
 
 def read_generated(out: Path) -> list[dict]:
@@ -246,11 +336,13 @@ def read_corpus_vectors(out: Path, ids: Sequence[str], model: str) -> np.ndarray
         return None
 
 
-def read_rows(out: Path, config: str) -> list[dict]:
-    """Every row of one config (``default``, ``queries``, ``corpus``) with its ``split``, as plain dicts."""
+def read_rows(out: Path, config: str, files: DataFiles | None = None) -> list[dict]:
+    """Every row of one config (``default``, ``queries``, ``corpus``) with its ``split``, as plain dicts.
+
+    ``files`` names the data files (default: those of the manifest in ``out``)."""
     out = Path(out)
     rows: list[dict] = []
-    for split, rel in read_manifest(out).data_files.get(config, {}).items():
+    for split, rel in (read_manifest(out).data_files if files is None else files).get(config, {}).items():
         if not (out / rel).exists():
             raise DatasetError(f"{out / rel} is missing: {out} does not follow synthqa's output layout")
         rows += [dict(row, split=split) for row in pq.read_table(out / rel).to_pylist()]

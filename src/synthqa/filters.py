@@ -18,6 +18,8 @@ from functools import lru_cache
 import numpy as np
 from rapidfuzz import fuzz, process
 
+# Deduplication lives in dedupe.py (it spills to disk at scale); these names stay importable from here.
+from .dedupe import NEAR_DUPLICATE_RATIO, dedupe_questions, normalize_question  # noqa: F401
 from .language import in_language
 
 CHUNK_SKIP_REASONS: dict[str, str] = {
@@ -113,7 +115,6 @@ MIN_WORDS = 4
 MAX_WORDS = 60
 MAX_CHARS = 400
 COPY_RATIO = 90  # rapidfuzz ratio against one chunk sentence
-NEAR_DUPLICATE_RATIO = 92  # rapidfuzz token_sort_ratio between two questions
 
 _INTERROGATIVES = frozenset(
     "what which who whom whose when where why how is are was were do does did can could should would will "
@@ -147,7 +148,6 @@ _REFERS_TO_CONTEXT = re.compile(
     re.I,
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n|•")
-_PUNCT = str.maketrans("", "", string.punctuation + "“”‘’–—…")
 
 
 def question_drop_reason(question: str, chunk_text: str, language: str | None = None) -> str | None:
@@ -189,44 +189,6 @@ def _sentences(chunk_text: str) -> tuple[str, ...]:
     flat = re.sub(r"[ \t]*\n[ \t]*(?!\s*\n)", " ", chunk_text)  # PDF line wraps are not sentence ends
     parts = (normalize_question(s) for s in _SENTENCE_END.split(flat))
     return tuple(p for p in parts if p)
-
-
-def normalize_question(text: str) -> str:
-    """Casefold, drop punctuation, collapse whitespace: the form duplicates are compared in."""
-    return " ".join(text.casefold().translate(_PUNCT).split())
-
-
-def dedupe_questions(items: Sequence[tuple[str, str]], block: int = 1024) -> list[tuple[int, str]]:
-    """(index, "duplicate" | "near_duplicate") for each question that repeats an earlier kept one.
-
-    ``items`` are ``(query_id, question)`` over the whole dataset. The first occurrence is kept; a question is
-    compared with kept questions only, so a chain a≈b≈c with a≉c keeps a and c. Near duplicates use
-    rapidfuzz's vectorised ``cdist`` in row blocks, so memory stays at ``block × n`` scores.
-    """
-    dropped: list[tuple[int, str]] = []
-    first_of: dict[str, int] = {}
-    unique: list[int] = []  # item indices of first occurrences, in order
-    for i, (_, question) in enumerate(items):
-        key = normalize_question(question)
-        if key in first_of:
-            dropped.append((i, "duplicate"))
-        else:
-            first_of[key] = i
-            unique.append(i)
-    texts = [normalize_question(items[i][1]) for i in unique]
-    kept = np.ones(len(texts), dtype=bool)
-    for start in range(0, len(texts), block):
-        stop = min(start + block, len(texts))
-        scores = process.cdist(
-            texts[start:stop], texts[:stop], scorer=fuzz.token_sort_ratio, processor=None,
-            score_cutoff=NEAR_DUPLICATE_RATIO, dtype=np.uint8, workers=1,
-        )
-        for row, j in enumerate(range(start, stop)):
-            earlier = np.flatnonzero(scores[row, :j] >= NEAR_DUPLICATE_RATIO)
-            if kept[earlier].any():
-                kept[j] = False
-                dropped.append((unique[j], "near_duplicate"))
-    return sorted(dropped)
 
 
 def duplicate_reason(question: str, others: Sequence[str]) -> str | None:

@@ -42,17 +42,18 @@ def inspect_dataset(target: str | Path, *, n: int = 5, seed: int = 0, split: str
     if failed:
         return failed_view(manifest, width)
     rows = pair_rows(load_tables(path))
+    top_k = manifest.roundtrip.top_k
     if chunk:
-        return chunk_view(rows, chunk, width)
+        return chunk_view(rows, chunk, width, top_k)
     if search:
         hits = search_rows(rows, search, split)
         head = f"{len(hits)} pair(s) match {search!r}" + (f" in {split}" if split else "")
-        return "\n".join([head, "", *(format_pair(r, width) for r in hits[: max(n, 1) * 4])])
+        return "\n".join([head, "", *(format_pair(r, width, top_k=top_k) for r in hits[: max(n, 1) * 4])])
     picked = sample_rows(rows, n, seed, split)
     parts = [summary_view(manifest, width, pending(path, manifest.curation))]
     if picked:
         parts += [_rule(f"{len(picked)} random pair(s)" + (f" from {split}" if split else ""), width),
-                  *(format_pair(r, width) for r in picked)]
+                  *(format_pair(r, width, top_k=top_k) for r in picked)]
     return "\n".join(parts)
 
 
@@ -99,6 +100,10 @@ def summary_view(manifest: Manifest, width: int, decisions_pending: int = 0) -> 
         ("questions", f"{c.train_pairs} train / {c.eval_pairs} eval ({c.train_chunks} / {c.eval_chunks} chunks)"),
         ("languages", languages_text(manifest)),
     ]
+    rt = manifest.roundtrip
+    facts.append(("round trip", f"own chunk ranked by BM25{' and ' + rt.embedder if rt.embedder else ''} among all "
+                                f"chunks; ranks beyond {rt.top_k} show as >{rt.top_k}"
+                                + (f"; pairs ranked below {rt.min_rank} dropped" if rt.min_rank else "")))
     facts.append(("text cleaning", describe_cleaning(manifest.cleaning)))
     if manifest.ocr_pages:
         facts.append(("OCR", f"{manifest.ocr_pages} page(s) without a text layer"))
@@ -152,7 +157,7 @@ def failed_view(manifest: Manifest, width: int) -> str:
     return "\n".join(lines)
 
 
-def chunk_view(rows: list[dict], chunk_id: str, width: int) -> str:
+def chunk_view(rows: list[dict], chunk_id: str, width: int, top_k: int | None = None) -> str:
     """One chunk's text and every question written about it."""
     mine = [r for r in rows if r["chunk_id"] == chunk_id]
     if not mine:
@@ -160,16 +165,16 @@ def chunk_view(rows: list[dict], chunk_id: str, width: int) -> str:
     first = mine[0]
     lines = [_rule(f"chunk {chunk_id} · {first['source']} p.{first['page']} · {first['split']}", width),
              _wrap(first["chunk"], width, "  "), _rule(f"{len(mine)} question(s)", width)]
-    lines += [_wrap(f"- {r['question']}{_ranks(r)}", width, "  ", "    ") for r in mine]
+    lines += [_wrap(f"- {r['question']}{_ranks(r, top_k)}", width, "  ", "    ") for r in mine]
     return "\n".join(lines)
 
 
-def format_pair(row: dict, width: int, max_chunk_chars: int = 600) -> str:
-    """One pair as a block: question, source line, the chunk (shortened)."""
+def format_pair(row: dict, width: int, max_chunk_chars: int = 600, top_k: int | None = None) -> str:
+    """One pair as a block: question, source line, the chunk (shortened); ranks beyond ``top_k`` read ">k"."""
     chunk = row["chunk"] if len(row["chunk"]) <= max_chunk_chars else row["chunk"][:max_chunk_chars] + " …"
     return "\n".join([
         _wrap(f"Q: {row['question']}", width, "", "   "),
-        _wrap(f"[{row['split']}] {row['source']} p.{row['page']} · chunk {row['chunk_id']}{_ranks(row)}",
+        _wrap(f"[{row['split']}] {row['source']} p.{row['page']} · chunk {row['chunk_id']}{_ranks(row, top_k)}",
               width, "   ", "   "),
         _wrap(" ".join(chunk.split()), width, "   │ ", "   │ "),
         "",
@@ -218,8 +223,13 @@ def _counts(counts: dict[str, int]) -> str:
     return f"{sum(counts.values())}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def _ranks(row: dict) -> str:
-    parts = [f"{name} rank {row[key]}" for key, name in (("bm25_rank", "bm25"), ("embed_rank", "embed"))
+def rank_text(rank: int, top_k: int | None) -> str:
+    """A round-trip rank as a reader should see it: a censored one (top_k + 1) is ">top_k"."""
+    return f">{top_k}" if top_k is not None and rank > top_k else str(rank)
+
+
+def _ranks(row: dict, top_k: int | None = None) -> str:
+    parts = [f"{name} rank {rank_text(row[key], top_k)}" for key, name in (("bm25_rank", "bm25"), ("embed_rank", "embed"))
              if row.get(key) is not None]
     return f" ({', '.join(parts)})" if parts else ""
 

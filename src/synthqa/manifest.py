@@ -23,7 +23,7 @@ from .text import Cleaning
 # 1: synthqa 0.1.0 (no schema_version field); 2: typed manifest, public paths, skipped pages, extra counts;
 # 3: text cleaning and OCR per document, options.clean; languages (per-language counts, whether questions were
 #    checked against their chunk's language); reference answers (options.answers, counts.ungrounded_answers)
-#    and a person's curation.
+#    and a person's curation; censored round-trip ranks (roundtrip.top_k), --workers, a timing per stage.
 SCHEMA_VERSION = 3
 
 
@@ -58,6 +58,7 @@ class Options:
     local: bool
     local_model: str | None
     local_threads: int | None
+    workers: int | None  # processes reading the inputs; None: the cores of the machine that ran it
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class RoundTrip:
     bm25: bool
     embedder: str | None
     min_rank: int | None
+    top_k: int  # ranks beyond are censored: recorded as top_k + 1, read "> top_k"
 
 
 @dataclass(frozen=True)
@@ -170,12 +172,17 @@ class Curation:
 
 @dataclass(frozen=True)
 class Timings:
-    """Seconds per stage; load and split stream into generate, so they overlap it."""
+    """Seconds per stage. Pages are counted first; reading streams into asking, so the two overlap; the
+    stages after asking run one after another."""
 
-    load: float
-    split: float
-    generate: float
-    write: float
+    count: float  # counting pages (the progress bars' totals)
+    read: float  # parsing, splitting and chunk filters
+    ask: float
+    filter: float  # question filters and exact duplicates
+    near_duplicates: float
+    roundtrip: float
+    split: float  # train/eval assignment
+    write: float  # parquet files, card
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,35 +131,67 @@ def load_pages(
     whitespace is tidied. Each file that yields no page gets exactly one ``SkippedFile`` through ``on_skip``;
     each that does, one ``DocumentReport`` through ``on_document``.
     """
+    report = on_skip or _ignore
+    for path, source in find_input_files(inputs, report):
+        reason = yield from file_pages(path, source, password, on_skip_page, clean=clean, on_document=on_document)
+        if reason is not None:
+            report(SkippedFile(str(path), reason, source))
+
+
+def file_pages(path: Path, source: str, password: str | None = None, on_skip_page: OnSkipPage | None = None, *,
+               clean: bool = True, on_document: OnDocument | None = None) -> Generator[Page, None, str | None]:
+    """The non-empty pages of one input file (as ``load_pages`` reads them); returns why the file yielded
+    none (else None). A file that yields pages gets one ``DocumentReport`` through ``on_document``."""
+    _quiet_pypdf()
+    cleaner = DocumentCleaner() if clean else None
+    prepare = cleaner.page_text if cleaner else normalize_text
+    suffix = path.suffix.lower()
+    is_pdf = suffix == ".pdf"
+    ocr = ocr_.PdfOcr(path, password) if is_pdf and ocr_.available() else None
+    if is_pdf:
+        pages = _pdf_pages(path, source, password, on_skip_page or _ignore, prepare, ocr)
+    elif suffix in _DOCUMENT_SUFFIXES:
+        from . import documents  # imported here: it reads pdfs' helpers
+
+        pages = documents.read_pages(path, source, prepare)
+    else:
+        pages = _text_pages(path, source, prepare)
+    reason: str | None = None
+    try:
+        reason = yield from (cleaner.clean(pages) if cleaner else pages)
+    finally:
+        if ocr is not None:
+            ocr.close()
+        if reason is None and on_document is not None:  # also when the consumer stops early (--limit)
+            on_document(_document_report(source, cleaner, ocr))
+    return reason
+
+
+def count_pages(path: Path) -> int:
+    """How many pages ``path`` has, cheaply (for a progress bar's total): 0 when it cannot tell.
+
+    A PDF's page tree gives its count; a text file has one page more than it has form feeds; a .docx or
+    HTML file is one page."""
+    _quiet_pypdf()
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".pdf":
+            from pypdf import PdfReader
+
+            return len(PdfReader(path).pages)
+        if suffix in _DOCUMENT_SUFFIXES:
+            return 1 if path.stat().st_size else 0
+        with open(path, "rb") as f:
+            return 1 + sum(block.count(b"\f") for block in iter(lambda: f.read(_TEXT_READ_SIZE), b""))
+    except Exception:  # damaged, encrypted, unreadable …: reading it reports why, the bar only loses its pages
+        return 0
+
+
+def _quiet_pypdf() -> None:
     # pypdf logs every recoverable oddity of real-world PDFs as a warning; users cannot act on them.
     pypdf_logger = logging.getLogger("pypdf")
     if pypdf_logger.level < logging.ERROR:
         pypdf_logger.setLevel(logging.ERROR)
-    report = on_skip or _ignore
-    for path, source in find_input_files(inputs, report):
-        cleaner = DocumentCleaner() if clean else None
-        prepare = cleaner.page_text if cleaner else normalize_text
-        suffix = path.suffix.lower()
-        is_pdf = suffix == ".pdf"
-        ocr = ocr_.PdfOcr(path, password) if is_pdf and ocr_.available() else None
-        if is_pdf:
-            pages = _pdf_pages(path, source, password, on_skip_page or _ignore, prepare, ocr)
-        elif suffix in _DOCUMENT_SUFFIXES:
-            from . import documents  # imported here: it reads pdfs' helpers
-
-            pages = documents.read_pages(path, source, prepare)
-        else:
-            pages = _text_pages(path, source, prepare)
-        reason: str | None = None
-        try:
-            reason = yield from (cleaner.clean(pages) if cleaner else pages)
-        finally:
-            if ocr is not None:
-                ocr.close()
-            if reason is None and on_document is not None:  # also when the consumer stops early (--limit)
-                on_document(_document_report(source, cleaner, ocr))
-        if reason is not None:
-            report(SkippedFile(str(path), reason, source))
 
 
 def _document_report(source: str, cleaner: DocumentCleaner | None, ocr: ocr_.PdfOcr | None) -> DocumentReport:

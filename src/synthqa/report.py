@@ -67,14 +67,26 @@ def render_html(manifest: Manifest, rows: list[dict], title: str) -> str:
     skipped = {k: v for k, v in manifest.skipped_chunks.items() if v}
     if skipped:
         plots.append(bar_chart(_top(Counter(skipped), 20), "Chunks skipped before asking"))
-    data = [{"s": r["split"], "q": r["question"], "c": r["chunk"], "src": r["source"], "p": r["page"],
-             "id": r["chunk_id"]} for r in rows]
-    payload = script_json(data)
+    payload = script_json(table_payload(rows))
     return _PAGE.format(
         title=_e(title), css=CSS, js=_JS, payload=payload,
         summary=summary_html(manifest), plots="\n".join(f'<figure class="plot">{p}</figure>' for p in plots),
         failures=_failures(manifest),
     )
+
+
+def table_payload(rows: list[dict]) -> dict:
+    """The table's data: each chunk's text once (a chunk has several questions), each pair pointing at it."""
+    index: dict[str, int] = {}
+    chunks: list[str] = []
+    pairs = []
+    for r in rows:
+        if r["chunk_id"] not in index:
+            index[r["chunk_id"]] = len(chunks)
+            chunks.append(r["chunk"])
+        pairs.append({"s": r["split"], "q": r["question"], "c": index[r["chunk_id"]], "src": r["source"],
+                      "p": r["page"], "id": r["chunk_id"]})
+    return {"chunks": chunks, "pairs": pairs}
 
 
 def bar_chart(items: list[tuple], title: str, *, width: int = 520, label_fmt: str = "{}") -> str:
@@ -215,7 +227,8 @@ _JS = r"""
 (function () {
   var errors = document.getElementById("js-errors");
   window.addEventListener("error", function (e) { errors.textContent += "error: " + e.message + "\n"; });
-  var rows = JSON.parse(document.getElementById("pairs-data").textContent);
+  var data = JSON.parse(document.getElementById("pairs-data").textContent);
+  var chunks = data.chunks, rows = data.pairs;  // each chunk's text once; a pair holds its index
   var input = document.getElementById("search"), body = document.querySelector("#pairs tbody");
   var info = document.getElementById("pager-info"), PAGE = 25, page = 0, shown = rows;
   function cell(text, cls) { var td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; }
@@ -226,7 +239,8 @@ _JS = r"""
     shown.slice(page * PAGE, page * PAGE + PAGE).forEach(function (r) {
       var tr = document.createElement("tr");
       tr.appendChild(cell(r.s)); tr.appendChild(cell(r.q)); tr.appendChild(cell(r.src + " p." + r.p));
-      tr.appendChild(cell(r.c.length > 400 ? r.c.slice(0, 400) + " …" : r.c, "c"));
+      var c = chunks[r.c];
+      tr.appendChild(cell(c.length > 400 ? c.slice(0, 400) + " …" : c, "c"));
       body.appendChild(tr);
     });
     info.textContent = shown.length + " of " + rows.length + " pairs · page " + (page + 1) + " of " + pages;
@@ -234,7 +248,7 @@ _JS = r"""
   function filter() {
     var q = input.value.trim().toLowerCase();
     shown = !q ? rows : rows.filter(function (r) {
-      return r.q.toLowerCase().indexOf(q) >= 0 || r.c.toLowerCase().indexOf(q) >= 0 || String(r.src).toLowerCase().indexOf(q) >= 0;
+      return r.q.toLowerCase().indexOf(q) >= 0 || chunks[r.c].toLowerCase().indexOf(q) >= 0 || String(r.src).toLowerCase().indexOf(q) >= 0;
     });
     page = 0; render();
   }

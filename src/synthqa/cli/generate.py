@@ -8,6 +8,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from ..config import DEFAULT_MODEL, RESPONSE_FORMATS, GenerateConfig
 from ..curate import describe as describe_curation
 from ..errors import ConfigError
@@ -55,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--answers", action="store_true", help="also ask for a short reference answer to each question "
                    "(same request; stored in the queries' answer column; needed by `synthqa export --format ragas`)")
     g.add_argument("--pdf-password", help="password for encrypted PDFs")
+    g.add_argument("--workers", type=positive_int, help="processes reading the inputs in parallel (default: the "
+                   "cores); order and chunk ids do not depend on it")
     m = p.add_argument_group("LLM endpoint")
     m.add_argument("--model", help=f"model name (default {DEFAULT_MODEL}, or the local preset's)")
     m.add_argument("--base-url", help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL, else api.openai.com)")
@@ -98,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         config = GenerateConfig(**given)
 
     def log(line: str) -> None:
-        print(f"synthqa: {line}", file=sys.stderr)
+        # through tqdm, so a line printed while progress bars are drawn does not break them
+        tqdm.write(f"synthqa: {line}", file=sys.stderr)
 
     result = pipeline.run_generate(config, log=log, progress=not getattr(args, "no_progress", False))
     if isinstance(result, pipeline.DryRun):

@@ -1,30 +1,33 @@
-"""The only place the stages meet: load → split → filter → ask (cached) → assemble → write → push.
+"""The only place the stages meet: count → read → split → filter → ask (cached) → assemble → write → push.
 
 Every stage module is pure or owns one resource; this package wires them, times them, and builds the
-manifest. ``run_generate`` is synchronous and calls ``asyncio.run`` once: loading streams in a thread
-into the LLM stage, so questions are asked while later pages are still being parsed.
+manifest. ``run_generate`` is synchronous and calls ``asyncio.run`` once: reading streams in a thread into
+the LLM stage, so questions are asked while later files are still being read. Between the stages, chunks
+and questions wait on disk (``store.RunStore`` in ``OUT/.synthqa/work/``), never all in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import Counter
+import shutil
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from .. import dataset, language, prompts, questions
-from ..cache import Cache, answer_key, cache_path
+from ..cache import CACHE_DIRNAME, Cache, answer_key, cache_path
 from ..config import GenerateConfig
 from ..manifest import Manifest, Timings
 from ..records import Answer, Chunk, SkippedFile, Usage
+from ..store import WORK_FILENAME, RunStore
 from .asking import Endpoint, ask_all, resolve_endpoint
 from .assemble import assemble_and_write
-from .inputs import Log, ThreadedFeed, load_inputs
+from .inputs import Inputs, ThreadedFeed, stream_inputs
+from .progress import Log, Progress
 from .rerun import check_out, config_for_retry
 
 __all__ = ["DryRun", "Endpoint", "RunResult", "config_for_retry", "resolve_endpoint", "run_generate"]
+WORK_DIRNAME = "work"  # inside OUT/.synthqa/: scratch files of the run in progress
 
 
 @dataclass(frozen=True)
@@ -64,102 +67,140 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
             "language (see prompts/README.md)")
     endpoint = resolve_endpoint(config, log)
     check_out(config, template, endpoint)
+    shown = Progress(progress, log)
     if config.dry_run:
-        return _dry_run(config, template, endpoint, log)
+        return _dry_run(config, template, endpoint, log, shown)
     if config.push_to_hub:
         from .. import hub
 
         hub.check_can_push(config.push_to_hub)
 
     dataset.write_run_settings(config.out, config.run_settings(endpoint.base_url))
-    started = time.perf_counter()
-    with Cache(cache_path(config.out)) as cache:
-        step = AskStep(config, template, endpoint, cache, log)
-        try:
-            asyncio.run(step.run(progress))
-        except KeyboardInterrupt:
-            log(f"interrupted: {len(cache)} answers are safe in {cache.path}; rerun the same command to resume")
-            raise
-        inputs = step.feed.join()
-    generate_seconds = time.perf_counter() - started
-
-    started = time.perf_counter()
-    by_chunk = {c.id: step.answers[c.id] for c in inputs.asked if c.id in step.answers}
-    manifest = assemble_and_write(config, template, inputs, by_chunk, endpoint, log)
+    workdir = work_dir(config.out)
+    shutil.rmtree(workdir, ignore_errors=True)  # what an interrupted run left
+    with RunStore(workdir / WORK_FILENAME) as store:
+        with Cache(cache_path(config.out)) as cache:
+            step = AskStep(config, template, endpoint, cache, store, log, shown)
+            try:
+                asyncio.run(step.run())
+            except KeyboardInterrupt:
+                log(f"interrupted: {len(cache)} answers are safe in {cache.path}; rerun the same command to resume")
+                raise
+            inputs = step.feed.join()
+        store.attach_cache(cache_path(config.out))
+        manifest = assemble_and_write(config, template, inputs, store, endpoint, shown, workdir, log)
+    shutil.rmtree(workdir, ignore_errors=True)
     manifest = replace(
         manifest,
         counts=replace(manifest.counts, requests_this_run=step.usage_this_run.requests),
-        timings=Timings(
-            load=round(inputs.load_seconds, 3),
-            split=round(inputs.split_seconds, 3),
-            generate=round(generate_seconds, 3),  # overlaps load and split, which stream into it
-            write=round(time.perf_counter() - started, 3),
-        ),
+        timings=Timings(**{f.name: round(shown.seconds.get(f.name, 0.0), 3) for f in fields(Timings)}),
     )
     dataset.write_manifest(config.out, manifest)
     pushed = None
     if config.push_to_hub:
         from .. import hub
 
-        pushed = hub.push_dataset(config.out, config.push_to_hub, private=config.private)
+        with shown.stage("push", "push") as stage:
+            pushed = hub.push_dataset(config.out, config.push_to_hub, private=config.private)
+            stage.detail = f"{config.push_to_hub} on the Hub"
         manifest = dataset.read_manifest(config.out)
     return RunResult(config.out, manifest, pushed)
+
+
+def work_dir(out: Path) -> Path:
+    """Where a run keeps its scratch files (removed when the dataset is written)."""
+    return Path(out) / CACHE_DIRNAME / WORK_DIRNAME
 
 
 class AskStep:
     """The asking stage of one run: stream chunks in, answer what the cache can, ask the rest.
 
     Identical chunk texts are asked once. Every answer the model gave is committed to the cache the moment
-    it arrives (SIGKILL-safe); transport failures are not, so a plain rerun asks those chunks again.
+    it arrives (SIGKILL-safe); transport failures are not, so a plain rerun asks those chunks again: they
+    are kept in the run's store. Memory holds only the chunks in flight.
     """
 
     def __init__(self, config: GenerateConfig, template: prompts.PromptTemplate, endpoint: Endpoint, cache: Cache,
-                 log: Log) -> None:
+                 store: RunStore, log: Log, progress: Progress) -> None:
         self.config, self.template, self.endpoint, self.cache, self.log = config, template, endpoint, cache, log
-        self.feed = ThreadedFeed(config, log)
-        self.answers: dict[str, Answer] = {}  # chunk id → answer, from the cache or from this run
+        self.store, self.progress = store, progress
+        self.feed = ThreadedFeed(config, log, progress, self.keep)
         self.usage_this_run = Usage()
-        self.to_ask: int | None = None  # how many chunks todo() yields, once it has ended
+        self.asked = self.cached = 0
+        self.bar = None
+        self._exact = False  # whether the bar's total is exact yet
         self._waiting: dict[str, list[Chunk]] = {}  # key → chunks of that text being asked
-        self._key_of: dict[str, str] = {}  # chunk id → cache key, computed once as the chunk streams in
-        self._retried: set[str] = set()
+        self._key_of: dict[str, str] = {}  # chunk id → cache key, for the chunks in flight
+        self._retried: set[str] = set()  # --retry-failed: keys asked again in this run
+        self._failed: set[str] = set()  # keys whose failure this run is in the store
+
+    def keep(self, batch: list[Chunk]) -> list[str]:
+        """Store a batch of chunks (in the reading thread) and return their cache keys."""
+        keys = [cache_key(self.config, self.template, self.endpoint, chunk) for chunk in batch]
+        self.store.add_chunks(list(zip(batch, keys)))
+        return keys
 
     def on_answer(self, chunk: Chunk, answer: Answer) -> None:
-        key = self._key_of[chunk.id]
-        if not answer.transient:
+        key = self._key_of.pop(chunk.id)
+        if answer.transient:
+            self.store.add_failure(key, answer)
+            self._failed.add(key)
+        else:
             self.cache.put(key, answer)
-        for same in self._waiting.pop(key, [chunk]):
-            self.answers[same.id] = answer
+            if key in self._failed:  # a later copy of the text got an answer: it stands for every copy
+                self.store.remove_failure(key)
+                self._failed.discard(key)
         self.usage_this_run += answer.usage
+        self._advance(len(self._waiting.pop(key, [chunk])))
 
     async def todo(self) -> AsyncIterator[Chunk]:
         """The streamed chunks the cache cannot answer (or whose failure --retry-failed asks again)."""
-        count = 0
-        async for chunk in self.feed:
-            key = self._key_of[chunk.id] = cache_key(self.config, self.template, self.endpoint, chunk)
+        async for chunk, key in self.feed:
             if key in self._waiting:  # the same text is being asked already (repeated boilerplate)
                 self._waiting[key].append(chunk)
                 continue
             stored = self.cache.get(key)
-            if stored is not None:
-                self.answers[chunk.id] = stored
             if stored is None or (self.config.retry_failed and not stored.ok and key not in self._retried):
-                self._retried.add(key)
+                if self.config.retry_failed:
+                    self._retried.add(key)
                 self._waiting[key] = [chunk]
-                count += 1
+                self._key_of[chunk.id] = key
+                self.asked += 1
                 yield chunk
-        self.to_ask = count
-        asked = len(self.feed.found.asked)
-        if count < asked:
-            self.log(f"resuming: {asked - count} of {asked} chunks already answered in the cache")
+            else:
+                self.cached += 1
+                self._advance(1)
+        found = self.feed.found
+        if self.cached:
+            self.log(f"resuming: {self.cached} of {found.asked} chunks already answered in the cache")
 
-    async def run(self, progress: bool) -> None:
-        pending = self.todo()
-        first = await anext(pending, None)
-        if first is None:
-            return  # everything is cached: no endpoint (or local server) is needed at all
-        await ask_all(self.config, self.template, self.endpoint, _chain(first, pending), self.on_answer, progress,
-                      total=lambda: self.to_ask)
+    def _advance(self, n: int) -> None:
+        """Move the questions bar by ``n`` chunks, its total estimated from the pages read until exact."""
+        total, exact = self.feed.found.expected_asked()
+        if total is not None and self.config.limit is not None:
+            total = min(total, self.config.limit)
+        if self.bar is None:  # the bar (and its clock) starts with the first chunk, with its estimated total
+            self.bar = self.progress.bar("questions" if exact else "questions (total estimated)", total, "chunk")
+            self._exact = exact
+        elif total is not None and total != self.bar.total:
+            self.bar.total = total
+        if exact and not self._exact:
+            self._exact = True
+            self.bar.set_description("questions", refresh=False)
+        self.bar.update(n)
+
+    async def run(self) -> None:
+        try:
+            with self.progress.stage("asking", "ask") as stage:
+                pending = self.todo()
+                first = await anext(pending, None)
+                if first is not None:  # everything cached: no endpoint (or local server) is needed at all
+                    await ask_all(self.config, self.template, self.endpoint, _chain(first, pending), self.on_answer)
+                stage.detail = (f"{self.asked:,} chunks asked, {self.cached:,} answered from the cache, "
+                                f"{self.usage_this_run.requests:,} requests")
+        finally:
+            if self.bar is not None:
+                self.bar.close()
 
 
 def cache_key(config: GenerateConfig, template: prompts.PromptTemplate, endpoint: Endpoint, chunk: Chunk) -> str:
@@ -181,37 +222,37 @@ async def _chain(first: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[Chun
         yield chunk
 
 
-def _dry_run(config: GenerateConfig, template, endpoint: Endpoint, log: Log) -> DryRun:
+def _dry_run(config: GenerateConfig, template, endpoint: Endpoint, log: Log, progress: Progress) -> DryRun:
     """Count what a run would ask, and what it would cost, without asking; cached chunks cost nothing."""
-    inputs = load_inputs(config, log)
-    keys = {c.id: cache_key(config, template, endpoint, c) for c in inputs.asked}
-    cached: dict[str, Answer] = {}
-    if cache_path(config.out).exists():
-        with Cache(cache_path(config.out), readonly=True) as cache:
-            cached = cache.get_many(list(keys.values()))
-    if config.retry_failed:  # failed answers are asked again, so they cost again
-        cached = {key: answer for key, answer in cached.items() if answer.ok}
-    to_ask = [c for c in inputs.asked if keys[c.id] not in cached]
-    prompt_tokens = sum(
-        questions.estimate_tokens(m["content"])
-        for c in to_ask
-        for m in questions.build_messages(template, c.text, config.questions_per_chunk,
-                                          language.name(c.language) if template.uses_language else None,
-                                          answers=config.answers)
-    )
+    found = Inputs()
+    cache = Cache(cache_path(config.out), readonly=True) if cache_path(config.out).exists() else None
+    to_ask = prompt_tokens = 0
+    try:
+        for batch in stream_inputs(config, log, found, progress):
+            keys = [cache_key(config, template, endpoint, c) for c in batch]
+            cached = cache.get_many(keys) if cache is not None else {}
+            if config.retry_failed:  # failed answers are asked again, so they cost again
+                cached = {key: answer for key, answer in cached.items() if answer.ok}
+            for chunk, key in zip(batch, keys):
+                if key not in cached:
+                    to_ask += 1
+                    prompt_tokens += sum(questions.estimate_tokens(m["content"]) for m in questions.build_messages(
+                        template, chunk.text, config.questions_per_chunk,
+                        language.name(chunk.language) if template.uses_language else None, answers=config.answers))
+    finally:
+        if cache is not None:
+            cache.close()
     per_question = questions.ESTIMATED_TOKENS_PER_QUESTION + (
         questions.ESTIMATED_TOKENS_PER_ANSWER if config.answers else 0)
     return DryRun(
-        documents=len(inputs.pages_per_doc),
-        pages=sum(inputs.pages_per_doc.values()),
-        chunks=len(inputs.chunks),
-        chunks_to_ask=len(to_ask),
-        cached=len(inputs.asked) - len(to_ask),
+        documents=len(found.pages_per_doc),
+        pages=sum(found.pages_per_doc.values()),
+        chunks=found.chunks,
+        chunks_to_ask=to_ask,
+        cached=found.asked - to_ask,
         prompt_tokens=prompt_tokens,
-        completion_tokens=len(to_ask) * config.questions_per_chunk * per_question,
-        skipped_chunks=dict(Counter(s.reason for s in inputs.skipped_chunks)),
-        skipped_files=inputs.skipped_files,
+        completion_tokens=to_ask * config.questions_per_chunk * per_question,
+        skipped_chunks=dict(found.skipped_chunks),
+        skipped_files=found.skipped_files,
         model=endpoint.model,
     )
-
-

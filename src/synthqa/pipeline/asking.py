@@ -12,7 +12,7 @@ from .. import questions
 from ..config import DEFAULT_MODEL, GenerateConfig
 from ..errors import ConfigError, LocalModelError
 from ..records import Answer, Chunk
-from .inputs import Log
+from .progress import Log
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,10 @@ def resolve_endpoint(config: GenerateConfig, log: Log) -> Endpoint:
 
 
 async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: AsyncIterator[Chunk] | Iterable[Chunk],
-                  on_answer: Callable[[Chunk, Answer], None], progress: bool, total=None) -> None:
-    """Ask the endpoint (remote, or the embedded model started here) for every chunk ``todo`` yields."""
+                  on_answer: Callable[[Chunk, Answer], None]) -> None:
+    """Ask the endpoint (remote, or the embedded model started here) for every chunk ``todo`` yields.
+
+    Progress is the caller's to show (``on_answer`` runs as each answer arrives)."""
     with contextlib.ExitStack() as stack:
         base_url, api_key = endpoint.base_url, os.environ.get("OPENAI_API_KEY") or "not-needed"
         checked = on_answer
@@ -98,8 +100,7 @@ async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: As
                 rpm=config.rpm,
                 tpm=config.tpm,
                 on_answer=checked,
-                progress=progress,
-                total=total,
+                progress=False,
                 answers=config.answers,
             )
         finally:

@@ -1,18 +1,28 @@
-"""Answers → filtered, scored, split rows → the dataset folder and its manifest."""
+"""Answers → filtered, scored, split rows → the dataset folder and its manifest.
+
+Each step streams over the run's store (``store.RunStore``) in input order and leaves its result on disk or
+in a few bytes per chunk or question, so memory holds one block of rows whatever the size of the run:
+
+    filter (question filters, exact duplicates) → near duplicates → round trip → train/eval split → write
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
-from .. import __version__, card, dataset, filters, language, roundtrip, splits
+import numpy as np
+
+from .. import __version__, card, dataset, dedupe, filters, language, roundtrip, splits
+from .. import curate as decisions_file
 from ..config import GenerateConfig, public_url
 from ..manifest import (
     Counts,
     Document,
     FailedChunk,
-    LanguageCount,
     Manifest,
     PromptInfo,
     RoundTrip,
@@ -20,103 +30,200 @@ from ..manifest import (
     SkippedPage,
     SplitInfo,
 )
-from ..records import Answer, Chunk, Usage
-from .curation import ROUNDTRIP_FILTER, apply_curation, below_min_rank, ranks, row_counts
-from .inputs import Inputs, Log
+from ..records import Usage
+from ..store import RunStore
+from .curation import ROUNDTRIP_FILTER, apply_to_dataset, below_min_rank, language_counts
+from .inputs import Inputs
+from .progress import Log, Progress
+
+# One row per question kept after deduplication, in order: its ranks and up to MAX_EXTRA extra chunk indices.
+RANK_ROW = np.dtype([("bm25", "<i4"), ("embed", "<i4"), ("extra", "<i4", (roundtrip.MAX_EXTRA,))])
+RANKS_FILE = "ranks.bin"
 
 
 @dataclass
-class Rows:
-    """The tables of the dataset, as row dicts, and what the filters dropped on the way."""
+class Tally:
+    """What the steps counted, for the manifest."""
 
-    queries: list[dict] = field(default_factory=list)
-    corpus: list[dict] = field(default_factory=list)
     generated: int = 0
-    drop_counts: Counter = field(default_factory=Counter)
+    drop_counts: Counter = field(default_factory=lambda: Counter(dict.fromkeys(filters.QUESTION_DROP_REASONS, 0)))
+    failed: list[FailedChunk] = field(default_factory=list)
+    never_asked: list[FailedChunk] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    short_chunks: int = 0
+    written: Counter = field(default_factory=Counter)  # "train_pairs", "eval_chunks", "extra", "ungrounded" …
+    chunk_languages: Counter = field(default_factory=Counter)  # language code → chunks written
+    question_languages: Counter = field(default_factory=Counter)  # chunk language code → questions written
     embedder: str | None = None
-    corpus_vectors: object = None  # the embedder's vectors of ``corpus``, in its order
+    vectors: object = None  # the embedder's ``vectors.VectorIndex`` of the chunks, when it ranked
+    top_k: int = roundtrip.TOP_K
 
 
-def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, by_chunk: dict[str, Answer],
-                       endpoint, log: Log = print) -> Manifest:
+def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, store: RunStore, endpoint,
+                       progress: Progress, workdir: Path, log: Log = print) -> Manifest:
     """Turn answers into filtered, scored, split rows and write the dataset folder; returns the manifest.
 
-    The rows the filters kept are saved before a person's decisions (``OUT/curation.jsonl``) are applied,
-    so a rerun keeps the decisions and ``synthqa curate`` can apply new ones without asking anything.
+    The rows the filters kept are saved (``.synthqa/generated-queries.parquet``, with the embedder's corpus
+    vectors) before a person's decisions (``OUT/curation.jsonl``) are applied, so a rerun keeps the decisions
+    and ``synthqa curate`` can apply new ones without asking anything.
     """
-    rows = build_rows(config, inputs, by_chunk, check_language=template.uses_language)
-    dataset.write_generated(config.out, rows.queries)
-    if rows.corpus_vectors is not None:
-        dataset.write_corpus_vectors(config.out, [c["id"] for c in rows.corpus], rows.corpus_vectors, rows.embedder)
-    rows.queries, curation = apply_curation(config.out, rows.queries, rows.corpus, config.min_roundtrip_rank,
-                                            rows.embedder, log, rows.corpus_vectors)
-    manifest = replace(build_manifest(config, template, endpoint, inputs, by_chunk, rows), curation=curation)
-    files = dataset.write_dataset(config.out, corpus=rows.corpus, queries=rows.queries,
-                                  render_card=lambda files: card.render_card(replace(manifest, data_files=files)))
-    return replace(manifest, data_files=files)
+    tally = Tally(top_k=max(roundtrip.TOP_K, config.min_roundtrip_rank or 0))
+    with progress.stage("question filters", "filter") as stage:
+        filter_questions(store, tally, check_language=template.uses_language)
+        stage.detail = f"{tally.generated:,} questions, {store.questions:,} pass the filters and exact duplicates"
+    with progress.stage("near duplicates", "near_duplicates") as stage:
+        near = dedupe.near_duplicates(store.question_norms, store.norms_at, workdir)
+        tally.drop_counts["near_duplicate"] = int(near.sum())
+        stage.detail = f"{int(near.sum()):,} of {len(near):,} questions dropped"
+    with progress.stage("round trip", "roundtrip") as stage:
+        score_questions(config, store, near, workdir, progress, tally)
+        stage.detail = f"{len(near) - int(near.sum()):,} questions ranked by BM25" + (
+            f" and {tally.embedder}" if tally.embedder else "")
+    with progress.stage("train/eval split", "split") as stage:
+        is_eval, chunk_ids = assign_splits(config, store)
+        stage.detail = f"{int(is_eval.sum()):,} of {len(is_eval):,} chunks to eval"
+    with progress.stage("writing", "write") as stage:
+        files = write_tables(config, store, near, workdir / RANKS_FILE, is_eval, chunk_ids, inputs, tally)
+        if tally.vectors is not None:
+            dataset.write_corpus_vectors(config.out, [f"{int(i):016x}" for i in chunk_ids], tally.vectors.array(),
+                                         tally.embedder)
+        manifest = replace(build_manifest(config, template, endpoint, inputs, tally), data_files=files)
+        dataset.write_card(config.out, card.render_card(manifest), files)
+        if decisions_file.curation_path(config.out).exists():
+            manifest = apply_to_dataset(config.out, manifest, log, card.render_card)
+        stage.detail = f"{manifest.pairs:,} pairs, {len(is_eval):,} chunks in {config.out / 'data'}"
+    return manifest
 
 
-def build_rows(config: GenerateConfig, inputs: Inputs, by_chunk: dict[str, Answer],
-               check_language: bool = False) -> Rows:
-    """Filter the questions, rank each one's own chunk, split by chunk, and lay out the table rows.
+def filter_questions(store: RunStore, tally: Tally, check_language: bool = False) -> None:
+    """Every answer's questions through the question filters and exact deduplication, into the store.
 
     With ``check_language`` a question not in its chunk's language is dropped as ``wrong_language``."""
-    asked = inputs.asked
-    chunk_of = {c.id: c for c in asked}
-    items = [
-        (f"q-{cid}-{n}", question, chunk_of[cid].text)
-        for cid, answer in by_chunk.items()
-        if answer.ok
-        for n, question in enumerate(answer.questions)
-    ]
-    reference = {f"q-{cid}-{n}": text for cid, answer in by_chunk.items() if answer.ok
-                 for n, text in enumerate(answer.answers)}
-    languages = [chunk_of[qid.split("-")[1]].language for qid, _, _ in items] if check_language else None
-    result = filters.filter_questions(items, languages)
-    kept = [items[i] for i in result.kept]
-    index_of = {c.id: i for i, c in enumerate(asked)}
-    own = [index_of[qid.split("-")[1]] for qid, _, _ in kept]
-    scores = roundtrip.score_roundtrip(
-        [q for _, q, _ in kept], own, [c.text for c in asked], use_embeddings=config.embed_roundtrip
-    )
-    assignment = splits.assign_splits(asked, config.eval_fraction, config.seed)
-    rows = Rows(generated=len(items), drop_counts=Counter(result.counts), embedder=scores.embedder,
-                corpus_vectors=scores.corpus_vectors)
-    ocr_pages = {(source, page) for source, read in inputs.documents.items() for page in read.ocr_pages}
-    rows.corpus = [
-        {"id": c.id, "text": c.text, "source": c.source, "page": c.page, "chunk_index": c.index,
-         "ocr": (c.source, c.page) in ocr_pages, "language": c.language, "split": assignment[c.id]}
-        for c in asked
-    ]
-    for k, (qid, question, _) in enumerate(kept):
-        chunk = asked[own[k]]
-        row = {"id": qid, "text": question, "chunk_id": chunk.id, "source": chunk.source, "page": chunk.page,
-               **ranks(scores, k, rows.corpus, assignment[chunk.id]), "answer": reference.get(qid),
-               "split": assignment[chunk.id]}
-        if below_min_rank(row, config.min_roundtrip_rank):
-            rows.drop_counts[ROUNDTRIP_FILTER] += 1
+    store.begin()
+    for seq, chunk, answer in store.answered_chunks():
+        if answer is None:  # after an interruption or a fatal error
+            tally.never_asked.append(FailedChunk(chunk.id, chunk.source, chunk.page, "not asked yet", True))
             continue
-        rows.queries.append(row)
-    return rows
+        tally.usage += answer.usage
+        if not answer.ok:
+            tally.failed.append(FailedChunk(chunk.id, chunk.source, chunk.page, answer.error or "", answer.transient))
+            continue
+        tally.short_chunks += answer.short
+        checked = chunk.language if check_language else None
+        for n, question in enumerate(answer.questions):
+            tally.generated += 1
+            reason = filters.question_drop_reason(question, chunk.text, checked)
+            reference = answer.answers[n] if answer.answers else None
+            # Dedupe only among survivors, so a dropped question never shadows a good later copy.
+            if reason is None and not store.add_question(seq, n, question, dedupe.normalize_question(question),
+                                                         reference):
+                reason = "duplicate"
+            if reason:
+                tally.drop_counts[reason] += 1
+    store.commit()
 
 
-def failed_chunks(asked: list[Chunk], by_chunk: dict[str, Answer]) -> tuple[FailedChunk, ...]:
-    """Every chunk asked about that has no questions to show: failed answers, and (after an interruption or a
-    fatal error) chunks never asked."""
-    chunk_of = {c.id: c for c in asked}
-    failed = [
-        FailedChunk(cid, chunk_of[cid].source, chunk_of[cid].page, a.error or "", a.transient)
-        for cid, a in by_chunk.items()
-        if not a.ok
-    ]
-    failed += [FailedChunk(c.id, c.source, c.page, "not asked yet", True) for c in asked if c.id not in by_chunk]
-    return tuple(failed)
+def score_questions(config: GenerateConfig, store: RunStore, near: np.ndarray, workdir: Path, progress: Progress,
+                    tally: Tally) -> None:
+    """Round-trip ranks and extra relevant chunks of the kept questions, into ``workdir / RANKS_FILE``."""
+    kept = len(near) - int(near.sum())
+    steps = {"index": ("round trip: indexing chunks", store.chunks, "chunk"),
+             "embed": ("round trip: embedding chunks (MiniLM)", store.chunks, "chunk"),
+             "score": ("round trip: ranking questions", kept, "question")}
+    bars: dict = {}
+    try:
+        def on_progress(step: str, n: int) -> None:
+            if step not in bars:
+                for bar in bars.values():
+                    bar.close()
+                bars[step] = progress.bar(*steps[step])
+            bars[step].update(n)
+
+        scorer = roundtrip.Scorer(store.chunk_texts, store.chunk_text, workdir, config.embed_roundtrip, tally.top_k,
+                                  on_progress)
+        tally.embedder, tally.vectors = scorer.embedder, scorer.vectors
+        questions = ((text, seq) for pos, seq, _, text, _ in store.question_rows() if not near[pos])
+        with open(workdir / RANKS_FILE, "wb") as out:
+            rows = np.zeros(1, dtype=RANK_ROW)
+            for bm25_rank, embed_rank, extras in scorer.score(questions):
+                rows["bm25"], rows["embed"] = bm25_rank, -1 if embed_rank is None else embed_rank
+                rows["extra"] = (extras + [-1] * roundtrip.MAX_EXTRA)[: roundtrip.MAX_EXTRA]
+                rows.tofile(out)
+    finally:
+        for bar in bars.values():
+            bar.close()
 
 
-def build_manifest(config: GenerateConfig, template, endpoint, inputs: Inputs, by_chunk: dict[str, Answer],
-                   rows: Rows) -> Manifest:
-    """The manifest of this run, before the data files are written (``data_files`` and ``timings`` empty)."""
-    usage = sum((a.usage for a in by_chunk.values()), Usage())
+def assign_splits(config: GenerateConfig, store: RunStore) -> tuple[np.ndarray, np.ndarray]:
+    """(True per chunk going to eval, chunk ids as integers), from one pass over the chunks."""
+    units, text_keys, unit_keys = array("q"), bytearray(), bytearray()
+    ids = np.zeros(store.chunks, dtype=np.uint64)
+    prev = None
+    for seq, chunk in store.chunk_rows():
+        if splits.starts_run(prev, chunk):  # a run's chunks come one after another
+            unit_keys += splits.unit_key(config.seed, chunk.source, chunk.page, chunk.index)
+        units.append(len(unit_keys) // 32 - 1)
+        text_keys += splits.text_key(chunk.text)
+        ids[seq] = int(chunk.id, 16)
+        prev = chunk
+    is_eval = splits.assign_units(np.frombuffer(units, dtype=np.int64), np.frombuffer(bytes(text_keys), dtype="S16"),
+                                  np.frombuffer(bytes(unit_keys), dtype="S32"), config.eval_fraction)
+    return is_eval, ids
+
+
+def write_tables(config: GenerateConfig, store: RunStore, near: np.ndarray, ranks_path: Path, is_eval: np.ndarray,
+                 chunk_ids: np.ndarray, inputs: Inputs, tally: Tally) -> dataset.DataFiles:
+    """The parquet files, streamed: each chunk, then its kept questions (dropping those --min-roundtrip-rank
+    drops); extra relevant chunks are kept when they sit in the question's split. Every query row also goes
+    to ``.synthqa/generated-queries.parquet``, the rows a person's decisions start from."""
+    ranks = _read_rows(ranks_path)
+    questions = store.question_rows()
+    pending = next(questions, None)
+    written = tally.written
+    ocr_pages = {(source, page) for source, read in inputs.documents.items() for page in read.ocr_pages}
+    with dataset.TableWriter(config.out) as writer, dataset.GeneratedWriter(config.out) as generated:
+        for seq, chunk in store.chunk_rows():
+            split = splits.EVAL if is_eval[seq] else splits.TRAIN
+            code = chunk.language or language.UNDETERMINED
+            writer.add_chunk(split, {"id": chunk.id, "text": chunk.text, "source": chunk.source, "page": chunk.page,
+                                     "chunk_index": chunk.index, "ocr": (chunk.source, chunk.page) in ocr_pages,
+                                     "language": chunk.language})
+            written[f"{split}_chunks"] += 1
+            tally.chunk_languages[code] += 1
+            while pending is not None and pending[1] == seq:
+                pos, _, n, question, answer = pending
+                pending = next(questions, None)
+                if near[pos]:
+                    continue
+                ranked = next(ranks)
+                extras = [f"{int(chunk_ids[j]):016x}" for j in ranked["extra"].tolist() if j >= 0
+                          and is_eval[j] == is_eval[seq]]
+                row = {"id": f"q-{chunk.id}-{n}", "text": question, "chunk_id": chunk.id, "source": chunk.source,
+                       "page": chunk.page, "bm25_rank": int(ranked["bm25"]),
+                       "embed_rank": int(ranked["embed"]) if ranked["embed"] >= 0 else None,
+                       "extra_relevant_ids": extras, "answer": answer}
+                if below_min_rank(row, config.min_roundtrip_rank):
+                    tally.drop_counts[ROUNDTRIP_FILTER] += 1
+                    continue
+                writer.add_query(split, row, chunk.text)
+                generated.add(dict(row, split=split))
+                written[f"{split}_pairs"] += 1
+                written["extra"] += bool(extras)
+                written["question_chars"] += len(question)
+                written["ungrounded"] += bool(answer) and not filters.answer_grounded(answer, chunk.text)
+                tally.question_languages[code] += 1
+    return writer.files
+
+
+def _read_rows(path: Path, block: int = 65536):
+    """The rows of a ranks file, read ``block`` at a time."""
+    with open(path, "rb") as f:
+        while len(rows := np.fromfile(f, dtype=RANK_ROW, count=block)):
+            yield from rows
+
+
+def build_manifest(config: GenerateConfig, template, endpoint, inputs: Inputs, tally: Tally) -> Manifest:
+    """The manifest of this run (``data_files`` and ``timings`` still empty)."""
     return Manifest(
         synthqa_version=__version__,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -126,16 +233,16 @@ def build_manifest(config: GenerateConfig, template, endpoint, inputs: Inputs, b
         endpoint_host=endpoint.host,
         local=endpoint.local,
         prompt=PromptInfo(template.name, template.system, template.user, template.sha256),
-        counts=_counts(inputs, by_chunk, rows, usage),
+        counts=_counts(inputs, tally),
         documents=documents(inputs),
         skipped_files=tuple(SkippedFile(s.source, s.reason) for s in inputs.skipped_files),
         skipped_pages=tuple(SkippedPage(s.source, s.page, s.reason) for s in inputs.skipped_pages),
-        skipped_chunks=dict(Counter(s.reason for s in inputs.skipped_chunks)),
-        question_filters=dict(rows.drop_counts),
-        failed_chunks=failed_chunks(inputs.asked, by_chunk),
-        roundtrip=RoundTrip(bm25=True, embedder=rows.embedder, min_rank=config.min_roundtrip_rank),
+        skipped_chunks=dict(inputs.skipped_chunks),
+        question_filters=dict(tally.drop_counts),
+        failed_chunks=tuple(tally.failed + tally.never_asked),
+        roundtrip=RoundTrip(bm25=True, embedder=tally.embedder, min_rank=config.min_roundtrip_rank, top_k=tally.top_k),
         split=SplitInfo(method=splits.METHOD, seed=config.seed, eval_fraction=config.eval_fraction),
-        languages=language_counts(inputs.asked, rows.queries),
+        languages=language_counts(tally.chunk_languages, tally.question_languages),
         language_check=template.uses_language,
     )
 
@@ -149,31 +256,27 @@ def documents(inputs: Inputs) -> tuple[Document, ...]:
     return tuple(listed)
 
 
-def language_counts(asked: list[Chunk], queries: list[dict]) -> dict[str, LanguageCount]:
-    """Chunks asked and questions kept per chunk language, the language with most chunks first."""
-    language_of = {c.id: c.language or language.UNDETERMINED for c in asked}
-    chunks = Counter(language_of.values())
-    questions = Counter(language_of[q["chunk_id"]] for q in queries)
-    ordered = sorted(chunks.items(), key=lambda kv: (-kv[1], kv[0]))
-    return {code: LanguageCount(n, questions[code]) for code, n in ordered}
-
-
-def _counts(inputs: Inputs, by_chunk: dict[str, Answer], rows: Rows, usage: Usage) -> Counts:
-    asked = inputs.asked
-    chunks_per_split = Counter(c["split"] for c in rows.corpus)
+def _counts(inputs: Inputs, tally: Tally) -> Counts:
+    w = tally.written
+    questions = w["train_pairs"] + w["eval_pairs"]
     return Counts(
         documents=len(inputs.pages_per_doc),
         pages=sum(inputs.pages_per_doc.values()),
-        chunks=len(inputs.chunks),
-        chunks_asked=len(asked),
-        questions_generated=rows.generated,
-        train_chunks=chunks_per_split["train"],
-        eval_chunks=chunks_per_split["eval"],
-        short_chunks=sum(1 for a in by_chunk.values() if a.ok and a.short),
-        avg_chunk_chars=round(sum(len(c.text) for c in asked) / max(1, len(asked)), 1),
-        **row_counts(rows.queries, {c.id: c.text for c in asked}),
-        requests=usage.requests,
+        chunks=inputs.chunks,
+        chunks_asked=inputs.asked,
+        questions=questions,
+        questions_generated=tally.generated,
+        train_pairs=w["train_pairs"],
+        eval_pairs=w["eval_pairs"],
+        train_chunks=w["train_chunks"],
+        eval_chunks=w["eval_chunks"],
+        short_chunks=tally.short_chunks,
+        questions_with_extra_relevant=w["extra"],
+        ungrounded_answers=w["ungrounded"],
+        avg_question_chars=round(w["question_chars"] / max(1, questions), 1),
+        avg_chunk_chars=round(inputs.asked_chars / max(1, inputs.asked), 1),
+        requests=tally.usage.requests,
         requests_this_run=0,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
+        prompt_tokens=tally.usage.prompt_tokens,
+        completion_tokens=tally.usage.completion_tokens,
     )

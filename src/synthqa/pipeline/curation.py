@@ -8,13 +8,13 @@ between splits: a rejected pair leaves, an edited question stays with its chunk,
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from .. import curate as decisions_file
-from .. import dataset, filters, roundtrip
-from ..manifest import Curation, Manifest, RefusedEdit
+from .. import dataset, filters, language, roundtrip
+from ..manifest import Curation, LanguageCount, Manifest, RefusedEdit
 from .inputs import Log
 
 ROUNDTRIP_FILTER = "roundtrip_rank"
@@ -31,19 +31,34 @@ def curate(out: Path, log: Log = print) -> Manifest:
     manifest = dataset.read_manifest(out)
     if manifest.curation is None and not decisions_file.curation_path(out).exists():
         return manifest  # nothing decided, nothing to undo
+    manifest = apply_to_dataset(out, manifest, log, lambda shown: card_for(out, shown, manifest.repo_id))
+    dataset.write_manifest(out, manifest)
+    return manifest
+
+
+def apply_to_dataset(out: Path, manifest: Manifest, log: Log, render_card: Callable[[Manifest], str]) -> Manifest:
+    """The decisions in ``out`` applied to the written dataset ``manifest`` describes, from the rows the filters
+    kept (``.synthqa/``): tables and card (``render_card``) rewritten; returns the manifest, not yet written.
+
+    The rows are held in memory: a person reviews thousands of pairs, not millions."""
     generated = dataset.read_generated(out)
-    corpus = dataset.read_rows(out, "corpus")
+    corpus = dataset.read_rows(out, "corpus", manifest.data_files)
     embedder = manifest.roundtrip.embedder
     vectors = dataset.read_corpus_vectors(out, [c["id"] for c in corpus], embedder) if embedder else None
     queries, curation = apply_curation(out, generated, corpus, manifest.roundtrip.min_rank, embedder, log, vectors)
     counts = replace(manifest.counts, **row_counts(queries, {c["id"]: c["text"] for c in corpus}))
-    manifest = replace(manifest, counts=counts, curation=curation)
+    language_of = {c["id"]: c["language"] or language.UNDETERMINED for c in corpus}
+    languages = language_counts(Counter(language_of.values()), Counter(language_of[q["chunk_id"]] for q in queries))
+    manifest = replace(manifest, counts=counts, curation=curation, languages=languages)
     files = dataset.write_dataset(out, corpus=corpus, queries=queries,
-                                  render_card=lambda files: card_for(out, replace(manifest, data_files=files),
-                                                                     manifest.repo_id))
-    manifest = replace(manifest, data_files=files)
-    dataset.write_manifest(out, manifest)
-    return manifest
+                                  render_card=lambda files: render_card(replace(manifest, data_files=files)))
+    return replace(manifest, data_files=files)
+
+
+def language_counts(chunks: Counter, questions: Counter) -> dict[str, LanguageCount]:
+    """Chunks asked and questions kept per chunk language (counters by code), the most chunks first."""
+    ordered = sorted(chunks.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {code: LanguageCount(n, questions[code]) for code, n in ordered}
 
 
 def apply_curation(out: Path, queries: list[dict], corpus: Sequence[dict], min_rank: int | None,

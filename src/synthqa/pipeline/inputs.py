@@ -1,7 +1,9 @@
-"""Load → split → chunk filters → language → --limit, as one stream of chunks worth asking about.
+"""Count pages → read (clean, OCR) → split → chunk filters → language → --limit, as one stream of chunks worth asking about.
 
-The stream runs in a thread so that questions are asked while later PDFs are still being parsed: with
-thousands of pages, parsing takes minutes that would otherwise come before the first request.
+Pages are counted first (cheap: pypdf reads a PDF's page tree, not its text), so the progress bars have
+totals from the start. The stream runs in a thread so that questions are asked while later files are still
+being read, and it hands chunks over through a bounded queue: when asking falls behind, reading waits
+(back-pressure), so memory holds a few batches whatever the size of the input.
 """
 
 from __future__ import annotations
@@ -12,50 +14,59 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import closing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from .. import chunks, filters, language, pdfs
+from .. import pdfs
+from .._compat import batched
 from ..config import GenerateConfig
 from ..errors import InputError
 from ..pdfs import DocumentReport
-from ..records import Chunk, SkippedChunk, SkippedFile, SkippedPage
+from ..records import Chunk, SkippedFile, SkippedPage
+from .progress import Log, Progress
+from .reading import COUNT_BATCH, POOL_MIN_PAGES, FileTask, count_pages, default_workers, ordered_map, read_file
 
-Log = Callable[[str], None]
-# While the parsing thread runs, hand the GIL over every 1 ms instead of Python's 5 ms, so the event loop
+# While the reading thread runs, hand the GIL over every 1 ms instead of Python's 5 ms, so the event loop
 # dispatches requests and reads answers on time: measured 1.29 → 1.10 × the latency limit (bench_pipeline).
 SWITCH_INTERVAL = 0.001
+BATCH = 256  # chunks handed to the asking stage at once
+QUEUE_BATCHES = 8  # batches waiting at most: reading pauses beyond 2,048 chunks ahead of the asking
 
 
 @dataclass
 class Inputs:
-    """What loading found; complete once the stream has ended."""
+    """What reading found: counts, skips and documents; complete once the stream has ended."""
 
-    chunks: list[Chunk] = field(default_factory=list)  # every chunk, asked or not
-    asked: list[Chunk] = field(default_factory=list)  # worth asking, within --limit, in input order
-    skipped_chunks: list[SkippedChunk] = field(default_factory=list)
+    files: int = 0
+    pages_counted: int = 0  # pages of every file, counted before reading (the bars' total)
+    pages_done: int = 0  # counted pages of the files read so far
+    chunks: int = 0  # every chunk made, asked or not
+    asked: int = 0  # worth asking, within --limit
+    asked_chars: int = 0
+    skipped_chunks: Counter = field(default_factory=Counter)  # reason → chunks
     skipped_files: list[SkippedFile] = field(default_factory=list)
     skipped_pages: list[SkippedPage] = field(default_factory=list)
-    pages_per_doc: Counter = field(default_factory=Counter)
+    pages_per_doc: Counter = field(default_factory=Counter)  # non-empty pages read, per source
     documents: dict[str, DocumentReport] = field(default_factory=dict)  # source → how it was read
-    load_seconds: float = 0.0
-    split_seconds: float = 0.0
     done: bool = False
 
+    def expected_asked(self) -> tuple[int | None, bool]:
+        """(chunks worth asking in the whole input, whether that is exact): estimated from the pages read."""
+        if self.done:
+            return self.asked, True
+        if not self.pages_done:
+            return None, False
+        return max(self.asked, round(self.asked * self.pages_counted / self.pages_done)), False
 
-def stream_inputs(config: GenerateConfig, log: Log, found: Inputs) -> Iterator[Chunk]:
-    """Yield the chunks worth asking about as pages are read, filling ``found`` along the way.
 
-    Each skipped file is reported at once; ``InputError`` at the end when nothing usable was found.
+def stream_inputs(config: GenerateConfig, log: Log, found: Inputs, progress: Progress) -> Iterator[list[Chunk]]:
+    """Yield batches of the chunks worth asking about as files are read, filling ``found`` along the way.
+
+    Each skipped file and page is reported at once; ``InputError`` at the end when nothing usable was found.
     """
 
     def on_skip(skipped: SkippedFile) -> None:
         found.skipped_files.append(skipped)
         log(f"skipped {skipped.path}: {skipped.reason}")
-
-    def on_skip_page(skipped: SkippedPage) -> None:
-        found.skipped_pages.append(skipped)
-        log(f"{skipped.source}: page {skipped.page} skipped, {skipped.reason}")
 
     def on_document(report: DocumentReport) -> None:
         found.documents[report.source] = report
@@ -63,88 +74,127 @@ def stream_inputs(config: GenerateConfig, log: Log, found: Inputs) -> Iterator[C
             log(f"{report.source}: OCR read {report.ocr_tried} page(s) without a text layer in "
                 f"{report.ocr_seconds:.1f} s ({len(report.ocr_pages)} with text)")
 
-    def timed_pages() -> Iterator:
-        with closing(pdfs.load_pages(config.inputs, password=config.pdf_password, on_skip=on_skip,
-                                     on_skip_page=on_skip_page, clean=config.clean,
-                                     on_document=on_document)) as pages:
-            while True:
-                t0 = time.perf_counter()
-                page = next(pages, None)
-                found.load_seconds += time.perf_counter() - t0
-                if page is None:
-                    return
-                found.pages_per_doc[page.source] += 1
-                yield page
+    files = list(pdfs.find_input_files(config.inputs, on_skip))
+    found.files = len(files)
+    workers = (config.workers or default_workers()) if len(files) > 1 else 1
+    with progress.stage("counting pages", "count") as stage:
+        batches = list(batched([str(path) for path, _ in files], COUNT_BATCH))
+        pages = [n for counts in ordered_map(count_pages, batches, min(workers, len(batches)),
+                                             describe=lambda paths: f"{paths[0]} (counting pages)") for n in counts]
+        found.pages_counted = sum(pages)
+        stage.detail = f"{found.pages_counted:,} pages in {len(files):,} file(s)"
+    if found.pages_counted < POOL_MIN_PAGES:
+        workers = 1
+    tasks = (FileTask(str(path), source, config.pdf_password, config.chunk_size, config.chunk_overlap,
+                      config.keep_all_chunks, config.clean) for path, source in files)
+    results = ordered_map(read_file, tasks, workers, describe=lambda task: task.path)
+    bar = progress.bar("pages read", total=found.pages_counted, unit="page")
+    try:
+        for (path, source), n_pages, result in zip(files, pages, results):
+            found.pages_done += n_pages
+            bar.update(n_pages)
+            before = found.chunks
+            batch = _worth_asking(config, found, result)
+            limited = config.limit is not None and found.asked >= config.limit
+            # counts cover what was used: with --limit, the pages up to its last chunk
+            last = result.chunks[found.chunks - before - 1].page if limited else None
+            for page in result.skipped_pages:
+                if last is None or page.page < last:
+                    found.skipped_pages.append(page)
+                    log(f"{page.source}: page {page.page} skipped, {page.reason}")
+            if result.skip_reason is not None:
+                on_skip(SkippedFile(str(path), result.skip_reason, source))
+            if result.document is not None:
+                on_document(result.document)
+            read = sum(1 for page in result.pages if last is None or page <= last)
+            if read:
+                found.pages_per_doc[source] += read
+            yield from batched(batch, BATCH)
+            if limited:
+                break  # --limit is for trying things: the rest of the input is not even read
+    finally:
+        results.close()  # stops the workers at once when reading ends early
+        bar.close()
+    _finish(config, found)
 
-    t0 = time.perf_counter()
-    paused = 0.0  # time spent by the consumer between our yields is not splitting time
-    pages = timed_pages()
-    with closing(pages):  # at --limit: the loader's last document is reported (and its files closed) now
-        for chunk in chunks.split_pages(pages, config.chunk_size, config.chunk_overlap):
-            found.chunks.append(chunk)
-            reason = None if config.keep_all_chunks else filters.chunk_skip_reason(chunk.text)
-            if reason:
-                found.skipped_chunks.append(SkippedChunk(chunk.id, chunk.source, chunk.page, reason))
-            else:
-                chunk = replace(chunk, language=language.detect(chunk.text))
-                found.asked.append(chunk)
-                t1 = time.perf_counter()
-                yield chunk
-                paused += time.perf_counter() - t1
-                if config.limit is not None and len(found.asked) >= config.limit:
-                    break  # --limit is for trying things: the rest of the input is not even read
-    found.split_seconds = time.perf_counter() - t0 - found.load_seconds - paused
+
+def _worth_asking(config: GenerateConfig, found: Inputs, result) -> list[Chunk]:
+    """The chunks of one file worth asking about, up to --limit; counts the rest in ``found``."""
+    batch: list[Chunk] = []
+    for chunk, reason in zip(result.chunks, result.chunk_skip_reasons):
+        found.chunks += 1
+        if reason:
+            found.skipped_chunks[reason] += 1
+            continue
+        batch.append(chunk)
+        found.asked += 1
+        found.asked_chars += len(chunk.text)
+        if config.limit is not None and found.asked >= config.limit:
+            break
+    return batch
+
+
+def _finish(config: GenerateConfig, found: Inputs) -> None:
     where = ", ".join(map(str, config.inputs))
     if not found.chunks:
         what = (f"{len(found.skipped_files)} file(s) skipped" if found.skipped_files
                 else "no PDF, .txt, .md, .docx or .html file found")
         raise InputError(f"nothing usable in {where} ({what}): nothing to do")
     if not found.asked:
-        reasons = Counter(s.reason for s in found.skipped_chunks)
-        listed = ", ".join(f"{reason} {n}" for reason, n in reasons.most_common())
+        listed = ", ".join(f"{reason} {n}" for reason, n in found.skipped_chunks.most_common())
         raise InputError(
             f"no chunk of {where} is worth asking about (skipped: {listed}): pass --keep-all-chunks to ask anyway"
         )
     found.done = True
 
 
-def load_inputs(config: GenerateConfig, log: Log) -> Inputs:
-    """The whole stream at once (for --dry-run)."""
-    found = Inputs()
-    for _ in stream_inputs(config, log, found):
-        pass
-    return found
-
-
 class ThreadedFeed:
-    """Runs ``stream_inputs`` in a thread and hands its chunks to the event loop as an async iterator.
+    """Runs ``stream_inputs`` in a thread and hands its chunks to the event loop as an async iterator of
+    (chunk, key) pairs, through a queue of at most ``QUEUE_BATCHES`` batches.
 
-    ``total`` becomes the number of chunks once the stream has ended (for the progress bar). Errors of the
-    stream (``InputError``) are raised in the consumer; closing the feed stops the thread at its next chunk.
+    ``keep(batch)`` runs in the thread for every batch and returns the batch's keys (the pipeline stores the
+    chunks there). Errors of the stream (``InputError``) are raised in the consumer; closing the feed stops
+    the thread at its next batch.
     """
 
     _END = object()
 
-    def __init__(self, config: GenerateConfig, log: Log) -> None:
-        self.config, self.log = config, log
+    def __init__(self, config: GenerateConfig, log: Log, progress: Progress,
+                 keep: Callable[[list[Chunk]], list[str]]) -> None:
+        self.config, self.log, self.progress, self.keep = config, log, progress, keep
         self.found = Inputs()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    async def __aiter__(self) -> AsyncIterator[Chunk]:
+    async def __aiter__(self) -> AsyncIterator[tuple[Chunk, str]]:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
+        queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_BATCHES)
+
+        def put(item) -> bool:
+            """Wait for room in the queue; False once the consumer has gone."""
+            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+            while not self._stop.is_set():
+                try:
+                    future.result(timeout=0.2)
+                    return True
+                except TimeoutError:
+                    continue
+            future.cancel()
+            return False
 
         def produce() -> None:
             try:
-                for chunk in stream_inputs(self.config, self.log, self.found):
-                    if self._stop.is_set():
+                started = time.perf_counter()
+                for batch in stream_inputs(self.config, self.log, self.found, self.progress):
+                    if not put(list(zip(batch, self.keep(batch)))):
                         return
-                    loop.call_soon_threadsafe(queue.put_nowait, chunk)
-                loop.call_soon_threadsafe(queue.put_nowait, self._END)
+                found = self.found
+                self.progress.done("reading", "read", started, f"{found.chunks:,} chunks from "
+                                   f"{sum(found.pages_per_doc.values()):,} pages, {found.asked:,} worth asking")
+                put(self._END)
             except BaseException as err:  # handed to the consumer, which raises it
                 if not self._stop.is_set():
-                    loop.call_soon_threadsafe(queue.put_nowait, err)
+                    put(err)
 
         self._thread = threading.Thread(target=produce, name="synthqa-inputs", daemon=True)
         interval = sys.getswitchinterval()
@@ -154,7 +204,8 @@ class ThreadedFeed:
             while (item := await queue.get()) is not self._END:
                 if isinstance(item, BaseException):
                     raise item
-                yield item
+                for pair in item:
+                    yield pair
         finally:
             self._stop.set()
             sys.setswitchinterval(interval)

@@ -1,0 +1,296 @@
+"""BM25 for corpora larger than memory: bm25s's scores, built from a stream of texts into files, and the rank
+of a question's own chunk found without scoring every chunk.
+
+The scores are ``bm25s.BM25()``'s (method "lucene", k1 1.5, b 0.75), bit for bit: the same tokens
+(``bm25s.tokenize``, English stopwords), the same float32 weight per (word, chunk), summed in float32 in the
+question's word order. bm25s itself holds the tokenised corpus as Python lists and its index in memory (GBs
+at a million chunks) and scores every chunk for every question (O(questions × chunks)); here
+
+- the index is built in blocks: forward (chunk → words) files, then postings (word → chunks, weights)
+  written in slices of ``SLICE_ENTRIES``, read back through memory maps opened per block of questions;
+- a question is scored only on the chunks that hold one of its *essential* words. Every word has an upper
+  bound (its largest weight in any chunk); the words whose bounds add up to less than the threshold that
+  matters (``ratio`` × the own chunk's score) cannot lift a chunk to that threshold on their own, so a chunk
+  without an essential word can neither outrank the own chunk nor be an extra relevant one (MaxScore).
+  The common words of a question are rarely essential, so each question reads a few short postings lists.
+
+Ranks and candidate lists are exact: the same as scoring every chunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._compat import batched
+
+K1, B = 1.5, 0.75
+BLOCK_DOCS = 4096  # chunks tokenised at once
+FORWARD_ENTRIES = 1_000_000  # (chunk, word) entries weighted at once: ~40 MB
+SLICE_ENTRIES = 2_000_000  # (word, chunk) postings sorted in memory at once: ~60 MB
+_ENTRY = np.dtype([("term", "<i4"), ("doc", "<i4"), ("weight", "<f4")])
+RANGE_ENTRIES = 4096  # postings scored at once for one question, before checking whether it can stop
+_SAFETY = 1 - 1e-5  # float32 sums of up to ~100 words stay below a bound this much under the threshold
+
+
+def tokenize(texts: Sequence[str]) -> list[list[str]]:
+    """bm25s's tokens: lowercase words of 2+ characters, English stopwords removed."""
+    import bm25s
+
+    return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
+
+
+@dataclass(frozen=True)
+class OwnRank:
+    """One question against the corpus: its own chunk's rank, score, and the chunks scoring ≥ the threshold."""
+
+    rank: int  # 1-based; ties go to the lower chunk index
+    score: float
+    candidates: np.ndarray  # chunk indices (ascending, own excluded) scoring ≥ ratio × own score
+    scores: np.ndarray  # their scores
+
+
+class DiskBM25:
+    """A BM25 index in ``folder``: build it with ``build(texts)``, then ask ``own_ranks``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.vocab: dict[str, int] = {}
+        self.n_docs = 0
+        self.indptr = np.zeros(1, dtype=np.int64)
+        self.max_weight = np.zeros(0, dtype=np.float32)
+
+    # ------------------------------------------------------------------ build
+    def build(self, texts: Iterable[str], on_docs=None) -> DiskBM25:
+        """Index ``texts`` (streamed once); ``on_docs(n)`` reports progress."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        doc_lens: list[int] = []
+        counts: list[int] = []
+        df = np.zeros(0, dtype=np.int64)
+        with open(self._path("fwd_terms"), "wb") as terms_f, open(self._path("fwd_tf"), "wb") as tf_f:
+            for block in batched(texts, BLOCK_DOCS):
+                ids: list[int] = []
+                tfs: list[int] = []
+                for tokens in tokenize(block):
+                    tf = Counter(self.vocab.setdefault(t, len(self.vocab)) for t in tokens if t)
+                    ids += tf.keys()
+                    tfs += tf.values()
+                    doc_lens.append(len(tokens))
+                    counts.append(len(tf))
+                block_ids = np.array(ids, dtype=np.int32)
+                block_ids.tofile(terms_f)
+                np.array(tfs, dtype=np.float32).tofile(tf_f)
+                df = np.concatenate([df, np.zeros(len(self.vocab) - len(df), np.int64)])
+                df += np.bincount(block_ids, minlength=len(df))
+                if on_docs:
+                    on_docs(len(block))
+        self.n_docs = len(doc_lens)
+        self.indptr = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
+        idf = np.array([math.log(1 + (self.n_docs - d + 0.5) / (d + 0.5)) for d in df.tolist()], dtype=np.float32)
+        self._write_postings(np.asarray(doc_lens, dtype=np.int64), np.asarray(counts, dtype=np.int64), idf)
+        return self
+
+    def _write_postings(self, doc_lens: np.ndarray, counts: np.ndarray, idf: np.ndarray) -> None:
+        """Forward (chunk → word, tf) files → postings (word → chunk, weight), one slice of words at a time."""
+        avgdl = doc_lens.mean() if len(doc_lens) else np.float64(1.0)  # np.float64, as bm25s has it
+        entry_start = np.concatenate([[0], np.cumsum(counts)])
+        n_entries = int(entry_start[-1])
+        bounds = _slice_bounds(self.indptr, SLICE_ENTRIES)
+        self.max_weight = np.zeros(len(self.vocab), dtype=np.float32)
+        with tempfile.TemporaryDirectory(dir=self.folder) as tmp:
+            slices = [Path(tmp) / f"slice-{i}" for i in range(len(bounds) - 1)]
+            with contextlib.ExitStack() as stack:
+                outs = [stack.enter_context(open(path, "wb")) for path in slices]
+                for start in range(0, n_entries, FORWARD_ENTRIES):
+                    rows = self._weighted(start, min(start + FORWARD_ENTRIES, n_entries), entry_start, doc_lens,
+                                          avgdl, idf)
+                    cuts = np.searchsorted(rows["term"], bounds)  # rows come sorted by slice, see _weighted
+                    for i, out in enumerate(outs):
+                        rows[cuts[i]:cuts[i + 1]].tofile(out)
+            with open(self._path("docs"), "wb") as docs_f, open(self._path("weights"), "wb") as weights_f:
+                for path in slices:
+                    rows = np.fromfile(path, dtype=_ENTRY)
+                    rows = rows[np.argsort(rows["term"], kind="stable")]  # by word; chunks stay ascending
+                    rows["doc"].tofile(docs_f)
+                    rows["weight"].tofile(weights_f)
+                    if len(rows):
+                        starts = np.flatnonzero(np.r_[True, rows["term"][1:] != rows["term"][:-1]])
+                        self.max_weight[rows["term"][starts]] = np.maximum.reduceat(rows["weight"], starts)
+        for name in ("fwd_terms", "fwd_tf"):
+            self._path(name).unlink()
+
+    def _weighted(self, start: int, stop: int, entry_start: np.ndarray, doc_lens: np.ndarray, avgdl, idf):
+        """Forward entries ``start:stop`` with their chunk and BM25 weight, ordered by word (then chunk)."""
+        rows = np.empty(stop - start, dtype=_ENTRY)
+        rows["term"] = np.fromfile(self._path("fwd_terms"), dtype=np.int32, count=stop - start, offset=4 * start)
+        tf = np.fromfile(self._path("fwd_tf"), dtype=np.float32, count=stop - start, offset=4 * start)
+        rows["doc"] = np.searchsorted(entry_start, np.arange(start, stop), side="right") - 1
+        dl = doc_lens[rows["doc"]]
+        # the very expression bm25s evaluates per chunk (float64 throughout, stored as float32)
+        rows["weight"] = idf[rows["term"]] * (tf / (K1 * ((1 - B) + B * dl / avgdl) + tf))
+        return rows[np.argsort(rows["term"], kind="stable")]
+
+    def _path(self, name: str) -> Path:
+        return self.folder / f"{name}.bin"
+
+    # ------------------------------------------------------------------ query
+    def own_ranks(self, questions: Sequence[str], own: Sequence[int], ratio: float,
+                  stop: tuple[int, int] | None = None) -> Iterator[OwnRank]:
+        """For each question: its own chunk's rank and score, and the other chunks scoring ≥ ratio × that score.
+
+        With ``stop=(k, m)`` a question stops being scored once more than ``k`` chunks outrank its own and more
+        than ``m`` reach the ratio: its rank is then reported as k + 1 and its candidates are a partial list.
+        """
+        postings = _Postings(self)
+        try:
+            for tokens, own_doc in zip(tokenize(questions), own):
+                ids = [self.vocab[t] for t in tokens if t in self.vocab]
+                yield postings.own_rank(ids, int(own_doc), ratio, stop)
+        finally:
+            postings.close()
+
+
+class _Postings:
+    """The postings files mapped for one block of questions (unmapped after it, so memory stays flat)."""
+
+    def __init__(self, index: DiskBM25) -> None:
+        self.index = index
+        n = int(index.indptr[-1])
+        # plain ndarray views of the maps: slicing a np.memmap costs a Python-level wrapper per slice
+        self.docs = np.asarray(np.memmap(index._path("docs"), dtype=np.int32, mode="r")) if n else np.zeros(0, np.int32)
+        self.weights = (np.asarray(np.memmap(index._path("weights"), dtype=np.float32, mode="r")) if n
+                        else np.zeros(0, np.float32))
+
+    def close(self) -> None:
+        del self.docs, self.weights
+
+    def weights_of(self, term: int, docs: np.ndarray) -> np.ndarray:
+        """Weight of ``term`` in each of ``docs`` (ascending), 0 where it does not occur."""
+        lo, hi = int(self.index.indptr[term]), int(self.index.indptr[term + 1])
+        posting = self.docs[lo:hi]
+        at = np.minimum(np.searchsorted(posting, docs), hi - lo - 1)
+        return np.where(posting[at] == docs, self.weights[lo + at], np.float32(0))
+
+    def scores(self, ids: list[int], docs: np.ndarray) -> np.ndarray:
+        """BM25 scores of ``docs``, summed in float32 in word order as bm25s sums them."""
+        total = np.zeros(len(docs), dtype=np.float32)
+        for term in ids:
+            total += self.weights_of(term, docs)
+        return total
+
+    def own_rank(self, ids: list[int], own: int, ratio: float, stop: tuple[int, int] | None) -> OwnRank:
+        rank, score, docs, scores = self._own_rank(ids, own, ratio, stop)
+        if stop and rank > stop[0]:
+            rank = stop[0] + 1
+        return OwnRank(rank, score, docs, scores)
+
+    def _own_rank(self, ids: list[int], own: int, ratio: float, stop: tuple[int, int] | None):
+        none = (np.zeros(0, dtype=np.int64), np.zeros(0, np.float32))
+        if not ids:  # every chunk scores 0: ties go to the lower index
+            return own + 1, 0.0, *none
+        own_score = float(self.scores(ids, np.array([own]))[0])
+        query = _Query(self.index, ids, float(np.float32(ratio * own_score)) * _SAFETY if own_score > 0 else 0.0)
+        better = before = 0  # chunks ranking above the own one; (own score 0) scoring chunks before it
+        found: list[np.ndarray] = []
+        found_scores: list[np.ndarray] = []
+        for lo, hi in _ranges(query.essential_entries, self.index.n_docs):
+            docs, scores = self._range(query, lo, hi)
+            better += int(np.count_nonzero((scores > own_score) | ((scores == own_score) & (docs < own))))
+            if own_score > 0:
+                keep = (scores >= ratio * own_score) & (docs != own)  # compared in float32, as a dense row is
+                found.append(docs[keep])
+                found_scores.append(scores[keep])
+            else:
+                before += int(np.count_nonzero(docs < own))
+            if stop and better >= stop[0] and (own_score <= 0 or sum(map(len, found)) > stop[1]):
+                break  # the rank is censored and the candidates are too many to be used: no need to go on
+        else:
+            if own_score <= 0:  # chunks holding none of the words score 0 too: those before the own one rank higher
+                return 1 + better + own - before, 0.0, *none
+        if own_score <= 0:
+            return 1 + better, 0.0, *none
+        return 1 + better, own_score, _joined(found, np.int64), _joined(found_scores, np.float32)
+
+    def _range(self, query: _Query, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """The chunks in ``lo:hi`` that can reach the query's threshold, with their exact scores.
+
+        Weights of the essential words come from their postings; chunks whose weights plus the bound of the
+        remaining words stay under the threshold are dropped, and the remaining words are looked up (largest
+        bound first) for the chunks still in the running.
+        """
+        indptr = self.index.indptr
+        docs, weights, cols = [], [], []
+        for col in query.essential:
+            start, stop = int(indptr[query.terms[col]]), int(indptr[query.terms[col] + 1])
+            posting = self.docs[start:stop]
+            a, b = np.searchsorted(posting, lo), np.searchsorted(posting, hi)
+            docs.append(posting[a:b])
+            weights.append(self.weights[start + a:start + b])
+            cols.append(np.full(b - a, col, dtype=np.int64))
+        if not docs or not sum(map(len, docs)):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        candidates, rows = np.unique(np.concatenate(docs), return_inverse=True)
+        table = np.zeros((len(candidates), len(query.terms)), dtype=np.float32)
+        table[rows, np.concatenate(cols)] = np.concatenate(weights)
+        reach = table.astype(np.float64) @ query.times
+        rest = query.rest
+        keep = reach >= query.threshold - rest
+        candidates, table, reach = candidates[keep], table[keep], reach[keep]
+        for col in query.others:  # largest bound first: the threshold bites soonest
+            table[:, col] = self.weights_of(int(query.terms[col]), candidates)
+            reach += table[:, col] * query.times[col]
+            rest -= query.bounds[col]
+            keep = reach >= query.threshold - rest
+            candidates, table, reach = candidates[keep], table[keep], reach[keep]
+        scores = np.zeros(len(candidates), dtype=np.float32)
+        for col in query.columns:  # float32, in the question's word order, as bm25s sums
+            scores += table[:, col]
+        return candidates.astype(np.int64), scores
+
+
+class _Query:
+    """A question's words, their bounds, and which of them are essential for a threshold."""
+
+    def __init__(self, index: DiskBM25, ids: list[int], threshold: float) -> None:
+        self.terms, self.columns, counts = np.unique(ids, return_inverse=True, return_counts=True)
+        self.times = counts.astype(np.float64)
+        self.bounds = index.max_weight[self.terms].astype(np.float64) * self.times
+        self.threshold = threshold
+        # the words whose bounds add up to less than the threshold cannot lift a chunk to it on their own
+        order = np.argsort(self.bounds, kind="stable")
+        cut = int(np.searchsorted(np.cumsum(self.bounds[order]), threshold, side="left")) if threshold > 0 else 0
+        self.essential = order[cut:].tolist()
+        self.others = order[:cut][::-1].tolist()
+        self.rest = float(self.bounds[order[:cut]].sum())
+        sizes = index.indptr[self.terms + 1] - index.indptr[self.terms]
+        self.essential_entries = int(sizes[order[cut:]].sum())
+
+
+def _joined(arrays: list[np.ndarray], dtype) -> np.ndarray:
+    return np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype=dtype)
+
+
+def _ranges(entries: int, n_docs: int) -> list[tuple[int, int]]:
+    """Chunk-index ranges that split ``entries`` postings into parts of about ``RANGE_ENTRIES``: scoring a
+    vague question part by part lets it stop once its rank is known to be censored."""
+    parts = max(1, -(-entries // RANGE_ENTRIES))
+    cuts = np.linspace(0, n_docs, parts + 1).round().astype(np.int64).tolist()
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def _slice_bounds(indptr: np.ndarray, size: int) -> np.ndarray:
+    """Word indices where postings slices start, each slice holding about ``size`` entries (≥ one word)."""
+    bounds = [0]
+    n_terms = len(indptr) - 1
+    while bounds[-1] < n_terms:
+        target = indptr[bounds[-1]] + size
+        nxt = int(np.searchsorted(indptr, target, side="right")) - 1
+        bounds.append(min(max(nxt, bounds[-1] + 1), n_terms))
+    return np.array(bounds, dtype=np.int64)

@@ -1,0 +1,52 @@
+"""What a run shows while it goes: bars that know their total from the start (so tqdm gives an ETA as soon
+as it has a rate), and after each stage one line saying what it did and how long it took."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+from tqdm.auto import tqdm
+
+Log = Callable[[str], None]
+
+
+class Stage:
+    """A stage being timed; set ``detail`` to what it did, for its closing line."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.detail = name, ""
+
+
+class Progress:
+    """Bars and stage lines on stderr (none of either when disabled); ``seconds`` holds every stage's time."""
+
+    def __init__(self, enabled: bool, log: Log) -> None:
+        self.enabled, self.log = enabled, log
+        self.seconds: dict[str, float] = {}
+
+    def bar(self, desc: str, total: int | None = None, unit: str = "it") -> tqdm:
+        """A bar on stderr; ``total`` may be set (or corrected) later."""
+        return tqdm(total=total, desc=desc, unit=unit, disable=not self.enabled, file=sys.stderr, dynamic_ncols=True,
+                    mininterval=0.5, smoothing=0.05)
+
+    @contextlib.contextmanager
+    def stage(self, name: str, key: str | None = None) -> Iterator[Stage]:
+        """Time the block as stage ``key`` (default ``name``); then log "name: detail (N.N s)" unless it failed."""
+        stage = Stage(name)
+        started = time.perf_counter()
+        try:
+            yield stage
+        except BaseException:
+            self.seconds[key or name] = self.seconds.get(key or name, 0.0) + time.perf_counter() - started
+            raise
+        self.done(name, key, started, stage.detail)
+
+    def done(self, name: str, key: str | None, started: float, detail: str = "") -> None:
+        """Record a stage that began at ``started`` (``time.perf_counter()``) and log its line."""
+        seconds = time.perf_counter() - started
+        self.seconds[key or name] = self.seconds.get(key or name, 0.0) + seconds
+        if self.enabled:
+            self.log(f"{name}: {detail or 'done'} ({seconds:.1f} s)")

@@ -1,0 +1,279 @@
+"""Scale (issue 10): parallel reading in order, back-pressure, what a real run shows on stderr, the on-disk
+steps equal to the all-in-memory ones they replace, and the run's scratch files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import re
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from rapidfuzz import fuzz, process
+
+from e2e import generate, make_policy_folder, policy_pages, run_cli
+from pdfmaker import make_pdf
+from synthqa import bm25index, dataset, dedupe, roundtrip, splits
+from synthqa.config import GenerateConfig
+from synthqa.errors import InputError
+from synthqa.pipeline import inputs as inputs_module
+from synthqa.pipeline import reading
+from synthqa.pipeline.inputs import Inputs, ThreadedFeed, stream_inputs
+from synthqa.pipeline import assemble
+from synthqa.pipeline.progress import Progress
+from synthqa.store import RunStore
+from test_documents import make_docx
+from test_splits import markdown_with_five_headings, text_of_forty_chunks
+
+HTML = ("<html><head><title>Remote work</title></head><body><nav>Home | Policies</nav><main><h1>Remote work</h1>"
+        "<p>Staff may work from home two days a week when their manager agrees in writing beforehand.</p>"
+        "<p>Equipment bought for home working is paid back against receipts within thirty days.</p></main></body></html>")
+FRENCH = ("# Politique de conservation des données\n\nLes dossiers du personnel sont conservés pendant cinq ans après "
+          "le départ du salarié, puis détruits de manière sécurisée. Toute demande d'accès est traitée par le délégué "
+          "à la protection des données dans un délai d'un mois, et le demandeur reçoit une copie de ses données.\n")
+
+
+def _read(folder, tmp_path, workers: int) -> tuple[list, Inputs, bool]:
+    found = Inputs()
+    config = GenerateConfig(inputs=(folder,), out=tmp_path / f"out-{workers}", workers=workers)
+    batches = stream_inputs(config, lambda line: None, found, Progress(False, print))
+    first = next(batches)
+    pool_running = bool(multiprocessing.active_children())
+    made = [*first, *(c for batch in batches for c in batch)]
+    return [(c.id, c.source, c.page, c.index, c.section, c.language, c.text) for c in made], found, pool_running
+
+
+def test_parallel_reading_keeps_order_and_chunk_ids(tmp_path, monkeypatch):
+    folder = tmp_path / "docs"
+    for d in range(7):  # files of different lengths finish out of order in the pool
+        make_pdf(folder / f"{d}-policy.pdf", policy_pages(1 + (d * 5) % 7, seed=d))
+    (folder / "notes.txt").write_text("\f".join(policy_pages(3, seed=9)), encoding="utf-8")
+    make_docx(folder / "travel.docx")
+    (folder / "intranet.html").write_text(HTML, encoding="utf-8")
+    markdown_with_five_headings(folder / "handbook.md")  # one long page: sections
+    (folder / "politique.md").write_text(FRENCH, encoding="utf-8")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7 not really")
+    monkeypatch.setattr(inputs_module, "POOL_MIN_PAGES", 0)  # small files: use the pool anyway
+
+    one, found_one, pool_one = _read(folder, tmp_path, workers=1)
+    three, found_three, pool_three = _read(folder, tmp_path, workers=3)
+    assert not pool_one and pool_three  # the second read really ran in worker processes
+    assert len(one) > 25 and one == three
+    assert [s.source for s in found_one.skipped_files] == [s.source for s in found_three.skipped_files] == ["broken.pdf"]
+    assert found_one.pages_per_doc == found_three.pages_per_doc
+    assert (found_one.chunks, found_one.asked) == (found_three.chunks, found_three.asked)
+    # what the workers found about each document (cleaning) and each chunk (section, language) came back
+    assert found_one.documents == found_three.documents and set(found_three.documents) == set(found_three.pages_per_doc)
+    assert all(d.cleaning is not None for d in found_three.documents.values())
+    assert {c[0] for c in three if c[4] > 0} and {c[1] for c in three if c[4] > 0} <= {"handbook.md", "notes.txt"}
+    languages = {source: {c[5] for c in three if c[1] == source} for source in found_three.pages_per_doc}
+    assert languages["politique.md"] == {"fr"} and languages["0-policy.pdf"] == {"en"}
+    assert {"travel.docx", "intranet.html"} <= set(found_three.pages_per_doc)
+
+
+def test_pages_are_counted_for_every_kind_of_input(tmp_path):
+    counted = {
+        make_pdf(tmp_path / "a.pdf", policy_pages(3)): 3,
+        make_docx(tmp_path / "b.docx"): 1,  # Word and HTML files are one page each
+        tmp_path / "c.html": 1,
+        tmp_path / "d.txt": 4,  # one more than its form feeds
+        tmp_path / "empty.html": 0,
+        tmp_path / "broken.pdf": 0,  # reading it says why; the bar only loses its pages
+    }
+    (tmp_path / "c.html").write_text(HTML, encoding="utf-8")
+    (tmp_path / "d.txt").write_text("\f".join(policy_pages(4)), encoding="utf-8")
+    (tmp_path / "empty.html").write_bytes(b"")
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.7 not really")
+    assert reading.count_pages([str(p) for p in counted]) == list(counted.values())
+
+
+def test_the_streamed_split_equals_the_split_of_the_chunk_list(tmp_path):
+    folder = tmp_path / "docs"
+    make_pdf(folder / "leaflet.pdf", policy_pages(6))
+    markdown_with_five_headings(folder / "handbook.md")
+    text_of_forty_chunks(folder / "manual.txt")
+    made = [c for batch in stream_inputs(GenerateConfig(inputs=(folder,), out=tmp_path / "out", workers=1),
+                                         lambda line: None, Inputs(), Progress(False, print)) for c in batch]
+    store = RunStore(tmp_path / "work.sqlite")
+    store.add_chunks([(c, "key") for c in made])
+    for seed, fraction in ((42, 0.15), (7, 0.3)):
+        config = GenerateConfig(inputs=(folder,), out=tmp_path / "out", seed=seed, eval_fraction=fraction)
+        is_eval, ids = assemble.assign_splits(config, store)
+        expected = splits.assign_splits(made, fraction, seed)
+        assert is_eval.tolist() == [expected[c.id] == splits.EVAL for c in made]
+        assert [f"{i:016x}" for i in ids.tolist()] == [c.id for c in made]
+        assert 0 < is_eval.sum() < len(made)
+    store.close()
+
+
+def _dies_on_two(task: int) -> int:  # run in a worker process, which imports it from here
+    if task == 2:
+        os._exit(3)
+    return task * 10
+
+
+def test_a_reading_process_that_dies_is_one_error_not_a_hang():
+    results = reading.ordered_map(_dies_on_two, range(6), workers=2, describe=lambda task: f"file-{task}.pdf")
+    with pytest.raises(InputError, match=r"a process reading the inputs died .* while reading file-[0-2]\.pdf or a "
+                                         r"file after it: rerun with fewer --workers"):
+        list(results)
+
+
+def test_reading_waits_when_asking_falls_behind(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "long.txt").write_text("\f".join(policy_pages(4000)), encoding="utf-8")  # 15 batches of chunks
+    # without cleaning: it would strip the synthetic pages' cycling paragraphs as running heads, leaving too few
+    config = GenerateConfig(inputs=(folder,), out=tmp_path / "out", workers=1, clean=False)
+    kept: list[int] = []
+
+    async def consume() -> int:
+        feed = ThreadedFeed(config, lambda line: None, Progress(False, print),
+                            lambda batch: kept.append(len(batch)) or ["key"] * len(batch))
+        stream = feed.__aiter__()
+        await anext(stream)  # take one chunk, then stop consuming while the reader keeps going
+        while len(kept) < inputs_module.QUEUE_BATCHES + 2:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)  # room for a reader that does not wait to run ahead
+        held = len(kept)
+        await stream.aclose()
+        feed.join()
+        return held
+
+    held = asyncio.run(consume())
+    # the batch being consumed, a full queue, and the one the reader waits to put: nothing more was read
+    assert held == inputs_module.QUEUE_BATCHES + 2
+    assert sum(kept) <= held * inputs_module.BATCH
+
+
+def test_a_real_run_shows_totals_from_the_start_and_a_line_per_stage(tmp_path, fake_server):
+    docs = make_policy_folder(tmp_path / "docs", docs=3, pages=4)
+    out = tmp_path / "out"
+    proc = run_cli("generate", docs, "-o", out, "--base-url", fake_server.base_url, "--no-embed-roundtrip")
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr
+    manifest = json.loads((out / "synthqa.json").read_text())
+    pages, asked = manifest["counts"]["pages"], manifest["counts"]["chunks_asked"]
+    assert f"counting pages: {pages} pages in 3 file(s)" in err
+    assert re.search(rf"pages read: +100%\|.*\| {pages}/{pages} \[", err)
+    updates = re.findall(r"questions[^:]*: +\d+%\|[^|]*\| (\d+)/(\d+) \[[^]]*<", err)  # n/total [elapsed<eta
+    assert updates and all(int(total) >= 1 for _, total in updates)
+    assert ("%d" % asked, "%d" % asked) in updates  # the bar ends at the exact total
+    assert not re.search(r"questions[^:]*: \d+chunk", err)  # never a count without a total
+    for stage in ("asking", "question filters", "near duplicates", "round trip", "train/eval split", "writing"):
+        assert re.search(rf"synthqa: {stage}: .* \(\d+\.\d s\)", err), stage
+    assert set(manifest["timings"]) == {"count", "read", "ask", "filter", "near_duplicates", "roundtrip", "split",
+                                        "write"}
+    assert not (out / ".synthqa" / "work").exists()  # the run's scratch files are gone
+
+
+def test_an_interrupted_runs_scratch_files_are_cleared_by_the_rerun(tmp_path, fake_server):
+    docs = make_policy_folder(tmp_path / "docs", docs=2, pages=2)
+    out = tmp_path / "out"
+    leftover = out / ".synthqa" / "work" / "work.sqlite"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half-written by a killed run")
+    proc = generate(docs, out, fake_server)
+    assert proc.returncode == 0, proc.stderr
+    assert not leftover.parent.exists()
+
+
+# ---------------------------------------------------------------------------- the on-disk steps
+
+
+def _bm25_case(seed: int) -> tuple[list[str], list[str], list[int]]:
+    rng = random.Random(seed)
+    corpus = [p[i:i + 700] for p in policy_pages(30, seed=seed) for i in range(0, 1400, 350)]
+    corpus += [corpus[5], corpus[5].upper(), "", "the and of"]  # duplicates, empty, stopwords only
+    questions, own = [], []
+    for _ in range(300):
+        j = rng.randrange(len(corpus))
+        words = re.findall(r"\w+", corpus[j]) or ["nothing"]
+        picked = [rng.choice(words) for _ in range(rng.randint(1, 9))]
+        picked += rng.sample(["zyzzyva", "the", picked[0], "policy"], 2)  # unknown, stopword, repeated words
+        questions.append(" ".join(picked) + "?")
+        own.append(j)
+    return corpus, questions, own
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_disk_bm25_ranks_and_candidates_equal_bm25s_dense_scores(tmp_path, monkeypatch, seed):
+    monkeypatch.setattr(bm25index, "SLICE_ENTRIES", 500)  # many postings slices and forward blocks
+    monkeypatch.setattr(bm25index, "FORWARD_ENTRIES", 300)
+    monkeypatch.setattr(bm25index, "RANGE_ENTRIES", 8)  # questions scored in many chunk ranges
+    corpus, questions, own = _bm25_case(seed)
+    dense = roundtrip.bm25_scores(questions, corpus)
+    ranks = roundtrip.ranks_from_scores(dense, own)
+    index = bm25index.DiskBM25(tmp_path / "bm25").build(iter(corpus))
+    exact = list(index.own_ranks(questions, own, roundtrip.EXTRA_BM25_RATIO))
+    stopped = list(index.own_ranks(questions, own, roundtrip.EXTRA_BM25_RATIO, stop=(3, 2)))
+    for row, (j, want, got, cut) in enumerate(zip(own, ranks, exact, stopped)):
+        own_score = float(dense[row, j])
+        ok = dense[row] >= roundtrip.EXTRA_BM25_RATIO * own_score
+        ok[j] = False
+        candidates = np.flatnonzero(ok) if own_score > 0 else np.zeros(0, dtype=np.int64)
+        assert (got.rank, got.score) == (want, own_score), row
+        assert np.array_equal(got.candidates, candidates) and np.array_equal(got.scores, dense[row, candidates])
+        assert cut.rank == min(want, 4)  # censored beyond 3
+        if len(candidates) <= 2:  # a stopped question has more candidates than are ever used
+            assert np.array_equal(cut.candidates, candidates), row
+    assert len(set(ranks)) > 5 and max(ranks) > 4  # the case has first, middling and censored ranks
+
+
+def _near_duplicate_set(seed: int, n: int = 1500) -> list[str]:
+    """Questions with the near duplicates a model writes: plurals, a word changed, words reordered."""
+    rng = random.Random(seed)
+    vocab = sorted({w.lower() for page in policy_pages(12, seed=seed) for w in re.findall(r"[A-Za-z]{3,}", page)})
+    base = [" ".join(rng.choice(vocab) for _ in range(rng.randint(5, 14))) for _ in range(n // 4)]
+    texts = []
+    for _ in range(n):
+        words = rng.choice(base).split()
+        for _ in range(rng.randint(0, 2)):
+            i, kind = rng.randrange(len(words)), rng.random()
+            if kind < 0.4:
+                words[i] += "s"
+            elif kind < 0.7:
+                words[i] = rng.choice(vocab)
+            else:
+                rng.shuffle(words)
+        texts.append(dedupe.normalize_question(" ".join(words) + "?"))
+    return list(dict.fromkeys(texts))
+
+
+def _all_pairs(texts: list[str]) -> np.ndarray:
+    # synthqa's earlier check, all pairs at once (its cutoff applies before the scores are rounded to integers)
+    scores = process.cdist(texts, texts, scorer=fuzz.token_sort_ratio, processor=None,
+                           score_cutoff=dedupe.NEAR_DUPLICATE_RATIO, dtype=np.uint8)
+    dropped = np.zeros(len(texts), dtype=bool)
+    for j in range(len(texts)):
+        dropped[j] = bool(((scores[j, :j] >= dedupe.NEAR_DUPLICATE_RATIO) & ~dropped[:j]).any())
+    return dropped
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_near_duplicates_by_blocking_equal_the_all_pairs_comparison(monkeypatch, tmp_path, seed):
+    texts = _near_duplicate_set(seed)
+    want = _all_pairs(texts)
+    monkeypatch.setattr(dedupe, "KEYS_IN_MEMORY", 500)  # keys spill to files, in many blocks
+    got = dedupe.near_duplicates(lambda: texts, lambda positions: [texts[p] for p in positions], tmp_path, block=7)
+    assert want.sum() > 100 and np.array_equal(got, want)
+
+
+def test_tables_are_written_in_row_groups_as_they_stream(tmp_path, monkeypatch):
+    monkeypatch.setattr(dataset.TableWriter, "ROWS_PER_GROUP", 3)
+    corpus = [{"id": f"{i:016x}", "text": f"chunk {i}", "source": "a.pdf", "page": i, "chunk_index": 0,
+               "split": "eval" if i % 4 == 0 else "train"} for i in range(10)]
+    queries = [{"id": f"q-{c['id']}-0", "text": f"question {i}?", "chunk_id": c["id"], "source": "a.pdf",
+                "page": c["page"], "bm25_rank": 1, "embed_rank": None, "extra_relevant_ids": [], "split": c["split"]}
+               for i, c in enumerate(corpus)]
+    files = dataset.write_tables(tmp_path, corpus=corpus, queries=queries)
+    assert list(files) == ["default", "queries", "corpus"] and list(files["corpus"]) == ["train", "eval"]
+    train = pq.ParquetFile(tmp_path / files["corpus"]["train"])
+    assert train.metadata.num_row_groups == 3  # 7 rows, 3 at a time
+    assert [r["id"] for r in train.read().to_pylist()] == [c["id"] for c in corpus if c["split"] == "train"]
+    pairs = pq.read_table(tmp_path / files["default"]["eval"]).to_pylist()
+    assert pairs == [{"sentence_0": f"question {i}?", "sentence_1": f"chunk {i}"} for i in (0, 4, 8)]
