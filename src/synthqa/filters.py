@@ -19,7 +19,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from .grounding import MIN_GROUNDED_SHARE, content_words, question_grounded, share_in_chunk
-from .language import in_language
+from .language import detect, in_language
 
 CHUNK_SKIP_REASONS: dict[str, str] = {
     "table_of_contents": "table of contents (dotted leaders or lines ending in page numbers)",
@@ -215,10 +215,14 @@ _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n|•")
 _PUNCT = str.maketrans("", "", string.punctuation + "“”‘’–—…")
 
 
-def question_drop_reason(question: str, chunk_text: str, language: str | None = None) -> str | None:
+def question_drop_reason(question: str, chunk_text: str, language: str | None = None, *,
+                         chunk_language: str | None = None) -> str | None:
     """Why one generated question should be dropped, as a key of ``QUESTION_DROP_REASONS``; None to keep it.
 
-    ``language`` is the chunk's language code when questions are checked against it (else None)."""
+    ``language`` is the chunk's language code when questions are checked against it (else None);
+    ``chunk_language`` is the chunk's language for the grounding check even when they are not (default:
+    ``language``, else detected: a person's edit in ``curate``), so English questions a prompt asks for
+    about a French chunk are not judged by it."""
     q = " ".join(question.split())
     if not q:
         return "empty"
@@ -240,7 +244,7 @@ def question_drop_reason(question: str, chunk_text: str, language: str | None = 
         return "implicit_reference"
     if _copies_a_sentence(q, chunk_text):
         return "copied_sentence"
-    if not question_grounded(q, chunk_text, language):
+    if not question_grounded(q, chunk_text, chunk_language or language or detect(chunk_text)):
         return "ungrounded_question"
     return None
 
@@ -250,8 +254,8 @@ def implicit_reference(question: str) -> str | None:
 
     "this principle", "these approaches", "the system", "the examples provided", "How does it relate …".
     A demonstrative whose noun the question has already named ("What is a pretrial risk assessment and who
-    must publish this assessment?") and "this year" are not references. "What does this policy's section 3 require?"
-    is one: a searcher names the policy ("the travel policy's section 3" passes)."""
+    must publish this assessment?") and "this year" are not references. "What does this policy's section 3
+    require?" is one: a searcher names the policy ("the travel policy's section 3" passes)."""
     for match in _DEMONSTRATIVE.finditer(question):
         noun = (match.group(1) or "").casefold()
         if noun in _NOT_POINTING or (noun and _named_before(noun, question[:match.start()])):
@@ -351,13 +355,16 @@ class FilterResult:
 
 
 def filter_questions(items: Sequence[tuple[str, str, str]],
-                     languages: Sequence[str | None] | None = None) -> FilterResult:
+                     languages: Sequence[str | None] | None = None,
+                     chunk_languages: Sequence[str | None] | None = None) -> FilterResult:
     """Apply the per-question checks, then dedupe the survivors; ``items`` are (query_id, question, chunk_text).
 
-    ``languages`` gives each item's chunk language to check the question against (None: not checked)."""
+    ``languages`` gives each item's chunk language to check the question against (None: not checked);
+    ``chunk_languages`` each chunk's language for the grounding check (default: ``languages``)."""
     dropped: dict[int, str] = {}
     for i, (_, question, chunk_text) in enumerate(items):
-        reason = question_drop_reason(question, chunk_text, languages[i] if languages is not None else None)
+        reason = question_drop_reason(question, chunk_text, languages[i] if languages is not None else None,
+                                      chunk_language=chunk_languages[i] if chunk_languages is not None else None)
         if reason is not None:
             dropped[i] = reason
     # Dedupe only among survivors, so a dropped question never shadows a good later copy.
@@ -374,7 +381,7 @@ def filter_questions(items: Sequence[tuple[str, str, str]],
 # --- reference answers and neighbours (flags for a person to look at; nothing is dropped) ---------------------
 
 def answer_grounding(answer: str, chunk_text: str) -> float:
-    """Share of the answer's content words found in its chunk (by crude stem); 1.0 when it has none."""
+    """Share of the answer's content words found in its chunk (by stem or prefix); 1.0 when it has none."""
     return share_in_chunk(content_words(answer), chunk_text)
 
 

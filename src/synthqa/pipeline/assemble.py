@@ -71,8 +71,8 @@ def build_rows(config: GenerateConfig, inputs: Inputs, by_chunk: dict[str, Answe
     ]
     reference = {f"q-{cid}-{n}": text for cid, answer in by_chunk.items() if answer.ok
                  for n, text in enumerate(answer.answers)}
-    languages = [chunk_of[qid.split("-")[1]].language for qid, _, _ in items] if check_language else None
-    result = filters.filter_questions(items, languages)
+    chunk_languages = [chunk_of[qid.split("-")[1]].language for qid, _, _ in items]
+    result = filters.filter_questions(items, chunk_languages if check_language else None, chunk_languages)
     kept = [items[i] for i in result.kept]
     index_of = {c.id: i for i, c in enumerate(asked)}
     own = [index_of[qid.split("-")[1]] for qid, _, _ in kept]
