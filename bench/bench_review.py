@@ -81,7 +81,7 @@ def measure(out: Path, args) -> None:
         latencies, edits = [], 0
         for k, qid in enumerate(ids):
             if k % 10 == 9:  # every tenth an edit: the filters run against every other question first
-                text = review.pairs[qid].row["text"].replace("What does the policy say about", "How does the policy treat")
+                text = review.pairs[qid].row["text"].replace("What does the policy say about", "What is said about")
                 latencies.append(post(server, {"id": qid, "decision": "edit", "text": text}))
                 edits += 1
             else:

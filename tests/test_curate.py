@@ -70,11 +70,13 @@ def test_apply_rejects_edits_and_reports_what_it_could_not_apply():
 
 def test_an_edit_the_filters_refuse_keeps_the_generated_question():
     latest = {d.id: d for d in [
-        decide("q-c0-0", "edit", "What does the text say?"),  # leans on "the text"
-        decide("q-c0-1", "edit", "How can this policy be cancelled by either party?"),  # ≈ q-c1-0
+        decide("q-c1-0", "edit", "What does the text say?"),  # leans on "the text"
+        decide("q-c0-1", "edit", "What is the flood deductible for the homes near rivers?"),  # ≈ q-c0-0
     ]}
     applied = apply_decisions(GENERATED, latest, CHUNKS)
-    assert applied.refused == {"q-c0-0": "refers_to_context", "q-c0-1": "near_duplicate"}
+    assert applied.refused == {"q-c1-0": "refers_to_context", "q-c0-1": "near_duplicate"}
+    elsewhere = {"q-c0-1": decide("q-c0-1", "edit", "How can the policy be canceled by either party?")}  # c1's
+    assert apply_decisions(GENERATED, elsewhere, CHUNKS).refused == {"q-c0-1": "ungrounded_question"}
     assert [r["text"] for r in applied.rows] == [r["text"] for r in GENERATED] and applied.edited == ()
 
 
@@ -129,7 +131,7 @@ def test_curate_applies_decisions_and_generate_reruns_keep_them(out, generated, 
     evals = [q for q in before if q["split"] == "eval"]
     rejected = [evals[0]["id"], before[0]["id"], before[1]["id"]]
     target = before[2]
-    edit = target["text"].replace("What does the policy say about", "How does the policy handle")
+    edit = target["text"].replace("What does the policy say about", "What is said about")
     for qid in rejected:
         append_decision(out, Decision.now(qid, "reject", next(q["text"] for q in before if q["id"] == qid)))
     append_decision(out, Decision.now(target["id"], "edit", target["text"], edit))

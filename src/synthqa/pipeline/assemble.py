@@ -112,7 +112,7 @@ def filter_questions(store: RunStore, tally: Tally, check_language: bool = False
         checked = chunk.language if check_language else None
         for n, question in enumerate(answer.questions):
             tally.generated += 1
-            reason = filters.question_drop_reason(question, chunk.text, checked)
+            reason = filters.question_drop_reason(question, chunk.text, checked, chunk_language=chunk.language)
             reference = answer.answers[n] if answer.answers else None
             # Dedupe only among survivors, so a dropped question never shadows a good later copy.
             if reason is None and not store.add_question(seq, n, question, dedupe.normalize_question(question),
