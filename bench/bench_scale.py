@@ -239,7 +239,7 @@ def compare_bm25(run: dict) -> str:
     """The written BM25 ranks of the 10k point against bm25s's dense scores of every chunk."""
     import pyarrow.parquet as pq
 
-    _, asked = survivors(run["corpus"], run["out"], MODEL)
+    _, asked = survivors(run["corpus"], run["out"], run["manifest"]["model"])
     index = {c.id: i for i, c in enumerate(asked)}
     files = run["manifest"]["data_files"]["queries"]
     rows = [r for path in files.values() for r in pq.read_table(run["out"] / path).to_pylist()]
@@ -309,7 +309,7 @@ def main() -> None:
             rows.append(end_to_end(n, embed=point == "10k", work=work))
             print(table(rows[-1:]), flush=True)
             if point == "10k":
-                texts, _ = survivors(rows[-1]["corpus"], rows[-1]["out"], MODEL)
+                texts, _ = survivors(rows[-1]["corpus"], rows[-1]["out"], rows[-1]["manifest"]["model"])
                 dedupe_lines.append(compare_near_duplicates("10k synthetic (fake server)", texts))
                 notes.append(compare_bm25(rows[-1]))
     post = [(p, n) for p, n in (("100k", 100_000), ("1m", 1_000_000)) if p in points]
