@@ -116,6 +116,24 @@ def test_running_keys_need_half_the_pages_and_three_pages_at_least():
     assert running_keys(Counter({"HEAD": 2}), 3) == frozenset({"HEAD"})
 
 
+def test_a_short_document_needs_its_running_head_on_all_pages_but_one():
+    """On 4 pages, two pages opening with the same sentence are content; a head missing from the title page
+    is still a head."""
+    edges = Counter({"top:the board meets monthly.": 2, "top:annual report #": 3, "bottom:#": 4})
+    assert running_keys(edges, 4) == frozenset({"top:annual report #", "bottom:#"})
+    assert running_keys(Counter({"top:head": 6}), 7) == frozenset({"top:head"})
+    assert running_keys(Counter({"top:head": 5}), 7) == frozenset()
+
+
+def test_a_sentence_opening_two_of_four_pages_stays(tmp_path):
+    opener = "Members of the board review each request within ten working days."
+    pages = [[opener if i in (1, 3) else f"Section {i} begins here with its own words.",
+              f"Body of page {i}: the policy sets out duty {i} for every member of the board."] for i in range(4)]
+    make_pdf(tmp_path / "short.pdf", ["\n".join(p) for p in pages])
+    text = " ".join(page.text for page in load_pages([tmp_path / "short.pdf"]))
+    assert text.count(opener) == 2
+
+
 def test_running_lines_go_only_from_the_top_and_bottom_of_a_page():
     body = [f"Body line {i} of the section." for i in range(10)]
     page = "\n".join(["HEAD", *body[:5], "HEAD", *body[5:], "FOOT", "Page 4"])

@@ -56,6 +56,9 @@ _PAGE_NUMBER = re.compile(
 
 EDGE_LINES = 4  # running heads and footers are looked for among a page's first and last 4 non-empty lines
 MIN_PAGES_FOR_RUNNING_LINES = 3  # on 1–2 pages a repeated line is no evidence of a running head
+# Below this many pages a running head must be on every page but one (a title page): on 4 pages, "half" is
+# 2, and two pages that happen to open with the same sentence are far likelier than alternating heads.
+HALF_PAGES_FROM = 8
 MAX_RUNNING_LINE = 200  # characters: a running head is one printed line; a longer repeated line is content
 SPOOL_BYTES = 32 << 10  # a document's pages are held in memory up to 32 KiB of text, beyond that on disk
 
@@ -185,11 +188,15 @@ def strip_running_lines(text: str, running: frozenset[str], page: int) -> tuple[
 
 
 def running_keys(edge_counts: Mapping[str, int], pages: int) -> frozenset[str]:
-    """The edge-line keys found on at least half of ``pages`` pages (and on 2 or more) and no longer than
-    one printed line: the running heads, footers and page numbers of a document of ``pages`` pages."""
+    """The edge-line keys no longer than one printed line found on enough of ``pages`` pages: the running
+    heads, footers and page numbers of a document of ``pages`` pages.
+
+    Enough is half the pages from ``HALF_PAGES_FROM`` pages on (books alternate heads on odd and even
+    pages), and all pages but one below that.
+    """
     if pages < MIN_PAGES_FOR_RUNNING_LINES:
         return frozenset()
-    needed = max(2, math.ceil(pages / 2))
+    needed = math.ceil(pages / 2) if pages >= HALF_PAGES_FROM else pages - 1
     return frozenset(key for key, n in edge_counts.items() if n >= needed and len(key) <= MAX_RUNNING_LINE)
 
 
