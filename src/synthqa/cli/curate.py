@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from ._options import add_out
 
 
 def register(subparsers) -> None:
@@ -15,7 +16,7 @@ def register(subparsers) -> None:
         "out, edited questions replace theirs (checked by the question filters), no chunk changes split. Asks "
         "nothing and needs no inputs; `synthqa generate` reruns apply the same decisions.",
     )
-    p.add_argument("out", metavar="OUT", type=Path, help="output folder of `synthqa generate`")
+    add_out(p, hub=False)
     p.set_defaults(func=run)
 
 

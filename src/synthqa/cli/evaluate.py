@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._options import add_out
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -13,7 +15,7 @@ def register(sub) -> None:
         description="Evaluate an embedding model (default: the bundled all-MiniLM-L6-v2) and BM25 on one split "
         "of a synthqa dataset. Needs synthqa[eval].",
     )
-    parser.add_argument("dataset", metavar="OUT", help="a synthqa output folder or a Hub dataset id")
+    add_out(parser, hub=True, dest="dataset")
     parser.add_argument("--model", default=None, help="sentence-transformers folder or Hub name (default: bundled MiniLM)")
     parser.add_argument("--split", default="eval", choices=("eval", "train"), help="split to evaluate (default: eval)")
     parser.add_argument("--corpus", default="split", choices=("split", "all"),

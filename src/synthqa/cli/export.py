@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ._options import add_out
+
 HOW_TO_LOAD = {
     "beir": 'from beir.datasets.data_loader import GenericDataLoader\n'
             'corpus, queries, qrels = GenericDataLoader("{dest}").load(split="test")',
@@ -25,7 +27,7 @@ def register(subparsers) -> None:
         description="Write the dataset in a format evaluation tools load: BEIR (corpus, queries, qrels; eval is "
         "BEIR's test split), RAGAS (user_input, reference, reference_contexts; needs --answers) or plain JSONL.",
     )
-    p.add_argument("out", metavar="OUT", help="output folder of `synthqa generate`, or a Hub dataset id")
+    add_out(p, hub=True)
     p.add_argument("--format", required=True, choices=FORMATS, help="what to write")
     p.add_argument("-o", "--output", dest="dest", type=Path, required=True,
                    help="folder to write into (new, empty, or an earlier export)")

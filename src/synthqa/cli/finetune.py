@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..config import NEGATIVE_MARGIN, NEGATIVE_RANGE_MIN
-from ._options import nonneg_int, positive_int
+from ._options import add_out, nonneg_int, positive_int
 
 
 def register(sub) -> None:
@@ -18,7 +18,7 @@ def register(sub) -> None:
         "MatryoshkaLoss(MultipleNegativesRankingLoss) on OUT's train split; evaluate before and after on the "
         "eval split. Needs synthqa[eval]; downloads nothing when the base model is a folder.",
     )
-    parser.add_argument("dataset", metavar="OUT", help="a synthqa output folder or a Hub dataset id")
+    add_out(parser, hub=True, dest="dataset")
     parser.add_argument("-o", "--output", dest="output_dir", type=Path, required=True,
                         help="new folder for the fine-tuned model")
     parser.add_argument("--base-model", default=None, help="model folder or Hub name (default: bundled MiniLM)")

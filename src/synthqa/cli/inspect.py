@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._options import add_out
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -11,7 +13,7 @@ def register(subparsers) -> None:
         help="show a run summary and sample pairs of a dataset folder or Hub id",
         description="Summarise a synthqa dataset and show random pairs; works while a generation is running.",
     )
-    p.add_argument("out", metavar="OUT", help="output folder of `synthqa generate`, or a Hub dataset id")
+    add_out(p, hub=True)
     p.add_argument("-n", type=int, default=5, help="how many random pairs to show (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random sample (default: 0)")
     p.add_argument("--split", choices=("train", "eval"), default=None, help="only this split")

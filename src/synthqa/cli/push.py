@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..hub import push_dataset
+from ._options import add_out
 
 
 def register(subparsers) -> None:
@@ -14,7 +15,7 @@ def register(subparsers) -> None:
         help="upload an output folder to the Hugging Face Hub as a dataset",
         description="Upload OUT (card, manifest, parquet files; never the .synthqa/ cache) to a Hub dataset repo.",
     )
-    p.add_argument("out", metavar="OUT", help="output folder of `synthqa generate`")
+    add_out(p, hub=False)
     p.add_argument("repo_id", metavar="REPO_ID", help="dataset repository, e.g. your-name/policy-qa")
     p.add_argument("--private", action="store_true", help="create the repository as private")
     p.add_argument("--dry-run", action="store_true", help="list the files and print the card; upload nothing")

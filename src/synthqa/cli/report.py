@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._options import add_out
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -12,7 +14,7 @@ def register(subparsers) -> None:
         help="write a self-contained HTML report (plots, searchable pairs, failures)",
         description="Write one HTML file that opens offline: summary, plots, a searchable table of pairs, failures.",
     )
-    p.add_argument("out", metavar="OUT", help="output folder of `synthqa generate`, or a Hub dataset id")
+    add_out(p, hub=True)
     p.add_argument("-o", "--output", type=Path, default=Path("report.html"), help="HTML file (default: report.html)")
     p.set_defaults(func=run)
 

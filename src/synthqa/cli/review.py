@@ -6,9 +6,8 @@ import argparse
 import os
 import sys
 import webbrowser
-from pathlib import Path
 
-from ._options import nonneg_int
+from ._options import add_out, nonneg_int
 
 
 def register(subparsers) -> None:
@@ -19,7 +18,7 @@ def register(subparsers) -> None:
         "URL; requests without it are refused). Every decision is saved at once in OUT/curation.jsonl; apply them "
         "with `synthqa curate OUT`.",
     )
-    p.add_argument("out", metavar="OUT", type=Path, help="output folder of `synthqa generate`")
+    add_out(p, hub=False)
     p.add_argument("--port", type=nonneg_int, default=0, help="port on 127.0.0.1 (default: a free random one)")
     p.add_argument("--no-browser", action="store_true", help="print the URL only; do not open a browser")
     p.set_defaults(func=run)
