@@ -243,6 +243,39 @@ def test_dedupe_result_does_not_depend_on_block_size() -> None:
     assert {i for i, _ in dedupe_questions(items)} == set(range(3, 12))
 
 
+def test_near_duplicates_decide_as_token_sort_ratio_over_all_pairs_does() -> None:
+    """Blocked, pre-sorted comparison against the plain definition: every earlier kept question, scored with
+    rapidfuzz's own token_sort_ratio (reordered words, one word changed, and unrelated questions)."""
+    import random
+
+    from rapidfuzz import fuzz
+
+    from synthqa.dedupe import NEAR_DUPLICATE_RATIO, near_duplicates, normalize_question
+
+    rng = random.Random(7)
+    vocab = [f"{a}{b}" for a in ("risk", "audit", "notice", "data", "model", "board", "privacy", "bias")
+             for b in ("ment", "ing", "s", "ed", "al", "ity", "ion", "er")]
+    texts: list[str] = []
+    for _ in range(150):
+        words = rng.sample(vocab, rng.randint(6, 12))
+        texts.append(" ".join(words))
+        if rng.random() < 0.5:
+            texts.append(" ".join(rng.sample(words, len(words))))  # reordered: token_sort_ratio 100
+        if rng.random() < 0.5:
+            changed = list(words)
+            changed[rng.randrange(len(changed))] = rng.choice(vocab)
+            texts.append(" ".join(changed))
+    texts = [normalize_question(t) for t in dict.fromkeys(texts)]
+    expected, kept = [], []
+    for text in texts:
+        near = any(fuzz.token_sort_ratio(text, k) >= NEAR_DUPLICATE_RATIO for k in kept)
+        expected.append(near)
+        if not near:
+            kept.append(text)
+    found = near_duplicates(lambda: texts, lambda positions: [texts[p] for p in positions], block=16)
+    assert found.tolist() == expected and 20 < sum(expected) < len(texts) - 100
+
+
 def test_one_new_question_is_judged_a_duplicate_as_dedupe_would_judge_it() -> None:
     kept = ["What testing must automated systems undergo before deployment?",
             "Who is responsible for the ongoing monitoring of deployed systems?"]

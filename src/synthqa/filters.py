@@ -19,7 +19,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 # Deduplication lives in dedupe.py (it spills to disk at scale); these names stay importable from here.
-from .dedupe import NEAR_DUPLICATE_RATIO, dedupe_questions, normalize_question  # noqa: F401
+from .dedupe import NEAR_DUPLICATE_RATIO, dedupe_questions, normalize_question, sort_tokens  # noqa: F401
 from .grounding import MIN_GROUNDED_SHARE, content_words, question_grounded, share_in_chunk
 from .language import detect, in_language
 
@@ -355,10 +355,10 @@ def answer_grounded(answer: str, chunk_text: str) -> bool:
 def nearest_questions(questions: Sequence[str], block: int = 1024) -> list[tuple[int, int]]:
     """For each question, ``(index, score)`` of the most similar other question (token_sort_ratio, 0-100);
     ``(-1, 0)`` when it is alone. Memory stays at ``block × n`` scores."""
-    texts = [normalize_question(q) for q in questions]
+    texts = [sort_tokens(normalize_question(q)) for q in questions]  # fuzz.ratio of these is token_sort_ratio
     nearest: list[tuple[int, int]] = []
     for start in range(0, len(texts), block):
-        scores = process.cdist(texts[start:start + block], texts, scorer=fuzz.token_sort_ratio, processor=None,
+        scores = process.cdist(texts[start:start + block], texts, scorer=fuzz.ratio, processor=None,
                                dtype=np.uint8, workers=1)
         for row in range(scores.shape[0]):
             scores[row, start + row] = 0
