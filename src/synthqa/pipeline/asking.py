@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from .. import questions
+from .. import live
 from ..config import DEFAULT_MODEL, GenerateConfig
 from ..errors import ConfigError, LocalModelError
 from ..records import Answer, Chunk
@@ -79,7 +79,7 @@ async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: As
                     )
                 on_answer(chunk, answer)
 
-        client = questions.make_client(
+        client = live.make_client(
             base_url=base_url,
             api_key=api_key,
             timeout=config.timeout,
@@ -87,7 +87,7 @@ async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: As
             concurrency=endpoint.concurrency,
         )
         try:
-            await questions.generate(
+            await live.generate(
                 todo,
                 client=client,
                 template=template,
