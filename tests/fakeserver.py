@@ -119,6 +119,7 @@ class FakeOpenAI:
         self._thread: threading.Thread | None = None
         # the Batch API (/v1/files, /v1/batches): see fakebatch.py; tests set its lines_per_poll, expire_after
         self.batches = FakeBatches(self)
+        self.batch_api = True  # False: /v1/files and /v1/batches answer 404, as on a server without them
 
     # ---- lifecycle
     @property
@@ -234,12 +235,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, fake.stats())
         if not self._authorised():
             return None
-        path = self.path.rstrip("/")
+        path = self.path.split("?")[0].rstrip("/")
+        if path.startswith(("/v1/files", "/v1/batches")) and not fake.batch_api:
+            return self._error(404, f"no route {self.path}", "invalid_request_error")
         if path.startswith("/v1/files/") and path.endswith("/content"):
             data = fake.batches.files.get(path.split("/")[3])
             if data is None:
                 return self._error(404, f"No such File object: {path.split('/')[3]}", "invalid_request_error")
             return self._send(200, data)
+        if path == "/v1/batches":
+            return self._send(200, {"object": "list", "data": [], "has_more": False})
         if path.startswith("/v1/batches/"):
             batch = fake.batches.retrieve(path.split("/")[3])
             if batch is None:
@@ -269,15 +274,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return None
         path = self.path.rstrip("/")
-        if path in ("/v1/files", "/v1/batches"):
+        if path in ("/v1/files", "/v1/batches") and self.fake.batch_api:
             if not self._authorised():
                 return None
             if path == "/v1/files":
                 return self._send(200, self.fake.batches.upload(self.headers.get("Content-Type", ""), raw))
             return self._send(200, self.fake.batches.create(json.loads(raw)))
-        body = json.loads(raw or b"{}")
-        if self.path.rstrip("/") != "/v1/chat/completions":
+        if path != "/v1/chat/completions":
             return self._error(404, f"no route {self.path}", "invalid_request_error")
+        body = json.loads(raw or b"{}")
         if not self._authorised():
             return None
         fake = self.fake

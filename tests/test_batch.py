@@ -145,6 +145,15 @@ def test_unusable_answers_stop_at_max_attempts_as_failed_chunks(docs, tmp_path, 
     assert failed and all("unusable answer: prose without a question (after 2 attempts)" in f["reason"] for f in failed)
 
 
+def test_an_endpoint_without_a_batch_api_is_one_line(docs, tmp_path, make_fake_server):
+    fake = make_fake_server()
+    fake.batch_api = False
+    proc = batch(docs, tmp_path / "out", fake)
+    assert proc.returncode == 3 and "has no batch API (404)" in proc.stderr and "synthqa batch export" in proc.stderr
+    assert "Traceback" not in proc.stderr and fake.requests == 0
+    assert not (tmp_path / "out" / ".synthqa" / "batch").exists()  # refused before any request file
+
+
 def test_a_batch_that_expires_half_done_gives_failed_chunks_that_retry_failed_asks_again(docs, live, tmp_path,
                                                                                          make_fake_server):
     fake = make_fake_server()
@@ -180,11 +189,13 @@ def test_export_then_vllm_results_then_import_gives_the_live_dataset(docs, live,
     text = vllm_results(fake_server, requests.read_text())
     stray = {"id": "vllm-x", "custom_id": "not-a-request-of-this-run", "error": None,
              "response": {"status_code": 200, "body": json.loads(text.splitlines()[0])["response"]["body"]}}
-    results.write_text(text + json.dumps(stray) + "\n")
+    results.write_text(text + json.dumps(stray) + "\nnot a result line\n")
 
     imported = run_cli("batch", "import", out, results, "--no-progress", env=cli_env())
     assert imported.returncode == 0, imported.stderr
     assert "1 result line(s) name no request of this run (unknown custom_id): not used" in imported.stderr
+    lines = len(text.splitlines()) + 2
+    assert f"results-001.jsonl line {lines} is not a batch result line: skipped" in imported.stderr
     assert read_out(out) == live
     manifest = json.loads((out / "synthqa.json").read_text())
     assert manifest["model"] == "fake-model" and manifest["endpoint_host"] == "vllm run-batch (batch files)"

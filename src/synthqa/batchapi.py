@@ -39,6 +39,13 @@ class OpenAIBatches:
     def __init__(self, client: openai.AsyncOpenAI) -> None:
         self.client, self.host = client, endpoint_host(client)
 
+    async def check(self) -> None:
+        """Fail before any input is read when the endpoint has no Batch API, rejects the key, or is down."""
+        try:
+            await self.client.with_options(max_retries=0).batches.list(limit=1)
+        except openai.APIError as err:
+            raise self._fatal(err) from None
+
     async def submit(self, path: Path) -> str:
         """Upload ``path`` and start a batch of it; returns the batch id."""
         try:
@@ -93,6 +100,9 @@ class OpenAIBatches:
 
 class FolderBatches:
     """Requests files for ``vllm run-batch``: nothing is sent, results come back by ``synthqa batch import``."""
+
+    async def check(self) -> None:
+        pass
 
     async def submit(self, path: Path) -> str:
         return path.name

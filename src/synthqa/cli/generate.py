@@ -142,8 +142,12 @@ def show(result, config: GenerateConfig) -> int:
     if result.pushed is not None:
         print(f"pushed to {result.pushed.url}")
     if result.failed:
-        log(f"{result.failed} chunk(s) failed (listed in {config.out / 'synthqa.json'}); "
-            f"ask again with: synthqa generate --retry-failed {shlex.quote(str(config.out))}")
+        again = f"synthqa generate --retry-failed {shlex.quote(str(config.out))}"
+        if config.batch == "files":  # no Batch API to send them to: a live vLLM server takes them
+            again += " --base-url URL_OF_YOUR_VLLM_SERVER --model " + shlex.quote(result.manifest.model)
+        elif config.batch:
+            again += " --batch"
+        log(f"{result.failed} chunk(s) failed (listed in {config.out / 'synthqa.json'}); ask again with: {again}")
         return EXIT_PARTIAL
     return 0
 

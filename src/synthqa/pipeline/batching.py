@@ -52,9 +52,10 @@ class BatchStep:
     async def run(self) -> BatchPending | None:
         """Ask for every chunk the cache cannot answer; ``None`` once every request is settled."""
         with self.step.progress.stage("asking", "ask") as stage:
-            await self._sort_in()
             transport = self._transport()
             try:
+                await transport.check()
+                await self._sort_in()
                 if self.results:
                     self._read(self.results)
                 pending = await self._advance(transport)
@@ -169,23 +170,26 @@ class BatchStep:
     def _commit(self, result: batchfiles.Result, batch_id: str | None) -> None:
         """One result: answer to the cache, failure to the state, or the request into a follow-up batch."""
         waiting = self.state.waiting(result.key)
-        chunk = self.step.store.chunk_by_key(result.key) if waiting else None
-        if waiting is None or waiting.batch is None or (batch_id and waiting.batch != batch_id) or chunk is None:
+        if waiting is None or waiting.batch is None or (batch_id and waiting.batch != batch_id):
             self.unknown += 1
             return
         self.step.usage_this_run += result.usage
+        # A chunk whose text has left the inputs since it was sent: its answer is still cached (by content), and
+        # it is not asked again.
+        chunk = self.step.store.chunk_by_key(result.key)
+        chunk_id = chunk.id if chunk else ""
         usage, n, verdict = waiting.usage + result.usage, self.config.questions_per_chunk, result.verdict
         if verdict is None:
             self.state.settle(result.key, result.error, waiting.attempt, usage)
             return
         if verdict.usable:
-            answer = answered(chunk.id, verdict.found, n, usage=usage, attempts=waiting.attempt)
+            answer = answered(chunk_id, verdict.found, n, usage=usage, attempts=waiting.attempt)
         else:
             partial = max(waiting.partial, verdict.partial, key=len)
-            if waiting.attempt < self.config.max_attempts:
+            if waiting.attempt < self.config.max_attempts and chunk is not None:
                 self.state.ask_again(result.key, usage, partial)
                 return
-            answer = give_up(chunk.id, verdict.reason, partial, n=n, max_attempts=waiting.attempt, usage=usage)
+            answer = give_up(chunk_id, verdict.reason, partial, n=n, max_attempts=waiting.attempt, usage=usage)
         self.step.cache.put(result.key, answer)
         self.state.settle(result.key, attempts=answer.attempts, usage=usage)
 
