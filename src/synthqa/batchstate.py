@@ -145,9 +145,6 @@ class BatchState:
         with self._db:
             self._db.execute("UPDATE batches SET status = ? WHERE id = ?", (status, batch_id))
 
-    def files_written(self) -> int:
-        return self._db.execute("SELECT count(*) FROM batches").fetchone()[0]
-
     # ---------------------------------------------------------------- the cycle
     def clear_cycle(self) -> None:
         """Forget the settled keys and ended batches once the dataset that reports them is written."""

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from .. import batchfiles, language, live
-from ..batchapi import FolderBatches, OpenAIBatches, Status
+from ..batchapi import EXPORTED, FolderBatches, OpenAIBatches, Status
 from ..batchstate import Batch, BatchState
 from ..cache import CACHE_DIRNAME
 from ..config import GenerateConfig
@@ -36,6 +36,7 @@ class BatchPending:
     batches: list[tuple[Batch, Status]]
     waiting: int  # requests without an answer yet
     files: bool  # requests files for vllm run-batch, rather than a Batch API
+    model: str
     unknown: int = 0  # result lines naming no request of this run (not used)
 
 
@@ -48,6 +49,7 @@ class BatchStep:
         self.files = self.config.batch == "files"
         self.folder = self.config.out / (EXPORT_DIRNAME if self.files else f"{CACHE_DIRNAME}/{EXPORT_DIRNAME}")
         self.unknown = 0
+        self.answered = 0  # chunks whose answer came in a result line this run
 
     async def run(self) -> BatchPending | None:
         """Ask for every chunk the cache cannot answer; ``None`` once every request is settled."""
@@ -63,13 +65,16 @@ class BatchStep:
                     pending = await self._wait(transport, pending)
             finally:
                 await transport.close()
-            stage.detail = (f"{self.step.asked:,} chunks in batches, {self.step.cached:,} answered from the cache, "
-                            f"{self.state.count_waiting():,} waiting")
+                if self.step.bar is not None:
+                    self.step.bar.close()
+            stage.detail = (f"{self.step.asked:,} new chunks to ask, {self.answered:,} answered from batch results, "
+                            f"{self.step.cached:,} from the cache, {self.state.count_waiting():,} requests waiting")
         if self.unknown:
             self.step.log(f"{self.unknown} result line(s) name no request of this run (unknown custom_id): not used")
         if not pending and not self.state.count_waiting():
             return None
-        return BatchPending(self.config.out, pending, self.state.count_waiting(), self.files, self.unknown)
+        return BatchPending(self.config.out, pending, self.state.count_waiting(), self.files, self.step.endpoint.model,
+                            self.unknown)
 
     async def _sort_in(self) -> None:
         """New requests for the chunks that no batch holds and the cache cannot answer."""
@@ -128,6 +133,8 @@ class BatchStep:
                 pending = await self._advance(transport)
         finally:
             if bar is not None:
+                if not pending:  # every batch ended: the bar shows it whole
+                    bar.n = bar.total
                 bar.close()
         return pending
 
@@ -171,7 +178,9 @@ class BatchStep:
         """One result: answer to the cache, failure to the state, or the request into a follow-up batch."""
         waiting = self.state.waiting(result.key)
         if waiting is None or waiting.batch is None or (batch_id and waiting.batch != batch_id):
-            self.unknown += 1
+            # a results file imported before (`results-*.jsonl` names it again) is no stranger: skipped quietly
+            if not (self.state.known(result.key) or self.step.cache.get(result.key)):
+                self.unknown += 1
             return
         self.step.usage_this_run += result.usage
         # A chunk whose text has left the inputs since it was sent: its answer is still cached (by content), and
@@ -192,6 +201,7 @@ class BatchStep:
             answer = give_up(chunk_id, verdict.reason, partial, n=n, max_attempts=waiting.attempt, usage=usage)
         self.step.cache.put(result.key, answer)
         self.state.settle(result.key, attempts=answer.attempts, usage=usage)
+        self.answered += 1
 
     # ---------------------------------------------------------------- requests out
     async def _send(self, transport) -> list[tuple[Batch, Status]]:
@@ -199,9 +209,13 @@ class BatchStep:
         made = []
         for group in batchfiles.pack(self._request_lines()):
             self.folder.mkdir(parents=True, exist_ok=True)
-            path = self.folder / f"requests-{self.state.files_written() + 1:03d}.jsonl"
+            # numbered on from the files already there: a file of an earlier cycle (and the results a user put
+            # beside it) is never overwritten
+            number = max((int(p.stem.split("-")[-1]) for p in self.folder.glob("requests-[0-9]*.jsonl")
+                          if p.stem.split("-")[-1].isdigit()), default=0) + 1
+            path = self.folder / f"requests-{number:03d}.jsonl"
             path.write_text("".join(line + "\n" for _, line in group), encoding="utf-8")
-            batch = Batch(await transport.submit(path), path.name, len(group), "submitted")
+            batch = Batch(await transport.submit(path), path.name, len(group), EXPORTED if self.files else "submitted")
             self.state.add_batch(batch, [key for key, _ in group])
             made.append((batch, Status(batch.status, total=len(group))))
             self.step.log(f"{path.name}: {len(group):,} requests" + (
@@ -271,9 +285,10 @@ def describe(pending: BatchPending) -> str:
     out = str(pending.out)
     if pending.files:
         folder = Path(out) / EXPORT_DIRNAME
-        lines.append(f"{pending.waiting:,} request(s) wait for results. For each requests file, run e.g.\n"
-                     f"  vllm run-batch -i {folder}/requests-001.jsonl -o {folder}/results-001.jsonl --model MODEL\n"
-                     f"then: synthqa batch import {out} {folder}/results-*.jsonl")
+        first = pending.batches[0][0].file if pending.batches else "requests-001.jsonl"
+        lines.append(f"{pending.waiting:,} request(s) wait for results. For each requests file above, run e.g.\n"
+                     f"  vllm run-batch -i {folder / first} -o {folder / first.replace('requests', 'results')} "
+                     f"--model {pending.model}\nthen: synthqa batch import {out} {folder}/results-*.jsonl")
     else:
         lines.append(f"{pending.waiting:,} request(s) in batches that have not ended: rerun the same command to "
                      "poll (add --wait to wait here)")
