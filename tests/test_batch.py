@@ -217,6 +217,18 @@ def test_import_writes_a_follow_up_file_for_unusable_answers(docs, tmp_path, mak
     assert follow_up and all("Clause 1.1." in r["body"]["messages"][-1]["content"] for r in follow_up)
     assert "requests-002.jsonl" in proc.stderr and not (out / "synthqa.json").exists()
 
+    # the printed hint followed: vLLM on the follow-up file, then import every results file again
+    for number in (2, 3):
+        folder = out / "batch"
+        (folder / f"results-00{number}.jsonl").write_text(
+            vllm_results(fake, (folder / f"requests-00{number}.jsonl").read_text()))
+        proc = run_cli("batch", "import", out, *sorted(folder.glob("results-*.jsonl")), "--no-progress", env=cli_env())
+        assert "unknown custom_id" not in proc.stderr  # files imported before are no strangers
+    assert proc.returncode == 4, proc.stderr  # the third attempt failed too: written, with failed chunks
+    assert "--retry-failed" in proc.stderr and "--base-url" in proc.stderr
+    failed = json.loads((out / "synthqa.json").read_text())["failed_chunks"]
+    assert len(failed) == len(follow_up) and all("(after 3 attempts)" in f["reason"] for f in failed)
+
     missing = run_cli("batch", "import", out, tmp_path / "nope.jsonl", "--no-progress", env=cli_env())
     assert missing.returncode != 0 and f"cannot read results file {tmp_path / 'nope.jsonl'}" in missing.stderr
     assert "Traceback" not in missing.stderr
