@@ -54,11 +54,11 @@ def formats(n_chunks: int) -> list[tuple[str, str]]:
     verdicts = [batchfiles.read_result(line, 2) for line in results]
     read = time.perf_counter() - start
     assert all(r.verdict.usable for r in verdicts)
-    print(f"| requests | build + pack (s) | per 1k (ms) | bytes per line | lines per 200 MB | files | "
-          f"read results (s) | per 1k (ms) |")
+    print("| requests | build + pack (s) | per 1k (ms) | bytes per line | lines per 200 MB | files | "
+          "read results (s) | per 1k (ms) |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    print(f"| {len(lines):,} | {build:.2f} | {1000 * build / len(lines) * 1000:.1f} | {per_line:,.0f} | "
-          f"{int(batchfiles.MAX_BYTES // per_line):,} | {len(files)} | {read:.2f} | {1000 * read / len(lines) * 1000:.1f} |")
+    print(f"| {len(lines):,} | {build:.2f} | {1e6 * build / len(lines):.1f} | {per_line:,.0f} | "
+          f"{int(batchfiles.MAX_BYTES // per_line):,} | {len(files)} | {read:.2f} | {1e6 * read / len(lines):.1f} |")
     return lines
 
 
