@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fakeserver import FakeOpenAI  # noqa: E402
 
 from synthqa.prompts import load_template  # noqa: E402
-from synthqa.questions import generate, make_client  # noqa: E402
+from synthqa.live import generate, make_client  # noqa: E402
 from synthqa.records import Chunk  # noqa: E402
 
 WORDS = "policy coverage deductible claim premium insured exclusion benefit period notice renewal limit".split()

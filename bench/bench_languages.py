@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from synthqa import language, questions  # noqa: E402
+from synthqa import language, live  # noqa: E402
 from synthqa.chunks import split_pages  # noqa: E402
 from synthqa.filters import chunk_skip_reason, filter_questions  # noqa: E402
 from synthqa.local import DEFAULT_PRESET, LocalServer, resolve_model  # noqa: E402
@@ -60,22 +60,22 @@ class Run:
 async def ask_chunks(base_url: str, template, chunks: list[Chunk], n: int, check: bool) -> Run:
     """Ask about every chunk through synthqa's own LLM stage, recording first answers on the side."""
     run = Run()
-    plain_ask = questions.ask
+    plain_ask = live.ask
 
     async def recording_ask(session, chunk, **kwargs):
         answer = await plain_ask(session, chunk, **kwargs)
         run.first.setdefault(chunk.id, answer)
         return answer
 
-    questions.ask = recording_ask  # ask_in_language calls the module's ask: both asks pass through here
-    client = questions.make_client(base_url, "local", timeout=600, max_retries=1, concurrency=1)
+    live.ask = recording_ask  # ask_in_language calls the module's ask: both asks pass through here
+    client = live.make_client(base_url, "local", timeout=600, max_retries=1, concurrency=1)
     started = time.perf_counter()
     try:
-        await questions.generate(chunks, client=client, template=template, n=n, model=DEFAULT_PRESET,
+        await live.generate(chunks, client=client, template=template, n=n, model=DEFAULT_PRESET,
                                  concurrency=1, mode="json_object", progress=False, check_language=check,
                                  on_answer=lambda chunk, answer: run.answers.__setitem__(chunk.id, answer))
     finally:
-        questions.ask = plain_ask
+        live.ask = plain_ask
         await client.close()
     run.seconds = time.perf_counter() - started
     return run

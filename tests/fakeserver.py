@@ -8,7 +8,8 @@ Answers are built from the words of the chunk the prompt carries between the lin
 prompt) asks for ``{"question", "answer"}`` objects, each question comes with an answer taken from the
 chunk's words, or made of words the chunk lacks for chunks holding ``ungrounded_substring``. Faults are
 drawn per request by a seeded RNG at the given rates: 429 500 503 drop hang malformed prose fenced numbered
-few many length empty.
+few many length empty. ``/v1/files`` and ``/v1/batches`` are a Batch API whose batches the test steps
+(``fake.batches``, see fakebatch.py).
 
 Questions are written in the language the last user message names ("… in French …"; English when it names
 none), or in ``language`` when given. On request the model drifts: ``wrong_language=k`` writes the last k
@@ -27,6 +28,8 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fakebatch import FakeBatches
 
 FAULTS = ("429", "500", "503", "drop", "hang", "malformed", "prose", "fenced", "numbered", "few", "many",
           "length", "empty")
@@ -114,6 +117,9 @@ class FakeOpenAI:
         self.max_in_flight = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        # the Batch API (/v1/files, /v1/batches): see fakebatch.py; tests set its lines_per_poll, expire_after
+        self.batches = FakeBatches(self)
+        self.batch_api = True  # False: /v1/files and /v1/batches answer 404, as on a server without them
 
     # ---- lifecycle
     @property
@@ -152,6 +158,40 @@ class FakeOpenAI:
             return {"requests": self.requests, "max_in_flight": self.max_in_flight,
                     "faults": dict(self.fault_counts), "chunks": len(self.chunks_seen),
                     "formats": dict(self.formats_seen)}
+
+    def record(self, body: dict) -> tuple[str | None, str]:
+        """Count and log one chat request; its fault (drawn) and response format type."""
+        chunk, user, asked, reask = _read_prompt(body)
+        fmt_type = (body.get("response_format") or {}).get("type", "none")
+        with self._lock:
+            self.requests += 1
+            fault = self._draw_fault(chunk)
+            self.chunks_seen[chunk] += 1
+            self.formats_seen[fmt_type] += 1
+            if fault:
+                self.fault_counts[fault] += 1
+            self.log.append({"t": time.monotonic(), "chunk": chunk, "fault": fault, "format": fmt_type,
+                             "temperature": body.get("temperature"), "language": asked, "reask": reask})
+        return fault, fmt_type
+
+    def completion(self, body: dict, fault: str | None = None) -> dict:
+        """The chat completion the fake model answers ``body`` with (given a content fault, or none)."""
+        chunk, user, asked, reask = _read_prompt(body)
+        fmt = body.get("response_format") or {}
+        n = self.questions_per_chunk or _wanted(fmt, user.replace(chunk, ""))
+        wrong = self.wrong_language if (not reask or self.wrong_on_reask) else 0
+        grounded = not (self.ungrounded_substring and self.ungrounded_substring in chunk)
+        answers = grounded if _answers_wanted(fmt, user.replace(chunk, "")) else None
+        content, finish = _content(fault, chunk, n, self.language or asked, wrong, answers)
+        prompt_chars = sum(len(m.get("content") or "") for m in body.get("messages") or [])
+        return {
+            "id": f"chatcmpl-{self.requests}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model") or self.model,
+            "choices": [{"index": 0, "finish_reason": finish, "logprobs": None,
+                         "message": {"role": "assistant", "content": content, "refusal": None}}],
+            "usage": {"prompt_tokens": prompt_chars // 4, "completion_tokens": len(content) // 4,
+                      "total_tokens": prompt_chars // 4 + len(content) // 4},
+        }
 
     def _draw_fault(self, chunk: str) -> str | None:
         if self.always_fail_substring and self.always_fail_substring in chunk:
@@ -195,6 +235,21 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, fake.stats())
         if not self._authorised():
             return None
+        path = self.path.split("?")[0].rstrip("/")
+        if path.startswith(("/v1/files", "/v1/batches")) and not fake.batch_api:
+            return self._error(404, f"no route {self.path}", "invalid_request_error")
+        if path.startswith("/v1/files/") and path.endswith("/content"):
+            data = fake.batches.files.get(path.split("/")[3])
+            if data is None:
+                return self._error(404, f"No such File object: {path.split('/')[3]}", "invalid_request_error")
+            return self._send(200, data)
+        if path == "/v1/batches":
+            return self._send(200, {"object": "list", "data": [], "has_more": False})
+        if path.startswith("/v1/batches/"):
+            batch = fake.batches.retrieve(path.split("/")[3])
+            if batch is None:
+                return self._error(404, f"No batch found with id '{path.split('/')[3]}'.", "invalid_request_error")
+            return self._send(200, batch)
         if self.path.rstrip("/") == "/v1/models":
             models = fake.known_models or (fake.model,)
             return self._send(200, {"object": "list", "data": [
@@ -218,9 +273,16 @@ class _Handler(BaseHTTPRequestHandler):
         if len(raw) < length:  # the client died mid-request (a SIGKILL test): nothing was asked
             self.close_connection = True
             return None
-        body = json.loads(raw or b"{}")
-        if self.path.rstrip("/") != "/v1/chat/completions":
+        path = self.path.rstrip("/")
+        if path in ("/v1/files", "/v1/batches") and self.fake.batch_api:
+            if not self._authorised():
+                return None
+            if path == "/v1/files":
+                return self._send(200, self.fake.batches.upload(self.headers.get("Content-Type", ""), raw))
+            return self._send(200, self.fake.batches.create(json.loads(raw)))
+        if path != "/v1/chat/completions":
             return self._error(404, f"no route {self.path}", "invalid_request_error")
+        body = json.loads(raw or b"{}")
         if not self._authorised():
             return None
         fake = self.fake
@@ -239,25 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.known_models is not None and model not in fake.known_models:
             return self._error(404, f"The model `{model}` does not exist or you do not have access to it.",
                                "invalid_request_error", "model_not_found")
-        messages = body.get("messages") or []
-        users = [m.get("content") or "" for m in messages if m.get("role") == "user"]
-        user = users[-1] if users else ""
-        found = next((f for f in map(_CHUNK.search, users) if f), None)
-        chunk = found.group(1) if found else user
-        named = _LANGUAGE_IN_PROMPT.search(user)
-        asked = NAMES[named.group(1)] if named else "en"
-        reask = any(m.get("role") == "assistant" for m in messages)
-        fmt = body.get("response_format") or {}
-        fmt_type = fmt.get("type", "none")
-        with fake._lock:
-            fake.requests += 1
-            fault = fake._draw_fault(chunk)
-            fake.chunks_seen[chunk] += 1
-            fake.formats_seen[fmt_type] += 1
-            if fault:
-                fake.fault_counts[fault] += 1
-            fake.log.append({"t": time.monotonic(), "chunk": chunk, "fault": fault, "format": fmt_type,
-                             "temperature": body.get("temperature"), "language": asked, "reask": reask})
+        fault, fmt_type = fake.record(body)
         if fmt_type in fake.reject_formats:  # llama.cpp's server answers 500 to a json_schema it cannot use
             return self._error(500, f"Unsupported response_format type: {fmt_type}", "server_error")
         if fake.latency:
@@ -282,20 +326,17 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if fault == "malformed":
             return self._send(200, b'{"id": "chatcmpl-broken", "choices": [{"message": ')
-        n = fake.questions_per_chunk or _wanted(fmt, user.replace(chunk, ""))
-        wrong = fake.wrong_language if (not reask or fake.wrong_on_reask) else 0
-        grounded = not (fake.ungrounded_substring and fake.ungrounded_substring in chunk)
-        answers = grounded if _answers_wanted(fmt, user.replace(chunk, "")) else None
-        content, finish = _content(fault, chunk, n, fake.language or asked, wrong, answers)
-        prompt_chars = sum(len(m.get("content") or "") for m in messages)
-        self._send(200, {
-            "id": f"chatcmpl-{fake.requests}", "object": "chat.completion", "created": int(time.time()),
-            "model": model or fake.model,
-            "choices": [{"index": 0, "finish_reason": finish, "logprobs": None,
-                         "message": {"role": "assistant", "content": content, "refusal": None}}],
-            "usage": {"prompt_tokens": prompt_chars // 4, "completion_tokens": len(content) // 4,
-                      "total_tokens": prompt_chars // 4 + len(content) // 4},
-        })
+        self._send(200, fake.completion(body, fault))
+
+def _read_prompt(body: dict) -> tuple[str, str, str, bool]:
+    """(chunk, last user message, language asked for, whether the conversation holds an earlier answer)."""
+    messages = body.get("messages") or []
+    users = [m.get("content") or "" for m in messages if m.get("role") == "user"]
+    user = users[-1] if users else ""
+    found = next((f for f in map(_CHUNK.search, users) if f), None)
+    named = _LANGUAGE_IN_PROMPT.search(user)
+    reask = any(m.get("role") == "assistant" for m in messages)
+    return (found.group(1) if found else user), user, (NAMES[named.group(1)] if named else "en"), reask
 
 
 def _wanted(fmt: dict, prompt: str) -> int:

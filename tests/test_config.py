@@ -71,7 +71,7 @@ def test_the_manifest_options_record_every_setting_of_a_run():
     from synthqa.manifest import Options
 
     not_recorded = {"pdf_password", "out", "dry_run", "overwrite", "retry_failed", "push_to_hub", "private",
-                    "remote_only"}
+                    "remote_only", "batch", "wait", "poll_interval"}
     config_fields = {f.name for f in fields(GenerateConfig)}
     assert {f.name for f in fields(Options)} == (config_fields - not_recorded) | {"pdf_password_given"}
 

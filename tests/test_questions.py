@@ -272,16 +272,16 @@ def test_rejected_response_format_falls_back_once_for_the_run(make_fake_server, 
 def test_every_request_waits_for_the_rate_limiter(make_fake_server, monkeypatch):
     """The pacing itself is tested with a fake clock (test_ratelimit.py); here: each request, re-asks and
     format fallbacks included, takes its turn from the limiter first."""
-    from synthqa import questions
+    from synthqa import live
 
     acquired = []
 
-    class Counting(questions.RateLimiter):
+    class Counting(live.RateLimiter):
         async def acquire(self, tokens: int = 0) -> None:
             acquired.append(tokens)
             await super().acquire(tokens)
 
-    monkeypatch.setattr(questions, "make_limiter", lambda rpm, tpm: Counting(rpm, tpm))
+    monkeypatch.setattr(live, "make_limiter", lambda rpm, tpm: Counting(rpm, tpm))
     fake = make_fake_server(reject_formats=("json_schema",), faults={"prose": 0.3}, seed=5)
     run(chunks(8), fake, rpm=100_000, concurrency=2)
     assert len(acquired) == fake.requests and all(tokens > 0 for tokens in acquired)
@@ -309,7 +309,8 @@ def test_reasks_are_not_sent_at_temperature_zero(make_fake_server):
     import asyncio
 
     from synthqa.prompts import load_template
-    from synthqa.questions import REASK_TEMPERATURE, generate, make_client
+    from synthqa.live import generate, make_client
+    from synthqa.questions import REASK_TEMPERATURE
     from synthqa.records import Chunk
 
     fake = make_fake_server(always_fail_substring="POISON")

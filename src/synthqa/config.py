@@ -13,6 +13,7 @@ from .manifest import Options, RunSettings
 
 DEFAULT_MODEL = "gpt-4o-mini"
 RESPONSE_FORMATS = ("auto", "json_schema", "json_object", "none")
+BATCH_MODES = (None, "api", "files")
 # Options that change the dataset itself; an OUT made with other values is not silently mixed with a new run.
 DATASET_SETTINGS = (
     "questions_per_chunk", "chunk_size", "chunk_overlap", "eval_fraction", "seed", "temperature",
@@ -65,6 +66,11 @@ class GenerateConfig:
     private: bool = False
     # set by --retry-failed of a run that asked a remote endpoint: never fall back to the embedded model
     remote_only: bool = False
+    # batch transport: "api" (generate --batch: an OpenAI-compatible Batch API), "files" (batch export/import
+    # for vllm run-batch), None (live requests)
+    batch: str | None = None
+    wait: bool = False  # with --batch: poll until every batch has ended, instead of returning
+    poll_interval: float = 30.0  # seconds between polls with --wait
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(Path(p) for p in self.inputs))
@@ -105,6 +111,15 @@ class GenerateConfig:
             raise ConfigError(
                 f"--response-format {self.response_format!r} is not known: use one of {', '.join(RESPONSE_FORMATS)}"
             )
+        if self.batch not in BATCH_MODES:
+            raise ConfigError(f"batch mode {self.batch!r} is not known: use one of {BATCH_MODES[1:]}")
+        if self.wait and self.batch != "api":
+            raise ConfigError("--wait polls the batches of --batch: add --batch, or drop --wait")
+        if self.batch and (self.local or self.local_model):
+            raise ConfigError("batches go to a Batch API or to files for vllm run-batch, not to the embedded model: "
+                              "drop --local/--local-model")
+        if not self.poll_interval > 0:
+            raise ConfigError(f"--poll-interval {self.poll_interval} must be a positive number of seconds")
         if self.model is not None and not self.model.strip():
             raise ConfigError("--model is empty: name a model, e.g. gpt-4o-mini")
         if self.prompt_path is not None:
@@ -119,7 +134,7 @@ class GenerateConfig:
         """The options as recorded in the manifest: free of secrets and of the machine's paths."""
         opts = asdict(self)
         for key in ("pdf_password", "out", "dry_run", "overwrite", "retry_failed", "push_to_hub", "private",
-                    "remote_only"):
+                    "remote_only", "batch", "wait", "poll_interval"):
             opts.pop(key)
         opts["pdf_password_given"] = self.pdf_password is not None
         opts["inputs"] = tuple(input_name(p) for p in self.inputs)

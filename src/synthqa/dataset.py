@@ -37,7 +37,7 @@ CONFIGS: dict[str, dict[str, str]] = {
 }
 # What `push` must never upload: the answer cache, the review decisions (they hold the rejected questions;
 # the manifest and card say what was done), editor/OS litter, and half-written files.
-UPLOAD_IGNORE = [".synthqa/*", ".synthqa/**", "curation.jsonl", "**/*.tmp", "*.tmp", ".DS_Store", "**/.DS_Store"]
+UPLOAD_IGNORE = [".synthqa/*", ".synthqa/**", "batch/*", "batch/**", "curation.jsonl", "**/*.tmp", "*.tmp", ".DS_Store", "**/.DS_Store"]
 
 PAIRS_SCHEMA = pa.schema([("sentence_0", pa.string()), ("sentence_1", pa.string())])
 QUERIES_SCHEMA = pa.schema(

@@ -16,7 +16,7 @@ from ._errors import handle
 from ._signals import install_handlers
 
 # Order is the order of the data flow, which is also the order of `synthqa --help`.
-COMMANDS = ("generate", "inspect", "report", "review", "curate", "export", "push", "evaluate", "finetune")
+COMMANDS = ("generate", "batch", "inspect", "report", "review", "curate", "export", "push", "evaluate", "finetune")
 
 
 def build_parser() -> argparse.ArgumentParser:

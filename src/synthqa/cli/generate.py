@@ -35,10 +35,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         # --retry-failed takes the recorded run's options except those the user gives anew.
         argument_default=argparse.SUPPRESS,
     )
+    add_options(p)
+    p.add_argument("--retry-failed", metavar="OUT", type=Path, help="ask again for the failed chunks of the run in OUT")
+    b = p.add_argument_group("batch API (half price on OpenAI; see the README)")
+    b.add_argument("--batch", action="store_const", const="api", help="send the requests as batches "
+                   "(files.create + batches.create, 24h window) and return; rerun the same command to poll, "
+                   "and the dataset is written once every batch has ended")
+    b.add_argument("--wait", action="store_true", help="with --batch: poll until every batch has ended, with a bar")
+    b.add_argument("--poll-interval", type=positive_float, metavar="SECONDS",
+                   help=f"with --wait: seconds between polls (default {_default('poll_interval'):g})")
+    p.set_defaults(func=run)
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    """INPUT..., -o OUT and every option of a run (``generate``, ``batch export``)."""
     d = _default
     p.add_argument("inputs", nargs="*", metavar="INPUT", type=Path, help="PDF/.txt/.md/.docx/.html files or folders (searched recursively)")
     p.add_argument("-o", "--output", dest="out", type=Path, help="output folder (a Hugging Face dataset repo)")
-    p.add_argument("--retry-failed", metavar="OUT", type=Path, help="ask again for the failed chunks of the run in OUT")
     g = p.add_argument_group("chunking and splitting")
     g.add_argument("--questions-per-chunk", type=positive_int, help=f"questions asked per chunk (default {d('questions_per_chunk')})")
     g.add_argument("--chunk-size", type=positive_int, help=f"characters (default {d('chunk_size')})")
@@ -81,40 +94,60 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--push-to-hub", metavar="REPO_ID", help="push the dataset to this Hub dataset repo when done")
     o.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import pipeline
 
+    given = given_options(args)
+    retry = getattr(args, "retry_failed", None)
+    config = pipeline.config_for_retry(retry, given) if retry else new_config(given, "generate")
+    return show(pipeline.run_generate(config, log=log, progress=not getattr(args, "no_progress", False)), config)
+
+
+def given_options(args: argparse.Namespace) -> dict:
+    """The GenerateConfig fields given on the command line (the others keep their defaults)."""
     given = {name: value for name, value in vars(args).items() if name in CONFIG_FIELDS}
     if "inputs" in given:
         given["inputs"] = tuple(given["inputs"]) or None
-    given = {name: value for name, value in given.items() if value is not None}
-    retry = getattr(args, "retry_failed", None)
-    if retry:
-        config = pipeline.config_for_retry(retry, given)
-    else:
-        if not given.get("inputs"):
-            raise ConfigError("no INPUT given: name PDF/.txt/.md/.docx/.html files or folders, e.g. `synthqa generate corpora -o out`")
-        if "out" not in given:
-            raise ConfigError("no output folder: add -o OUT")
-        config = GenerateConfig(**given)
+    return {name: value for name, value in given.items() if value is not None}
 
-    def log(line: str) -> None:
-        # through tqdm, so a line printed while progress bars are drawn does not break them
-        tqdm.write(f"synthqa: {line}", file=sys.stderr)
 
-    result = pipeline.run_generate(config, log=log, progress=not getattr(args, "no_progress", False))
+def new_config(given: dict, command: str) -> GenerateConfig:
+    if not given.get("inputs"):
+        raise ConfigError(f"no INPUT given: name PDF/.txt/.md/.docx/.html files or folders, e.g. `synthqa {command} "
+                          "corpora -o out`")
+    if "out" not in given:
+        raise ConfigError("no output folder: add -o OUT")
+    return GenerateConfig(**given)
+
+
+def log(line: str) -> None:
+    # through tqdm, so a line printed while progress bars are drawn does not break them
+    tqdm.write(f"synthqa: {line}", file=sys.stderr)
+
+
+def show(result, config: GenerateConfig) -> int:
+    """Print what a run gave (a dry run, batches still open, or the summary); the exit code."""
+    from .. import pipeline
+    from ..pipeline.batching import describe
+
     if isinstance(result, pipeline.DryRun):
         print(format_dry_run(result))
+        return 0
+    if isinstance(result, pipeline.BatchPending):
+        print(describe(result))
         return 0
     print(format_summary(result.manifest))
     if result.pushed is not None:
         print(f"pushed to {result.pushed.url}")
     if result.failed:
-        log(f"{result.failed} chunk(s) failed (listed in {config.out / 'synthqa.json'}); "
-            f"ask again with: synthqa generate --retry-failed {shlex.quote(str(config.out))}")
+        again = f"synthqa generate --retry-failed {shlex.quote(str(config.out))}"
+        if config.batch == "files":  # no Batch API to send them to: a live vLLM server takes them
+            again += " --base-url URL_OF_YOUR_VLLM_SERVER --model " + shlex.quote(result.manifest.model)
+        elif config.batch:
+            again += " --batch"
+        log(f"{result.failed} chunk(s) failed (listed in {config.out / 'synthqa.json'}); ask again with: {again}")
         return EXIT_PARTIAL
     return 0
 

@@ -9,6 +9,7 @@ and questions wait on disk (``store.RunStore`` in ``OUT/.synthqa/work/``), never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields, replace
@@ -20,13 +21,15 @@ from ..config import GenerateConfig
 from ..manifest import Manifest, Timings
 from ..records import Answer, Chunk, SkippedFile, Usage
 from ..store import WORK_FILENAME, RunStore
+from ..batchstate import BatchState, state_path
 from .asking import Endpoint, ask_all, resolve_endpoint
+from .batching import BatchPending, BatchStep, add_failures
 from .assemble import assemble_and_write
 from .inputs import Inputs, ThreadedFeed, stream_inputs
 from .progress import Log, Progress
 from .rerun import check_out, config_for_retry
 
-__all__ = ["DryRun", "Endpoint", "RunResult", "config_for_retry", "resolve_endpoint", "run_generate"]
+__all__ = ["BatchPending", "DryRun", "Endpoint", "RunResult", "config_for_retry", "resolve_endpoint", "run_generate"]
 WORK_DIRNAME = "work"  # inside OUT/.synthqa/: scratch files of the run in progress
 
 
@@ -59,8 +62,12 @@ class RunResult:
         return len(self.manifest.failed_chunks)
 
 
-def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True) -> RunResult | DryRun:
-    """Generate (or dry-run) a dataset as ``config`` says; returns what was written."""
+def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True,
+                 results: tuple[Path, ...] = ()) -> RunResult | DryRun | BatchPending:
+    """Generate (or dry-run) a dataset as ``config`` says; returns what was written.
+
+    With ``config.batch`` the questions are asked through batch files (``results``: result files of vllm
+    run-batch to import); a ``BatchPending`` comes back while batches are still open."""
     template = prompts.load_template(config.prompt_path)  # a bad template fails before any work
     if not template.uses_language:
         log(f"prompt {template.name!r} has no $language: questions are not checked against their chunk's "
@@ -78,18 +85,29 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
     dataset.write_run_settings(config.out, config.run_settings(endpoint.base_url))
     workdir = work_dir(config.out)
     shutil.rmtree(workdir, ignore_errors=True)  # what an interrupted run left
-    with RunStore(workdir / WORK_FILENAME) as store:
-        with Cache(cache_path(config.out)) as cache:
-            step = AskStep(config, template, endpoint, cache, store, log, shown)
-            try:
-                asyncio.run(step.run())
-            except KeyboardInterrupt:
-                log(f"interrupted: {len(cache)} answers are safe in {cache.path}; rerun the same command to resume")
-                raise
-            inputs = step.feed.join()
-        store.attach_cache(cache_path(config.out))
-        manifest = assemble_and_write(config, template, inputs, store, endpoint, shown, workdir, log)
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(RunStore(workdir / WORK_FILENAME))
+        cache = stack.enter_context(Cache(cache_path(config.out)))
+        state = stack.enter_context(BatchState(state_path(config.out))) if config.batch else None
+        step = AskStep(config, template, endpoint, cache, store, log, shown)
+        asking = step.run() if state is None else BatchStep(step, state, results).run()
+        try:
+            pending = asyncio.run(asking)
+        except KeyboardInterrupt:
+            log(f"interrupted: {len(cache)} answers are safe in {cache.path}; rerun the same command to resume")
+            raise
+        inputs = step.feed.join()
+        if pending is None:  # else batches are still open: the dataset is written once they have all ended
+            if state is not None:
+                add_failures(state, store)
+            cache.close()
+            store.attach_cache(cache_path(config.out))
+            manifest = assemble_and_write(config, template, inputs, store, endpoint, shown, workdir, log)
+            if state is not None:
+                state.clear_cycle()
     shutil.rmtree(workdir, ignore_errors=True)
+    if pending is not None:
+        return pending
     manifest = replace(
         manifest,
         counts=replace(manifest.counts, requests_this_run=step.usage_this_run.requests),
@@ -153,8 +171,9 @@ class AskStep:
         self.usage_this_run += answer.usage
         self._advance(len(self._waiting.pop(key, [chunk])))
 
-    async def todo(self) -> AsyncIterator[Chunk]:
-        """The streamed chunks the cache cannot answer (or whose failure --retry-failed asks again)."""
+    async def unanswered(self) -> AsyncIterator[tuple[Chunk, str]]:
+        """(chunk, key) of the streamed chunks the cache cannot answer (or whose failure --retry-failed asks
+        again); the others are counted as cached."""
         async for chunk, key in self.feed:
             if key in self._waiting:  # the same text is being asked already (repeated boilerplate)
                 self._waiting[key].append(chunk)
@@ -163,16 +182,21 @@ class AskStep:
             if stored is None or (self.config.retry_failed and not stored.ok and key not in self._retried):
                 if self.config.retry_failed:
                     self._retried.add(key)
-                self._waiting[key] = [chunk]
-                self._key_of[chunk.id] = key
-                self.asked += 1
-                yield chunk
+                yield chunk, key
             else:
                 self.cached += 1
                 self._advance(1)
         found = self.feed.found
         if self.cached:
             self.log(f"resuming: {self.cached} of {found.asked} chunks already answered in the cache")
+
+    async def todo(self) -> AsyncIterator[Chunk]:
+        """The chunks to ask live: ``unanswered``, each text once while it is in flight."""
+        async for chunk, key in self.unanswered():
+            self._waiting[key] = [chunk]
+            self._key_of[chunk.id] = key
+            self.asked += 1
+            yield chunk
 
     def _advance(self, n: int) -> None:
         """Move the questions bar by ``n`` chunks, its total estimated from the pages read until exact."""
@@ -190,6 +214,7 @@ class AskStep:
         self.bar.update(n)
 
     async def run(self) -> None:
+        """Ask live for every chunk the cache cannot answer."""
         try:
             with self.progress.stage("asking", "ask") as stage:
                 pending = self.todo()

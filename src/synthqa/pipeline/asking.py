@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from .. import questions
+from .. import live
 from ..config import DEFAULT_MODEL, GenerateConfig
 from ..errors import ConfigError, LocalModelError
 from ..records import Answer, Chunk
@@ -24,9 +24,12 @@ class Endpoint:
     base_url: str | None
     mode: str
     concurrency: int
+    files: bool = False  # requests files for vllm run-batch: no endpoint is asked by synthqa
 
     @property
     def host(self) -> str:
+        if self.files:
+            return "vllm run-batch (batch files)"
         if self.local:
             return "127.0.0.1 (embedded llama.cpp)"
         return urlparse(self.base_url).hostname if self.base_url else "api.openai.com"
@@ -35,6 +38,8 @@ class Endpoint:
 def resolve_endpoint(config: GenerateConfig, log: Log) -> Endpoint:
     """Decide remote or local before any work, so the cache key names the model really used."""
     base_url = config.base_url or os.environ.get("OPENAI_BASE_URL") or None
+    if config.batch:
+        return _batch_endpoint(config, base_url)
     use_local = config.local or config.local_model is not None or not (os.environ.get("OPENAI_API_KEY") or base_url)
     if use_local and config.remote_only:
         raise ConfigError(
@@ -51,6 +56,20 @@ def resolve_endpoint(config: GenerateConfig, log: Log) -> Endpoint:
     mode = "json_object" if config.response_format == "auto" else config.response_format
     # llama.cpp's server answers one request at a time: more in flight would only queue there.
     return Endpoint(True, local.model_name(config.local_model), None, mode, 1)
+
+
+def _batch_endpoint(config: GenerateConfig, base_url: str | None) -> Endpoint:
+    """The endpoint of a batch run: never the embedded model; vllm run-batch needs the model it serves."""
+    mode = "json_schema" if config.response_format == "auto" else config.response_format
+    if config.batch == "files":
+        if not config.model:
+            raise ConfigError("batch export needs --model: the name vllm run-batch serves, e.g. "
+                              "--model Qwen/Qwen2.5-7B-Instruct")
+        return Endpoint(False, config.model, None, mode, config.concurrency, files=True)
+    if not (os.environ.get("OPENAI_API_KEY") or base_url):
+        raise ConfigError("--batch needs a Batch API: set OPENAI_API_KEY (or pass --base-url); for your own GPUs "
+                          "write files for vllm run-batch with `synthqa batch export`")
+    return Endpoint(False, config.model or DEFAULT_MODEL, base_url, mode, config.concurrency)
 
 
 async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: AsyncIterator[Chunk] | Iterable[Chunk],
@@ -79,7 +98,7 @@ async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: As
                     )
                 on_answer(chunk, answer)
 
-        client = questions.make_client(
+        client = live.make_client(
             base_url=base_url,
             api_key=api_key,
             timeout=config.timeout,
@@ -87,7 +106,7 @@ async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: As
             concurrency=endpoint.concurrency,
         )
         try:
-            await questions.generate(
+            await live.generate(
                 todo,
                 client=client,
                 template=template,
