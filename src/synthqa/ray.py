@@ -19,6 +19,7 @@ trip, split, card) on the driver. The dataset is thus the one ``synthqa generate
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -113,7 +114,7 @@ def ask_on_ray(config: GenerateConfig, template: prompts.PromptTemplate, endpoin
 
     started = time.perf_counter()
     tasks = ask_tasks or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    with Cache(cache_path(config.out)) as cache:
+    with Cache(cache_path(config.out)) as cache, _data_context(ordered=config.limit is not None):
         known = np.array(sorted(cache.keys(answered_only=config.retry_failed)), dtype="S64")
         chunks = _chunk_dataset(config, template, endpoint)
         if chunks is None:  # no input file: the driver's run says so, in the words of a single-machine run
@@ -148,6 +149,27 @@ def ask_on_ray(config: GenerateConfig, template: prompts.PromptTemplate, endpoin
     return ClusterAsking(asked, committed, transient, usage, seconds)
 
 
+@contextlib.contextmanager
+def _data_context(ordered: bool) -> Iterator[None]:
+    """Ray Data's settings for this run, put back as they were after it (a library caller keeps its own)."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    saved = (context.enable_progress_bars, context.raise_original_map_exception,
+             context.execution_options.preserve_order)
+    context.enable_progress_bars = False  # synthqa shows its own bar of answers committed
+    # a task's EndpointError (key refused, nothing listening) reaches the driver as itself, not as Ray Data's
+    # UserCodeException, whose pickled form has lost its cause
+    context.raise_original_map_exception = True
+    # --limit means the first N chunks: Ray must keep the input order for it
+    context.execution_options.preserve_order = ordered or saved[2]
+    try:
+        yield
+    finally:
+        (context.enable_progress_bars, context.raise_original_map_exception,
+         context.execution_options.preserve_order) = saved
+
+
 def _chunk_dataset(config: GenerateConfig, template: prompts.PromptTemplate, endpoint: Endpoint):
     """The Ray dataset of every chunk worth asking about, with its cache key (in input order when --limit cuts
     it); None without input files."""
@@ -156,8 +178,6 @@ def _chunk_dataset(config: GenerateConfig, template: prompts.PromptTemplate, end
     files = [{"path": str(path), "source": source} for path, source in pdfs.find_input_files(config.inputs)]
     if not files:
         return None
-    if config.limit is not None:  # --limit means the first N chunks: Ray must keep the input order for it
-        ray.data.DataContext.get_current().execution_options.preserve_order = True
     chunks = ray.data.from_items(files, override_num_blocks=len(files)).flat_map(
         partial(chunk_rows, config=config, template=template, endpoint=endpoint))
     return chunks.limit(config.limit) if config.limit is not None else chunks
@@ -225,17 +245,10 @@ def _streamed(ray, answers) -> Iterator[tuple[str, Answer]]:
             for key, text in zip(batch.column("key").to_pylist(), batch.column("answer").to_pylist()):
                 yield key, answer_from_json(text)
     except ray.exceptions.RayTaskError as err:
-        cause = _cause(err)
-        if isinstance(cause, SynthQAError):
-            raise cause from None
+        cause = err.cause  # the exception the task raised (``err`` itself is a copy of its class, traceback and all)
+        if isinstance(cause, SynthQAError):  # one line: Ray Data appends its retry advice to the message
+            raise type(cause)(str(cause).splitlines()[0]) from None
         raise
-
-
-def _cause(err: BaseException) -> BaseException | None:
-    """The exception a Ray task raised, through Ray Data's wrappers."""
-    while err is not None and not isinstance(err, SynthQAError):
-        err = getattr(err, "cause", None) or err.__cause__
-    return err
 
 
 def _ray():
@@ -244,9 +257,10 @@ def _ray():
         import ray.data  # noqa: F401
     except ImportError:
         raise ConfigError("--ray needs Ray Data: pip install 'synthqa[ray]'") from None
-    # Ray Data logs each execution's plan at INFO, and warns that the bars synthqa replaces are off
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+    # Ray Data logs each execution's plan, warns that the bars synthqa replaces are off, and logs a failed task's
+    # traceback twice before raising it: every failure reaches the driver as an exception, which synthqa
+    # reports in one line (or, for a bug, in its crash log)
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     return ray
 
 
@@ -264,8 +278,6 @@ def _connect(ray, address: str | None, log: Log) -> bool:
         where = address or os.environ.get("RAY_ADDRESS") or "a new local instance"
         raise EndpointError(f"cannot start or join the Ray cluster at {where}: {' '.join(str(err).split())[:200]} "
                             "(check --ray-address / RAY_ADDRESS, e.g. ray://HEAD:10001 or auto)") from None
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # synthqa shows its own bar of answers committed
     where = "a local Ray instance" if local else "the Ray cluster"
     log(f"asking on {where}: {int(ray.cluster_resources().get('CPU', 0))} CPUs")
     return True

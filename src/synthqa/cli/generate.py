@@ -75,6 +75,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     lo.add_argument("--local", action="store_true", help="use the embedded llama.cpp model even if a key is set")
     lo.add_argument("--local-model", metavar="PRESET_OR_GGUF", help="preset name (qwen0.5b, qwen1.5b) or a .gguf file")
     lo.add_argument("--local-threads", type=positive_int, help="llama.cpp threads (default 1: safe on a busy machine)")
+    r = p.add_argument_group("on a Ray cluster (pip install 'synthqa[ray]')")
+    r.add_argument("--ray", action="store_true", help="read, chunk and ask on Ray (a new local instance, or the "
+                   "cluster RAY_ADDRESS names); the dataset is the one a run without --ray writes")
+    r.add_argument("--ray-address", metavar="ADDRESS", help="join this Ray cluster (implies --ray): auto, or "
+                   "ray://HEAD:10001")
+    r.add_argument("--ray-tasks", type=positive_int, metavar="N", help="ask tasks at once, each with --concurrency "
+                   "requests in flight (default: the cluster's CPUs)")
     o = p.add_argument_group("run")
     o.add_argument("--dry-run", action="store_true", help="count chunks and estimate tokens and cost; send nothing")
     o.add_argument("--overwrite", action="store_true", help="replace a dataset in OUT made with other settings")
@@ -105,7 +112,15 @@ def run(args: argparse.Namespace) -> int:
         # through tqdm, so a line printed while progress bars are drawn does not break them
         tqdm.write(f"synthqa: {line}", file=sys.stderr)
 
-    result = pipeline.run_generate(config, log=log, progress=not getattr(args, "no_progress", False))
+    progress = not getattr(args, "no_progress", False)
+    address = getattr(args, "ray_address", None)
+    if getattr(args, "ray", False) or address:
+        from ..ray import generate_on_ray
+
+        result = generate_on_ray(config, address=address, ask_tasks=getattr(args, "ray_tasks", None), log=log,
+                                 progress=progress)
+    else:
+        result = pipeline.run_generate(config, log=log, progress=progress)
     if isinstance(result, pipeline.DryRun):
         print(format_dry_run(result))
         return 0
