@@ -192,3 +192,22 @@ def test_rate_limits_are_shared_between_ask_tasks():
     assert synthqa_ray._share(600, 4) == 150
     assert synthqa_ray._share(100, 3) == 33  # rounded down: together the tasks stay under the limit
     assert synthqa_ray._share(3, 4) == 1  # never 0: a task must be able to ask
+
+
+def test_ray_tasks_without_ray_is_refused(docs, tmp_path, fake_server):
+    proc = run_cli("generate", docs, "-o", tmp_path / "out", "--base-url", fake_server.base_url, "--ray-tasks", "2")
+    assert proc.returncode == 2 and "--ray-tasks is for runs on Ray: add --ray" in proc.stderr, proc.stderr
+    assert fake_server.requests == 0 and not (tmp_path / "out").exists()
+
+
+def test_a_cluster_address_where_nothing_listens_is_one_line(docs, tmp_path, fake_server):
+    import socket
+
+    with socket.socket() as closed:  # a port that was free a moment ago: nothing listens there
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    proc = run_cli("generate", docs, "-o", tmp_path / "out", "--base-url", fake_server.base_url,
+                   "--ray-address", f"127.0.0.1:{port}", env=cli_env(OPENAI_API_KEY="sk-test"))
+    assert proc.returncode == 3, proc.stderr
+    assert f"no Ray cluster answers at 127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
+    assert fake_server.requests == 0

@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -45,7 +46,7 @@ from .records import Answer, Chunk, Usage
 
 __all__ = ["ClusterAsking", "ask_on_ray", "generate_on_ray"]
 ASK_BATCH = 64  # chunks per ask task: big enough to keep --concurrency requests in flight, small enough to stream
-_CHUNK_FIELDS = tuple(f.name for f in dataclasses.fields(Chunk))
+CONNECT_TIMEOUT = 10.0  # seconds to reach a cluster's head before saying it is not there
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def generate_on_ray(config: GenerateConfig, *, address: str | None = None, ask_t
     if config.dry_run:  # counting needs no cluster
         return run_generate(config, log, progress)
     template = prompts.load_template(config.prompt_path)
-    endpoint = resolve_endpoint(config, log)
+    endpoint = resolve_endpoint(config, lambda line: None)  # its "using the embedded model" line is not so here
     if endpoint.local:
         raise ConfigError("--ray asks a served model, not the embedded one: pass --base-url (e.g. vLLM's "
                           "http://HOST:8000/v1, reachable from every node) and --model")
@@ -144,8 +145,8 @@ def ask_on_ray(config: GenerateConfig, template: prompts.PromptTemplate, endpoin
         finally:
             bar.close()
     seconds = time.perf_counter() - started
-    log(f"asked on Ray: {asked:,} chunks ({committed:,} answered, {transient:,} left to the driver after transport "
-        f"failures), {usage.requests:,} requests ({seconds:.1f} s)")
+    log(f"asked on Ray: {asked:,} chunks ({committed:,} committed to the cache, {transient:,} left to the driver "
+        f"after transport failures), {usage.requests:,} requests ({seconds:.1f} s)")
     return ClusterAsking(asked, committed, transient, usage, seconds)
 
 
@@ -270,6 +271,7 @@ def _connect(ray, address: str | None, log: Log) -> bool:
     if ray.is_initialized():
         return False
     local = address is None and not os.environ.get("RAY_ADDRESS")
+    _check_reachable(address or os.environ.get("RAY_ADDRESS"))
     try:
         # a new local instance needs no dashboard; a cluster's own settings are left alone
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
@@ -281,3 +283,18 @@ def _connect(ray, address: str | None, log: Log) -> bool:
     where = "a local Ray instance" if local else "the Ray cluster"
     log(f"asking on {where}: {int(ray.cluster_resources().get('CPU', 0))} CPUs")
     return True
+
+
+def _check_reachable(address: str | None) -> None:
+    """Fail in seconds when nothing listens at a HOST:PORT cluster address: ``ray.init`` would retry for minutes."""
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not port.isdigit():
+        return  # Ray names what it cannot parse itself
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as err:
+        raise EndpointError(f"no Ray cluster answers at {address} ({err.strerror or err}): check --ray-address or "
+                            "RAY_ADDRESS (the head's HOST:6379, ray://HOST:10001, or auto on a node of the cluster)"
+                            ) from None

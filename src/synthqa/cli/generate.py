@@ -114,7 +114,10 @@ def run(args: argparse.Namespace) -> int:
 
     progress = not getattr(args, "no_progress", False)
     address = getattr(args, "ray_address", None)
-    if getattr(args, "ray", False) or address:
+    on_ray = getattr(args, "ray", False) or address
+    if getattr(args, "ray_tasks", None) and not on_ray:
+        raise ConfigError("--ray-tasks is for runs on Ray: add --ray (or --ray-address ADDRESS)")
+    if on_ray:
         from ..ray import generate_on_ray
 
         result = generate_on_ray(config, address=address, ask_tasks=getattr(args, "ray_tasks", None), log=log,
