@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fakeserver import FakeOpenAI  # noqa: E402
+from fakeserver import FakeOpenAI
 
 
 def _pss_mb(root: int) -> tuple[float, int]:

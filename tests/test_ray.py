@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import sys
-import pytest
 
+import pytest
 from e2e import CORPORA, cli_env, generate, make_policy_folder, read_out, run_cli
 from fakeserver import FakeOpenAI
 from pdfmaker import make_pdf
+
 from synthqa import prompts
 from synthqa.config import GenerateConfig
 from synthqa.errors import ConfigError, EndpointError

@@ -255,7 +255,7 @@ def _streamed(ray, answers) -> Iterator[tuple[str, Answer]]:
 def _ray():
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError:
         raise ConfigError("--ray needs Ray Data: pip install 'synthqa[ray]'") from None
     # Ray Data logs each execution's plan, warns that the bars synthqa replaces are off, and logs a failed task's
