@@ -1,7 +1,7 @@
 """Run by scripts/check_installs.sh inside a fresh virtual environment holding one README install line:
 the main job, and the commands that install line promises, work with nothing else installed.
 
-    python tests/install_smoke.py bare|local|eval|ocr WORKDIR
+    python tests/install_smoke.py bare|local|eval|ocr|ray WORKDIR
 
 Uses only the standard library beside synthqa itself (the fake OpenAI server is stdlib-only).
 """
@@ -83,6 +83,10 @@ def bare(work: Path) -> None:
         skipped = synthqa("generate", work / "scans", CORPORA, "-o", work / "scan-out", "--base-url", fake.base_url,
                           "--limit", "2", "--no-progress", env=env)
     assert "pip install 'synthqa[ocr]'" in skipped.stderr, skipped.stderr
+    with FakeOpenAI() as fake:
+        no_ray = synthqa("generate", CORPORA, "-o", work / "no-ray", "--base-url", fake.base_url, "--ray", env=env,
+                         expect=2)
+    assert "pip install 'synthqa[ray]'" in no_ray.stderr, no_ray.stderr
     documents_in_any_language(work, env)
 
 
@@ -128,6 +132,22 @@ def eval_(work: Path) -> None:
     assert "ndcg@10" in table.stdout, table.stdout
 
 
+def ray(work: Path) -> None:
+    """`generate --ray` on a local Ray instance writes the dataset a run without it writes (the data files are
+    named by their content hash)."""
+    env = environment(work, OPENAI_API_KEY="sk-smoke")
+    on_ray, plain = work / "on-ray", work / "plain"
+    with FakeOpenAI() as fake:
+        proc = synthqa("generate", CORPORA, "-o", on_ray, "--base-url", fake.base_url, "--limit", "12", "--ray",
+                       "--no-progress", env=env)
+        synthqa("generate", CORPORA, "-o", plain, "--base-url", fake.base_url, "--limit", "12", "--no-progress",
+                env=env)
+    assert "asked on Ray: 12 chunks" in proc.stderr, proc.stderr
+    check_loads(on_ray)
+    files = [json.loads((out / "synthqa.json").read_text())["data_files"] for out in (on_ray, plain)]
+    assert files[0] == files[1], files
+
+
 def ocr(work: Path) -> None:
     """A page of the corpora rasterised into an image-only PDF (with the extra's own pdfium) is read by OCR."""
     import pyarrow.parquet as pq
@@ -158,5 +178,5 @@ def ocr(work: Path) -> None:
 if __name__ == "__main__":
     mode, workdir = sys.argv[1], Path(sys.argv[2])
     workdir.mkdir(parents=True, exist_ok=True)
-    {"bare": bare, "local": local, "eval": eval_, "ocr": ocr}[mode](workdir)
+    {"bare": bare, "local": local, "eval": eval_, "ocr": ocr, "ray": ray}[mode](workdir)
     print(f"install smoke test '{mode}': ok")

@@ -83,3 +83,12 @@ def test_full_disk_raises_cache_error_and_keeps_earlier_rows(tmp_path):
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     with Cache(path) as again:
         assert again.get("k0") == Answer("c0", ("Q?",))
+
+
+def test_keys_lists_every_answer_or_only_the_answered_ones(tmp_path):
+    with Cache(tmp_path / "c.sqlite") as cache:
+        assert list(cache.keys()) == []
+        cache.put("k-ok", Answer("c1", ("What is kept?",)))
+        cache.put("k-failed", Answer("c2", error="prose without a question"))
+        assert sorted(cache.keys()) == ["k-failed", "k-ok"]
+        assert list(cache.keys(answered_only=True)) == ["k-ok"]

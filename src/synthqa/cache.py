@@ -137,6 +137,12 @@ class Cache:
         for row in rows:
             yield answer_from_row(row)
 
+    def keys(self, *, answered_only: bool = False) -> Iterator[str]:
+        """Every stored key (only those of answered chunks with ``answered_only``), for a cluster to skip them."""
+        where = " WHERE error IS NULL" if answered_only else ""
+        for (key,) in self._db.execute(f"SELECT key FROM answers{where}"):
+            yield key
+
     def __len__(self) -> int:
         return self._db.execute("SELECT count(*) FROM answers").fetchone()[0]
 

@@ -88,6 +88,13 @@ def add_options(p: argparse.ArgumentParser) -> None:
     lo.add_argument("--local", action="store_true", help="use the embedded llama.cpp model even if a key is set")
     lo.add_argument("--local-model", metavar="PRESET_OR_GGUF", help="preset name (qwen0.5b, qwen1.5b) or a .gguf file")
     lo.add_argument("--local-threads", type=positive_int, help="llama.cpp threads (default 1: safe on a busy machine)")
+    r = p.add_argument_group("on a Ray cluster (pip install 'synthqa[ray]')")
+    r.add_argument("--ray", action="store_true", help="read, chunk and ask on Ray (a new local instance, or the "
+                   "cluster RAY_ADDRESS names); the dataset is the one a run without --ray writes")
+    r.add_argument("--ray-address", metavar="ADDRESS", help="join this Ray cluster (implies --ray): auto, or "
+                   "ray://HEAD:10001")
+    r.add_argument("--ray-tasks", type=positive_int, metavar="N", help="ask tasks at once, each with --concurrency "
+                   "requests in flight (default: the cluster's CPUs)")
     o = p.add_argument_group("run")
     o.add_argument("--dry-run", action="store_true", help="count chunks and estimate tokens and cost; send nothing")
     o.add_argument("--overwrite", action="store_true", help="replace a dataset in OUT made with other settings")
@@ -102,7 +109,21 @@ def run(args: argparse.Namespace) -> int:
     given = given_options(args)
     retry = getattr(args, "retry_failed", None)
     config = pipeline.config_for_retry(retry, given) if retry else new_config(given, "generate")
-    return show(pipeline.run_generate(config, log=log, progress=not getattr(args, "no_progress", False)), config)
+    progress = not getattr(args, "no_progress", False)
+    address = getattr(args, "ray_address", None)
+    on_ray = getattr(args, "ray", False) or address
+    if getattr(args, "ray_tasks", None) and not on_ray:
+        raise ConfigError("--ray-tasks is for runs on Ray: add --ray (or --ray-address ADDRESS)")
+    if on_ray and config.batch:
+        raise ConfigError("--ray and --batch are two ways of asking the model: choose one")
+    if on_ray:
+        from ..ray import generate_on_ray
+
+        result = generate_on_ray(config, address=address, ask_tasks=getattr(args, "ray_tasks", None), log=log,
+                                 progress=progress)
+    else:
+        result = pipeline.run_generate(config, log=log, progress=progress)
+    return show(result, config)
 
 
 def given_options(args: argparse.Namespace) -> dict:
