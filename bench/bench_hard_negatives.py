@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import synthqa.finetune as ft
-from synthqa.dataset import ir_evaluator_inputs
+from synthqa.retrieval import ir_evaluator_inputs
 from synthqa.evaluate import evaluate
 from synthqa.finetune.progress import quiet
 from synthqa.models import load_model

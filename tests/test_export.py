@@ -46,6 +46,8 @@ def test_beir_export_loads_with_beirs_generic_data_loader(out, tmp_path):
     corpus, queries, qrels = GenericDataLoader(str(tmp_path / "beir")).load(split="test")
     # one corpus: every chunk, those the chunk filters skipped too (distractors no qrel points at)
     assert corpus == {cid: {"text": text, "title": ""} for cid, text in {**TEXT, **SKIPPED_TEXT}.items()}
+    metadata = [json.loads(line)["metadata"] for line in (tmp_path / "beir" / "corpus.jsonl").read_text().splitlines()]
+    assert sorted(m["skip_reason"] for m in metadata) == ["", "", "", "", "reference list", "too short"]
     assert queries == questions_of("eval")
     qid, extra = EXTRA
     assert qrels[qid] == {"d" * 16: 1, extra: 1}  # the extra relevant chunk is a qrel too
