@@ -6,6 +6,7 @@ list the chunk filters skip), generated against the fake OpenAI server on 127.0.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -94,11 +95,14 @@ def test_bad_caps_are_refused_once_with_the_option_named(tmp_path, options, mess
                           min_questions_per_document=5).max_questions_per_document == 5
 
 
-def test_cli_refuses_a_floor_above_the_cap_in_one_line(docs, tmp_path):
-    proc = run_cli("generate", docs, "-o", tmp_path / "out", "--max-questions-per-document", "3",
-                   "--min-questions-per-document", "4")
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert "--min-questions-per-document 4 is above --max-questions-per-document 3" in proc.stderr
+def test_cli_refuses_a_floor_above_the_cap_in_one_line(docs, tmp_path, capsys):
+    from synthqa.cli import main
+
+    assert main(["generate", str(docs), "-o", str(tmp_path / "out"), "--max-questions-per-document", "3",
+                 "--min-questions-per-document", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "--min-questions-per-document 4 is above --max-questions-per-document 3" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
 def test_a_skipped_chunk_stays_with_its_document():
@@ -192,28 +196,29 @@ def test_retry_and_rerun_keep_the_cap(runs, docs):
         assert other.returncode != 0 and "max_questions_per_document 20 → 5" in other.stderr
 
 
-def test_an_older_manifest_is_refused_with_the_command_that_rewrites_it(docs, tmp_path):
+def test_an_older_manifest_is_refused_with_the_command_that_rewrites_it(runs, docs, tmp_path):
     out = tmp_path / "out"
+    shutil.copytree(runs["plain"], out)
+    data = manifest(out)
+    data["schema_version"] = 3
+    for d in data["documents"]:
+        for key in ("chunks_asked", "chunks_skipped", "questions", "questions_capped"):
+            del d[key]
+    (out / "synthqa.json").write_text(json.dumps(data))
+    shown = run_cli("inspect", out)
+    assert shown.returncode != 0 and "Traceback" not in shown.stderr
+    assert "manifest schema 3, this synthqa reads schema 4" in shown.stderr and "--overwrite" in shown.stderr
     with FakeOpenAI() as fake:
-        assert generate(docs, out, fake).returncode == 0
-        data = manifest(out)
-        data["schema_version"] = 3
-        for d in data["documents"]:
-            for key in ("chunks_asked", "chunks_skipped", "questions", "questions_capped"):
-                del d[key]
-        (out / "synthqa.json").write_text(json.dumps(data))
-        shown = run_cli("inspect", out)
-        assert shown.returncode != 0 and "Traceback" not in shown.stderr
-        assert "manifest schema 3, this synthqa reads schema 4" in shown.stderr and "--overwrite" in shown.stderr
         again = generate(docs, out, fake, "--overwrite")
-        assert again.returncode == 0, again.stderr
+    assert again.returncode == 0, again.stderr
     assert manifest(out)["schema_version"] == 4 and manifest(out)["counts"]["requests_this_run"] == 0
 
 
 # ------------------------------------------------------------------------------------------ evaluate
 @pytest.mark.eval
-def test_evaluate_searches_every_chunk_by_default_and_the_split_when_asked(runs, tmp_path):
+def test_evaluate_searches_every_chunk_by_default_and_the_split_when_asked(runs, tmp_path, capsys):
     pytest.importorskip("sentence_transformers", reason="needs synthqa[eval]")
+    from synthqa.cli import main
     from synthqa.evaluate import evaluate
 
     out = runs["plain"]
@@ -221,13 +226,12 @@ def test_evaluate_searches_every_chunk_by_default_and_the_split_when_asked(runs,
     tables = read_out(out)
     eval_asked = sum(1 for r in tables["corpus/eval"] if not r["skip_reason"])
     every = evaluate(out, bm25=True)
-    split = evaluate(out, bm25=True, corpus="split")
     assert every.searched == "all" and every.corpus == m["counts"]["chunks"]  # skipped chunks included
-    assert split.searched == "split" and split.corpus == eval_asked < every.corpus
-    assert every.queries == split.queries == len(tables["queries/eval"])
+    assert main(["evaluate", str(out), "--corpus", "split", "--output", str(tmp_path / "r.json")]) == 0
+    printed = capsys.readouterr().out
+    assert f"searching {eval_asked} chunks: the split's own chunks that were asked about (--corpus split)" in printed
+    split = json.loads((tmp_path / "r.json").read_text())
+    assert split["searched"] == "split" and split["corpus"] == eval_asked < every.corpus
+    assert every.queries == split["queries"] == len(tables["queries/eval"])
     # more distractors can only push the own chunk down: BM25's recall@1 never rises
-    assert every.rows["bm25"]["recall@1"] <= split.rows["bm25"]["recall@1"]
-    proc = run_cli("evaluate", out, "--corpus", "split", "--no-bm25", "--output", tmp_path / "r.json")
-    assert proc.returncode == 0, proc.stderr
-    assert f"searching {eval_asked} chunks: the split's own chunks that were asked about (--corpus split)" in proc.stdout
-    assert json.loads((tmp_path / "r.json").read_text())["searched"] == "split"
+    assert every.rows["bm25"]["recall@1"] <= split["rows"]["bm25"]["recall@1"]
