@@ -40,7 +40,7 @@ from ..models import (
     require_eval_extra,
     set_prompts,
 )
-from ..retrieval import ir_evaluator_inputs
+from ..retrieval import CORPUS_MEANING, ir_evaluator_inputs
 from .card import add_recipe, comparison_table, dataset_source, recipe_section
 from .negatives import NegativeStats, add_hard_negatives
 from .progress import LOG_NAME, Log, TrainingProgress, quiet
@@ -97,7 +97,8 @@ def finetune(dataset, output_dir, *, log: Log | None = None, progress: bool = Fa
     query_prompt, document_prompt = encoding_prompts(model)
     dims = matryoshka_dims(model.get_embedding_dimension())
     log(f"fine-tuning {label} on {source.name}: {len(tables['pairs']['train'])} train pairs, query prompt "
-        f"{query_prompt or 'none'!r}, document prompt {document_prompt or 'none'!r}")
+        f"{query_prompt or 'none'!r}, document prompt {document_prompt or 'none'!r}; eval questions search "
+        f"{CORPUS_MEANING[config.corpus]} (--corpus {config.corpus})")
 
     started = time.perf_counter()
     train, negatives = _training_rows(config, tables, model)
