@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from e2e import generate, policy_pages, read_out, run_cli
 from fakeserver import FakeOpenAI
 from pdfmaker import make_pdf
+
 from synthqa import coverage
 from synthqa.config import FinetuneConfig, GenerateConfig
-from synthqa.pipeline.assemble import skipped_split
 from synthqa.errors import ConfigError
+from synthqa.pipeline.assemble import skipped_split
 
 REFERENCES = "References\n\n" + "\n".join(
     f"[{i}] Smith, J. ({2000 + i}). A study of governance. Journal of Policy, {i}(2), 1-20. "

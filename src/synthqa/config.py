@@ -13,6 +13,9 @@ from .manifest import Options, RunSettings
 
 DEFAULT_MODEL = "gpt-4o-mini"
 RESPONSE_FORMATS = ("auto", "json_schema", "json_object", "none")
+# What evaluation searches (retrieval.py): every chunk of the dataset, or the split's own asked chunks.
+CORPUS_CHOICES = ("all", "split")
+DEFAULT_CORPUS = "all"
 # Options that change the dataset itself; an OUT made with other values is not silently mixed with a new run.
 DATASET_SETTINGS = (
     "questions_per_chunk", "chunk_size", "chunk_overlap", "eval_fraction", "seed", "temperature",
@@ -164,7 +167,7 @@ class FinetuneConfig:
     query_prompt: str | None = None
     document_prompt: str | None = None
     # what the eval questions are searched among before, during and after training (retrieval.py)
-    corpus: str = "all"
+    corpus: str = DEFAULT_CORPUS
     hard_negatives: int = 0
     negative_margin: float = NEGATIVE_MARGIN
     negative_range_min: int = NEGATIVE_RANGE_MIN
@@ -185,7 +188,7 @@ class FinetuneConfig:
             raise ConfigError(f"--max-seq-length {self.max_seq_length} is too small: use 128 or more")
         if self.max_steps is not None:
             _positive("--max-steps", self.max_steps)
-        if self.corpus not in ("all", "split"):
+        if self.corpus not in CORPUS_CHOICES:
             raise ConfigError(f"--corpus {self.corpus!r} is not known: use 'all' (every chunk) or 'split'")
         if not isinstance(self.hard_negatives, int) or not 0 <= self.hard_negatives <= 20:
             raise ConfigError(f"--hard-negatives {self.hard_negatives} must lie between 0 and 20")

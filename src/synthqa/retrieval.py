@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .config import CORPUS_CHOICES, DEFAULT_CORPUS
 from .dataset import SPLIT_NAMES, load_tables
 from .errors import DatasetError
 
-CORPUS_CHOICES = ("all", "split")
-DEFAULT_CORPUS = "all"
+__all__ = ["CORPUS_CHOICES", "CORPUS_MEANING", "DEFAULT_CORPUS", "ir_evaluator_inputs", "searched_corpus"]
 CORPUS_MEANING = {
     "all": "every chunk of the dataset, those never asked about included",
     "split": "the split's own chunks that were asked about",

@@ -19,8 +19,8 @@ def register(sub) -> None:
     parser.add_argument("--model", default=None, help="sentence-transformers folder or Hub name (default: bundled MiniLM)")
     parser.add_argument("--split", default="eval", choices=("eval", "train"), help="split to evaluate (default: eval)")
     parser.add_argument("--corpus", default=DEFAULT_CORPUS, choices=CORPUS_CHOICES,
-                        help=f"all: search every chunk of the dataset, those never asked about included (default); "
-                        f"split: only the split's asked chunks, as synthqa 0.1.0 measured")
+                        help="all: search every chunk of the dataset, those never asked about included (default); "
+                        "split: only the split's asked chunks, as synthqa 0.1.0 measured")
     parser.add_argument("--dims", default=None, help="also report Matryoshka widths, e.g. 384,256,128,64")
     parser.add_argument("--no-bm25", dest="bm25", action="store_false", help="skip the BM25 column")
     parser.add_argument("--batch-size", type=int, default=32, help="encoding batch size (default: 32)")
