@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import synthqa.finetune as ft
-from synthqa.dataset import ir_evaluator_inputs
+from synthqa.retrieval import ir_evaluator_inputs
 from synthqa.evaluate import evaluate
 from synthqa.finetune.progress import quiet
 from synthqa.models import load_model
@@ -47,10 +47,12 @@ def old_training_rows(config, tables, model):
     from sentence_transformers.util import mine_hard_negatives
 
     pairs = Dataset.from_pandas(tables["pairs"]["train"][["sentence_0", "sentence_1"]], preserve_index=False)
+    corpus = tables["corpus"]["train"]
+    asked = corpus[corpus["skip_reason"] == ""]  # mined among the asked chunks, as synthqa.finetune does
     with quiet():
         mined = mine_hard_negatives(
             pairs, model, anchor_column_name="sentence_0", positive_column_name="sentence_1",
-            corpus=list(tables["corpus"]["train"]["text"]), num_negatives=config.hard_negatives,
+            corpus=list(asked["text"]), num_negatives=config.hard_negatives,
             relative_margin=0.05, sampling_strategy="top", output_format="n-tuple", batch_size=config.batch_size,
             verbose=False,
         )

@@ -49,8 +49,10 @@ def make_manifest(**overrides) -> Manifest:
         local=False,
         prompt=PromptInfo("default", SYSTEM, USER, hashlib.sha256((SYSTEM + USER).encode()).hexdigest()),
         counts=replace(counts, **overrides.pop("counts", {})),
-        documents=(Document("budget/fy24.pdf", 2, Cleaning(12, 3, 1, 2, 2), 0, 0.0),
-                   Document("omb-memo.pdf", 1, Cleaning(0, 0, 0, 0, 0), 1, 2.5)),
+        documents=(Document("budget/fy24.pdf", 2, Cleaning(12, 3, 1, 2, 2), 0, 0.0, chunks_asked=2, chunks_skipped=1,
+                            questions=4, questions_capped=0),
+                   Document("omb-memo.pdf", 1, Cleaning(0, 0, 0, 0, 0), 1, 2.5, chunks_asked=2, chunks_skipped=1,
+                            questions=4, questions_capped=0)),
         skipped_files=(SkippedFile("scan.pdf", "no extractable text (scanned image?)"),),
         skipped_pages=(SkippedPage("omb-memo.pdf", 2, "its text could not be extracted (bad stream)"),),
         skipped_chunks={"reference list": 1, "too short": 1},
@@ -75,6 +77,11 @@ CHUNKS = [
     ("c" * 16, "omb-memo.pdf", 1, 0, "train", "Federal agencies must publish open data inventories yearly."),
     ("d" * 16, "omb-memo.pdf", 1, 1, "eval", "Zero trust architecture adoption is due by the end of 2026."),
 ]
+# Chunks the chunk filters skipped: in the corpus, never asked about (skip reason last).
+SKIPPED = [
+    ("e" * 16, "budget/fy24.pdf", 2, 1, "train", "[1] Budget Act of 1974. [2] OMB Circular A-11.", "reference list"),
+    ("f" * 16, "omb-memo.pdf", 1, 2, "eval", "Page 3", "too short"),
+]
 QUESTIONS = {
     "a" * 16: ["What is the agency budget for FY2024?", "How many dollars does the agency get in 2024?"],
     "b" * 16: ["Who approves travel expenses?", "Do travel expenses need approval?"],
@@ -95,8 +102,8 @@ def write_contract_folder(out, manifest: Manifest | None = None, *, extra: bool 
     if not extra:
         manifest = replace(manifest, counts=replace(manifest.counts, questions_with_extra_relevant=0))
     corpus = [{"id": cid, "text": text, "source": src, "page": page, "chunk_index": idx,
-               "ocr": src == "omb-memo.pdf", "language": "en", "split": split}
-              for cid, src, page, idx, split, text in CHUNKS]
+               "ocr": src == "omb-memo.pdf", "language": "en", "split": split, "skip_reason": reason}
+              for cid, src, page, idx, split, text, reason in [(*c, "") for c in CHUNKS] + SKIPPED]
     queries = []
     for cid, src, page, _idx, split, _text in CHUNKS:
         for n, q in enumerate(QUESTIONS[cid]):

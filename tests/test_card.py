@@ -67,7 +67,7 @@ def test_card_says_what_cleaning_and_ocr_did_per_document():
     assert "12 characters normalised (ligatures, full-width forms), 3 line-break hyphens joined (1 compounds " \
            "kept), 2 running-head/footer lines and 2 page numbers removed" in " ".join(body.split())
     assert "misread characters" in body  # OCR's known limit, only when pages were read by OCR
-    raw = make_manifest(options={"clean": False}, documents=(Document("a.pdf", 2, None, 0, 0.0),))
+    raw = make_manifest(options={"clean": False}, documents=(Document("a.pdf", 2, None, 0, 0.0, 3, 0, 8, 0),))
     body = render_card(raw).split("\n---\n", 1)[1]
     assert "kept as extracted (`--no-clean`)" in body and "`a.pdf` — 2 page(s)\n" in body
     assert "misread characters" not in body and "read by OCR" not in body
@@ -107,7 +107,8 @@ def test_datasets_loads_every_config_of_a_written_folder(tmp_path):
     queries = load_dataset(str(out), "queries", split="eval")
     assert queries[1]["extra_relevant_ids"] == ["c" * 16]
     corpus = load_dataset(str(out), "corpus")
-    assert corpus["eval"]["id"] == ["d" * 16]
+    assert corpus["eval"]["id"] == ["d" * 16, "f" * 16]  # the chunks skipped before asking are in the corpus too
+    assert corpus["eval"]["skip_reason"] == ["", "too short"]
     json.loads((out / "synthqa.json").read_text())  # the manifest sits beside the card
 
 

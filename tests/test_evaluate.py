@@ -16,7 +16,7 @@ from fakeserver import FakeOpenAI
 
 from synthqa import evaluate as ev
 from synthqa.cli import main
-from synthqa.dataset import ir_evaluator_inputs
+from synthqa.retrieval import ir_evaluator_inputs
 from synthqa.errors import ConfigError, DatasetError
 
 
@@ -120,7 +120,7 @@ def test_cli_prints_table_and_writes_json(dataset, tmp_path, capsys):
 
 def test_cli_default_output_is_outside_data(dataset, capsys):
     assert main(["evaluate", str(dataset), "--no-bm25"]) == 0
-    path = dataset / ".synthqa" / "eval-all-MiniLM-L6-v2-eval.json"
+    path = dataset / ".synthqa" / "eval-all-MiniLM-L6-v2-eval-all.json"
     assert json.loads(path.read_text())["rows"].keys() == {"all-MiniLM-L6-v2"}
     assert str(path) in capsys.readouterr().out
 

@@ -9,12 +9,13 @@ import pytest
 from beir.datasets.data_loader import GenericDataLoader
 
 from e2e import run_cli
-from manifests import CHUNKS, QUESTIONS, answer_of, write_contract_folder
+from manifests import CHUNKS, QUESTIONS, SKIPPED, answer_of, write_contract_folder
 from synthqa.curate import Decision, append_decision
 from synthqa.errors import OutputError
 from synthqa.export import export_dataset, write_files
 
 TEXT = {cid: text for cid, _src, _page, _idx, _split, text in CHUNKS}
+SKIPPED_TEXT = {cid: text for cid, _src, _page, _idx, _split, text, _reason in SKIPPED}
 SPLIT = {cid: split for cid, _src, _page, _idx, split, _text in CHUNKS}
 EXTRA = ("q-" + "d" * 16 + "-1", "c" * 16)  # the contract folder's one question with an extra relevant chunk
 # RAGAS' SingleTurnSample (ragas.dataset_schema, 0.4.3): the fields and the types this export fills in.
@@ -41,9 +42,12 @@ def questions_of(split):
 
 def test_beir_export_loads_with_beirs_generic_data_loader(out, tmp_path):
     proc = export(out, "beir", tmp_path / "beir")
-    assert "6 train, 2 eval question(s) and 4 chunks" in proc.stdout and "GenericDataLoader" in proc.stdout
+    assert "6 train, 2 eval question(s) and 6 chunks" in proc.stdout and "GenericDataLoader" in proc.stdout
     corpus, queries, qrels = GenericDataLoader(str(tmp_path / "beir")).load(split="test")
-    assert corpus == {cid: {"text": text, "title": ""} for cid, text in TEXT.items()}  # one corpus: every chunk
+    # one corpus: every chunk, those the chunk filters skipped too (distractors no qrel points at)
+    assert corpus == {cid: {"text": text, "title": ""} for cid, text in {**TEXT, **SKIPPED_TEXT}.items()}
+    metadata = [json.loads(line)["metadata"] for line in (tmp_path / "beir" / "corpus.jsonl").read_text().splitlines()]
+    assert sorted(m["skip_reason"] for m in metadata) == ["", "", "", "", "reference list", "too short"]
     assert queries == questions_of("eval")
     qid, extra = EXTRA
     assert qrels[qid] == {"d" * 16: 1, extra: 1}  # the extra relevant chunk is a qrel too

@@ -13,6 +13,7 @@ from e2e import POLICY_PARAGRAPHS, generate, read_out, run_cli
 from pdfmaker import make_pdf
 
 from synthqa import language
+from synthqa.manifest import SCHEMA_VERSION
 from synthqa.report import build_report
 
 TEXTS = Path(__file__).resolve().parents[1] / "bench" / "texts"
@@ -45,7 +46,7 @@ def test_french_german_and_spanish_documents_get_questions_in_their_language(tmp
     assert queries and all(language.in_language(q["text"], language_of[q["chunk_id"]]) for q in queries)
 
     manifest = json.loads((out / "synthqa.json").read_text())
-    assert manifest["schema_version"] == 3 and manifest["language_check"] is True
+    assert manifest["schema_version"] == SCHEMA_VERSION and manifest["language_check"] is True
     per_language = {code: sum(language_of[q["chunk_id"]] == code for q in queries) for code in expected.values()}
     assert manifest["languages"] == {
         code: {"chunks": sum(c["language"] == code for c in corpus), "questions": per_language[code]}

@@ -10,6 +10,7 @@ from importlib import resources
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from . import coverage
 from .curate import describe as describe_curation
 from .language import UNDETERMINED
 from .language import label as language_label
@@ -128,6 +129,9 @@ def render_card(manifest: Manifest, *, repo_id: str | None = None, license: str 
         top_k=manifest.roundtrip.top_k,
         answers_instruction=ANSWERS_INSTRUCTION if manifest.options.answers else None,
         curation_text=describe_curation(manifest.curation) if manifest.curation is not None else None,
+        coverage_text=_coverage_text(manifest),
+        coverage_header=coverage.TABLE_HEADER,
+        coverage_rows=coverage.table_rows(manifest)[:MAX_LISTED_DOCUMENTS] if len(manifest.documents) > 1 else [],
     )
     return str(card)
 
@@ -173,6 +177,12 @@ def _failed_text(failed: tuple[FailedChunk, ...]) -> str:
     shown = [f"`{f.source}` p.{f.page}: {f.reason}" for f in failed[:10]]
     more = f"; … and {len(failed) - 10} more (see `synthqa.json`)" if len(failed) > 10 else ""
     return f"{len(failed)} — " + "; ".join(shown) + more + ". Their pages have no questions in this dataset."
+
+
+def _coverage_text(manifest: Manifest) -> str:
+    text = coverage.describe(manifest)
+    low = coverage.warning(manifest)
+    return text + (f". Warning: {low}" if low else "")
 
 
 def _document_text(document: Document) -> str:

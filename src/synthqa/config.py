@@ -14,10 +14,13 @@ from .manifest import Options, RunSettings
 DEFAULT_MODEL = "gpt-4o-mini"
 RESPONSE_FORMATS = ("auto", "json_schema", "json_object", "none")
 BATCH_MODES = (None, "api", "files")
+# What evaluation searches (retrieval.py): every chunk of the dataset, or the split's own asked chunks.
+CORPUS_CHOICES = ("all", "split")
+DEFAULT_CORPUS = "all"
 # Options that change the dataset itself; an OUT made with other values is not silently mixed with a new run.
 DATASET_SETTINGS = (
     "questions_per_chunk", "chunk_size", "chunk_overlap", "eval_fraction", "seed", "temperature",
-    "limit", "keep_all_chunks", "min_roundtrip_rank", "clean", "answers",
+    "limit", "keep_all_chunks", "min_roundtrip_rank", "clean", "answers", "max_questions_per_document",
 )
 
 
@@ -55,6 +58,9 @@ class GenerateConfig:
     min_roundtrip_rank: int | None = None
     embed_roundtrip: bool | None = None  # None: when the eval extra (MiniLM) is installed
     answers: bool = False  # ask for a short reference answer with each question (same request)
+    # coverage (coverage.py): keep at most N questions per document; flag documents keeping fewer than N
+    max_questions_per_document: int | None = None
+    min_questions_per_document: int | None = None
     # local backend
     local: bool = False
     local_model: str | None = None  # a preset name or a path to a GGUF file
@@ -103,6 +109,7 @@ class GenerateConfig:
                 _positive(name, value)
         if self.min_roundtrip_rank is not None:
             _positive("--min-roundtrip-rank", self.min_roundtrip_rank)
+        _check_coverage(self.max_questions_per_document, self.min_questions_per_document)
         if self.local_threads is not None:
             _positive("--local-threads", self.local_threads, upper=256)
         if self.workers is not None:
@@ -174,6 +181,8 @@ class FinetuneConfig:
     # None: the prompt the base model declares; "" for none
     query_prompt: str | None = None
     document_prompt: str | None = None
+    # what the eval questions are searched among before, during and after training (retrieval.py)
+    corpus: str = DEFAULT_CORPUS
     hard_negatives: int = 0
     negative_margin: float = NEGATIVE_MARGIN
     negative_range_min: int = NEGATIVE_RANGE_MIN
@@ -194,6 +203,8 @@ class FinetuneConfig:
             raise ConfigError(f"--max-seq-length {self.max_seq_length} is too small: use 128 or more")
         if self.max_steps is not None:
             _positive("--max-steps", self.max_steps)
+        if self.corpus not in CORPUS_CHOICES:
+            raise ConfigError(f"--corpus {self.corpus!r} is not known: use 'all' (every chunk) or 'split'")
         if not isinstance(self.hard_negatives, int) or not 0 <= self.hard_negatives <= 20:
             raise ConfigError(f"--hard-negatives {self.hard_negatives} must lie between 0 and 20")
         if not 0 <= self.negative_margin < 1:
@@ -226,6 +237,15 @@ def public_url(url: str | None) -> str | None:
     if parts.port:
         netloc += f":{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _check_coverage(most: int | None, least: int | None) -> None:
+    for name, value in (("--max-questions-per-document", most), ("--min-questions-per-document", least)):
+        if value is not None:
+            _positive(name, value)
+    if most is not None and least is not None and least > most:
+        raise ConfigError(f"--min-questions-per-document {least} is above --max-questions-per-document {most}: "
+                          "every document would be flagged; lower the minimum or raise the cap")
 
 
 def _positive(name: str, value: int, upper: int | None = None) -> None:

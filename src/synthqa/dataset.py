@@ -62,6 +62,7 @@ CORPUS_SCHEMA = pa.schema(
         ("chunk_index", pa.int32()),
         ("ocr", pa.bool_()),  # the page's text was read by OCR (no text layer)
         ("language", pa.string()),
+        ("skip_reason", pa.string()),  # the chunk filter that kept it from the LLM (no question is about it); "" if asked
     ]
 )
 SCHEMAS = {"default": PAIRS_SCHEMA, "queries": QUERIES_SCHEMA, "corpus": CORPUS_SCHEMA}
@@ -369,34 +370,6 @@ def load_tables(out: Path) -> dict[str, dict]:
                 raise DatasetError(f"{path} is missing: {out} does not follow synthqa's output layout")
             tables[name][split] = pq.read_table(path).to_pandas()
     return tables
-
-
-def ir_evaluator_inputs(
-    out: Path, split: str = "eval", corpus: str = "split"
-) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
-    """``(queries, corpus, relevant_docs)`` for sentence-transformers' InformationRetrievalEvaluator.
-
-    ``corpus="split"`` searches the split's own chunks (as the reference card did); ``"all"`` searches every
-    chunk of the dataset, a harder test. Extra relevant chunks recorded for a question count as relevant
-    when they are in the searched corpus.
-    """
-    if split not in SPLIT_NAMES:
-        raise DatasetError(f"split {split!r} does not exist: use one of {', '.join(SPLIT_NAMES)}")
-    if corpus not in ("split", "all"):
-        raise DatasetError(f"corpus {corpus!r} is not known: use 'split' or 'all'")
-    tables = load_tables(out)
-    queries_df = tables["queries"][split]
-    corpus_splits = [split] if corpus == "split" else list(SPLIT_NAMES)
-    corpus_dict: dict[str, str] = {}
-    for name in corpus_splits:
-        df = tables["corpus"][name]
-        corpus_dict.update(zip(df["id"], df["text"]))
-    queries = dict(zip(queries_df["id"], queries_df["text"]))
-    relevant: dict[str, set[str]] = {}
-    for qid, chunk_id, extras in zip(queries_df["id"], queries_df["chunk_id"], queries_df["extra_relevant_ids"]):
-        ids = {chunk_id, *(list(extras) if extras is not None else [])}
-        relevant[qid] = {cid for cid in ids if cid in corpus_dict}
-    return queries, corpus_dict, relevant
 
 
 def resolve_dataset(path_or_id: str | Path) -> Path:

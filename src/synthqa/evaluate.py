@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import ir_evaluator_inputs, resolve_dataset
+from .dataset import resolve_dataset
 from .errors import ConfigError, DatasetError
 from .models import BUNDLED_ALIASES, DEFAULT_MODEL_NAME, load_model
+from .retrieval import CORPUS_MEANING, DEFAULT_CORPUS, ir_evaluator_inputs
 
 ACCURACY_AT = (1, 3, 5, 10)
 PRECISION_RECALL_AT = (1, 3, 5, 10)
@@ -50,6 +51,12 @@ class EvalReport:
     queries: int
     corpus: int
     rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    searched: str = DEFAULT_CORPUS  # "all": every chunk of the dataset; "split": the split's asked chunks
+
+    @property
+    def scope(self) -> str:
+        """What the questions were searched among, in words."""
+        return f"{self.corpus} chunks: {CORPUS_MEANING[self.searched]} (--corpus {self.searched})"
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "metrics": list(METRICS)}, indent=2) + "\n"
@@ -170,11 +177,12 @@ def evaluate(
     dims: Sequence[int] | None = None,
     bm25: bool = True,
     batch_size: int = 32,
-    corpus: str = "split",
+    corpus: str = DEFAULT_CORPUS,
     label: str | None = None,
 ) -> EvalReport:
     """Evaluate ``model`` (a SentenceTransformer, a folder, a Hub name, or None for the bundled MiniLM)
-    and BM25 on one split of a synthqa dataset (folder or Hub id). ``label`` names the model's column."""
+    and BM25 on one split of a synthqa dataset (folder or Hub id), searching ``corpus`` ("all" or "split",
+    see ``retrieval``). ``label`` names the model's column."""
     folder = resolve_dataset(out)
     queries, corpus_dict, relevant_docs = ir_evaluator_inputs(folder, split=split, corpus=corpus)
     qids = [qid for qid in queries if relevant_docs.get(qid)]
@@ -196,14 +204,14 @@ def evaluate(
     rows = embedding_rows(st_model, label, q_emb, c_emb, corpus_ids, relevant, dims)
     if bm25:
         rows[BM25_ROW] = ranking_metrics(rank_by_scores(bm25_scores(texts, documents), corpus_ids), relevant)
-    return EvalReport(str(out), split, label, len(qids), len(corpus_ids), rows)
+    return EvalReport(str(out), split, label, len(qids), len(corpus_ids), rows, corpus)
 
 
 def default_output_path(out: str | os.PathLike, report: EvalReport) -> Path:
     """Where results go unless ``--output`` says otherwise: beside the data, in the never-uploaded
     ``.synthqa/`` folder of a local dataset, or in the current folder for a Hub dataset."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", report.model)
-    name = f"eval-{slug}-{report.split}.json"
+    name = f"eval-{slug}-{report.split}-{report.searched}.json"
     folder = Path(out)
     return folder / ".synthqa" / name if folder.is_dir() else Path.cwd() / name
 
@@ -227,7 +235,7 @@ def format_table(report: EvalReport) -> str:
     width = max(len(m) for m in METRICS)
     col_w = [max(len(c), 6) for c in columns]
     lines = [
-        f"{report.split} split: {report.queries} queries, {report.corpus} chunks",
+        f"{report.split} split: {report.queries} queries searching {report.scope}",
         "| " + "metric".ljust(width) + " | " + " | ".join(c.rjust(w) for c, w in zip(columns, col_w)) + " |",
         "|" + "-" * (width + 2) + "|" + "|".join("-" * (w + 1) + ":" for w in col_w) + "|",
     ]

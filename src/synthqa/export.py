@@ -3,7 +3,8 @@
 - ``beir``: ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``, ``text``) and
   ``qrels/{train,test}.tsv`` (``query-id``, ``corpus-id``, ``score``; the eval split is BEIR's ``test``), as
   ``beir.datasets.data_loader.GenericDataLoader`` reads them. A question's extra relevant chunks are qrels
-  too. BEIR has one corpus, so it holds every chunk: searching it is the harder "all chunks" test.
+  too. BEIR has one corpus, so it holds every chunk, those skipped before asking too (their ``skip_reason``
+  in the metadata): searching it is ``synthqa evaluate --corpus all``.
 - ``ragas``: ``{train,eval}.jsonl`` of RAGAS' single-turn samples (``user_input``, ``reference``,
   ``reference_contexts``, ``reference_context_ids``), read by ``EvaluationDataset.from_jsonl``; needs the
   reference answers of ``synthqa generate --answers``.
@@ -78,7 +79,8 @@ def beir_files(queries: Sequence[dict], corpus: Sequence[dict], text_of: dict[st
     """BEIR's three parts; metadata rides along in fields its loader ignores."""
     files: Files = {
         "corpus.jsonl": [_line({"_id": c["id"], "title": "", "text": c["text"],
-                                "metadata": {"source": c["source"], "page": c["page"], "split": c["split"]}})
+                                "metadata": {"source": c["source"], "page": c["page"], "split": c["split"],
+                                             "skip_reason": c["skip_reason"]}})
                          for c in corpus],
         "queries.jsonl": [_line({"_id": q["id"], "text": q["text"],
                                  "metadata": {"chunk_id": q["chunk_id"], "answer": q["answer"], "split": q["split"]}})

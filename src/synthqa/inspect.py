@@ -11,6 +11,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
+from . import coverage
 from .cache import Cache, cache_path
 from .curate import describe as describe_curation
 from .curate import pending
@@ -98,8 +99,11 @@ def summary_view(manifest: Manifest, width: int, decisions_pending: int = 0) -> 
         ("chunks", f"{c.chunks} made, {c.chunks_asked} sent to the LLM"
                    f" (size {opts.chunk_size}, overlap {opts.chunk_overlap})"),
         ("questions", f"{c.train_pairs} train / {c.eval_pairs} eval ({c.train_chunks} / {c.eval_chunks} chunks)"),
+        ("per document", coverage.describe(manifest)),
         ("languages", languages_text(manifest)),
     ]
+    if (low := coverage.warning(manifest)) is not None:
+        facts.append(("under-covered", low))
     rt = manifest.roundtrip
     facts.append(("round trip", f"own chunk ranked by BM25{' and ' + rt.embedder if rt.embedder else ''} among all "
                                 f"chunks; ranks beyond {rt.top_k} show as >{rt.top_k}"
@@ -128,7 +132,23 @@ def summary_view(manifest: Manifest, width: int, decisions_pending: int = 0) -> 
     label_w = max(len(k) for k, _ in facts) + 2
     for key, value in facts:
         lines.append(_field(key, value, label_w, width))
+    if len(manifest.documents) > 1:
+        lines += [_rule("per document: chunks asked, skipped; questions kept", width),
+                  *coverage_table(manifest, width)]
     return "\n".join(lines)
+
+
+def coverage_table(manifest: Manifest, width: int) -> list[str]:
+    """The per-document figures as aligned columns, the document name cut to fit ``width``."""
+    rows = [("document", "pages", "asked", "skipped", "kept", "share"), *coverage.table_rows(manifest)]
+    widths = [max(len(r[i]) for r in rows) for i in range(1, len(rows[0]))]
+    name_w = max(8, min(max(len(r[0]) for r in rows), width - sum(widths) - 2 * len(widths)))
+    return ["  ".join([_cut(r[0], name_w).ljust(name_w), *(v.rjust(w) for v, w in zip(r[1:], widths))]).rstrip()
+            for r in rows]
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1):]
 
 
 def languages_text(manifest: Manifest) -> str:

@@ -24,7 +24,9 @@ from .text import Cleaning
 # 3: text cleaning and OCR per document, options.clean; languages (per-language counts, whether questions were
 #    checked against their chunk's language); reference answers (options.answers, counts.ungrounded_answers)
 #    and a person's curation; censored round-trip ranks (roundtrip.top_k), --workers, a timing per stage.
-SCHEMA_VERSION = 3
+# 4: coverage per document (chunks asked and skipped, questions kept and capped), --max/--min-questions-per-
+#    document; the corpus config holds every chunk, skipped ones with their skip_reason.
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Options:
     local_model: str | None
     local_threads: int | None
     workers: int | None  # processes reading the inputs; None: the cores of the machine that ran it
+    max_questions_per_document: int | None  # cap on the questions kept per document (seeded choice)
+    min_questions_per_document: int | None  # documents keeping fewer are flagged as under-covered
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,10 @@ class Document:
     cleaning: Cleaning | None  # what text cleaning changed; None with --no-clean
     ocr_pages: int  # pages whose text was read by OCR
     ocr_seconds: float
+    chunks_asked: int  # chunks sent to the LLM (within --limit)
+    chunks_skipped: int  # chunks the chunk filters skipped (in the corpus, never asked)
+    questions: int  # questions kept in the dataset (after a person's decisions)
+    questions_capped: int  # questions --max-questions-per-document dropped
 
 
 @dataclass(frozen=True)

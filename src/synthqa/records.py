@@ -57,12 +57,12 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class SkippedChunk:
-    """A chunk not sent to the LLM (reference list, URLs, table of contents, too short …)."""
+    """A chunk not sent to the LLM (reference list, URLs, table of contents, too short …); it stays in the
+    corpus, so retrieval is measured against every chunk."""
 
-    chunk_id: str
-    source: str
-    page: int
+    chunk: Chunk
     reason: str
+    asked_before: int  # chunks worth asking that came before it in the input (where it sits among them)
 
 
 @dataclass(frozen=True, slots=True)

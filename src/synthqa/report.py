@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from . import coverage
 from .curate import describe as describe_curation
 from .dataset import load_tables, read_manifest, resolve_dataset
 from .inspect import pair_rows
@@ -71,7 +72,7 @@ def render_html(manifest: Manifest, rows: list[dict], title: str) -> str:
     return _PAGE.format(
         title=_e(title), css=CSS, js=_JS, payload=payload,
         summary=summary_html(manifest), plots="\n".join(f'<figure class="plot">{p}</figure>' for p in plots),
-        failures=_failures(manifest),
+        failures=_failures(manifest), coverage=coverage_html(manifest),
     )
 
 
@@ -167,6 +168,16 @@ def summary_html(manifest: Manifest) -> str:
     return f'<div class="nums">{cards}</div><p class="meta">{meta}</p>'
 
 
+def coverage_html(manifest: Manifest) -> str:
+    """Pages, chunks asked and skipped, questions kept and share per document, with the cap and floor."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in coverage.TABLE_HEADER)
+    body = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in coverage.table_rows(manifest))
+    low = coverage.warning(manifest)
+    note = f'<p class="warn">{_e(low)}</p>' if low else ""
+    return (f'<p class="meta">{_e(coverage.describe(manifest))}</p>{note}<table id="coverage"><thead><tr>{head}'
+            f"</tr></thead><tbody>{body}</tbody></table>")
+
+
 def _failures(manifest: Manifest) -> str:
     rows = [f"<tr><td>chunk</td><td>{_e(f.source)} p.{f.page}</td><td>{_e(f.reason)}</td></tr>"
             for f in manifest.failed_chunks]
@@ -214,6 +225,7 @@ def _e(text: str) -> str:
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1200px;padding:16px;color:#222}
 h1{font-size:20px;margin:4px 0 12px}h2{font-size:16px;margin:24px 0 8px;border-bottom:1px solid #ddd}
+.warn{color:#b04a5a}
 .nums{display:flex;flex-wrap:wrap;gap:8px}.num{background:#f3f5f8;border-radius:6px;padding:8px 12px;min-width:90px}
 .num b{display:block;font-size:18px}.num span{color:#666;font-size:12px}.meta{color:#555}
 .plots{display:flex;flex-wrap:wrap;gap:12px}.plot{margin:0;border:1px solid #e3e3e3;border-radius:6px;padding:6px}
@@ -269,6 +281,7 @@ _PAGE = """<!DOCTYPE html>
 <h1>synthqa report · {title}</h1>
 <pre id="js-errors"></pre>
 <h2>Summary</h2>{summary}
+<h2>Coverage per document</h2>{coverage}
 <h2>Plots</h2><div class="plots">{plots}</div>
 <h2>Pairs</h2>
 <input id="search" type="search" placeholder="search questions, chunks and sources" aria-label="search">

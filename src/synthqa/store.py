@@ -1,7 +1,8 @@
 """The chunks and questions of one run, spilled to SQLite beside the answer cache, so memory stays flat in N.
 
 ``OUT/.synthqa/work.sqlite`` is scratch space: made fresh by every run and removed when the dataset is
-written. Chunks go in as they are read, in input order (``seq`` 0, 1, …); the answers stay in the cache
+written. Chunks go in as they are read, in input order (``seq`` 0, 1, …), and the chunks the chunk filters
+skipped beside them (each with the number of asked chunks before it, to place it in the corpus); the answers stay in the cache
 and are joined by cache key; failures that are not cached (timeouts, 5xx …) are kept here for this run.
 Questions that survive the question filters and exact deduplication go in order (``pos`` 0, 1, …).
 One lock serialises the reading thread and the event loop, which both write.
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from .errors import CacheError
 from .cache import answer_from_row
-from .records import Answer, Chunk, Usage
+from .records import Answer, Chunk, SkippedChunk, Usage
 
 WORK_FILENAME = "work.sqlite"
 
@@ -24,6 +25,8 @@ _SCHEMA = """
 CREATE TABLE chunks (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, source TEXT NOT NULL, page INTEGER NOT NULL,
                      idx INTEGER NOT NULL, text TEXT NOT NULL, key TEXT NOT NULL, section INTEGER NOT NULL,
                      language TEXT);
+CREATE TABLE skipped (asked_before INTEGER NOT NULL, id TEXT NOT NULL, source TEXT NOT NULL, page INTEGER NOT NULL,
+                      idx INTEGER NOT NULL, text TEXT NOT NULL, section INTEGER NOT NULL, reason TEXT NOT NULL);
 CREATE TABLE failures (key TEXT PRIMARY KEY, error TEXT NOT NULL, attempts INTEGER, requests INTEGER,
                        prompt_tokens INTEGER, completion_tokens INTEGER);
 CREATE TABLE questions (pos INTEGER PRIMARY KEY, chunk_seq INTEGER NOT NULL, n INTEGER NOT NULL,
@@ -63,6 +66,19 @@ class RunStore:
                 (start + i, c.id, c.source, c.page, c.index, c.text, key, c.section, c.language)
                 for i, (c, key) in enumerate(rows)))
             self.chunks += len(rows)
+
+    def add_skipped(self, rows: Sequence[SkippedChunk]) -> None:
+        """Append chunks the chunk filters skipped, in input order: never asked, but kept for the corpus."""
+        with self._lock, self._write():
+            self._db.executemany("INSERT INTO skipped VALUES (?,?,?,?,?,?,?,?)", (
+                (s.asked_before, s.chunk.id, s.chunk.source, s.chunk.page, s.chunk.index, s.chunk.text,
+                 s.chunk.section, s.reason) for s in rows))
+
+    def skipped_rows(self) -> Iterator[SkippedChunk]:
+        """The skipped chunks in input order."""
+        for before, cid, source, page, idx, text, section, reason in self._db.execute(
+                "SELECT * FROM skipped ORDER BY rowid"):
+            yield SkippedChunk(Chunk(cid, source, page, idx, text, section), reason, before)
 
     def add_failure(self, key: str, answer: Answer) -> None:
         """Remember for this run a failure the cache does not keep (so a plain rerun asks again)."""

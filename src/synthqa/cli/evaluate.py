@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..retrieval import CORPUS_CHOICES, DEFAULT_CORPUS
 from ._options import add_out
 
 
@@ -18,13 +19,14 @@ def register(sub) -> None:
     add_out(parser, hub=True, dest="dataset")
     parser.add_argument("--model", default=None, help="sentence-transformers folder or Hub name (default: bundled MiniLM)")
     parser.add_argument("--split", default="eval", choices=("eval", "train"), help="split to evaluate (default: eval)")
-    parser.add_argument("--corpus", default="split", choices=("split", "all"),
-                        help="search the split's own chunks (default) or every chunk of the dataset")
+    parser.add_argument("--corpus", default=DEFAULT_CORPUS, choices=CORPUS_CHOICES,
+                        help="all: search every chunk of the dataset, those never asked about included (default); "
+                        "split: only the split's asked chunks, as synthqa 0.1.0 measured")
     parser.add_argument("--dims", default=None, help="also report Matryoshka widths, e.g. 384,256,128,64")
     parser.add_argument("--no-bm25", dest="bm25", action="store_false", help="skip the BM25 column")
     parser.add_argument("--batch-size", type=int, default=32, help="encoding batch size (default: 32)")
     parser.add_argument("--output", type=Path, default=None,
-                        help="JSON results file (default: OUT/.synthqa/eval-<model>-<split>.json)")
+                        help="JSON results file (default: OUT/.synthqa/eval-<model>-<split>-<corpus>.json)")
     parser.set_defaults(func=run)
 
 

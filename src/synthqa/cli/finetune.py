@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..config import NEGATIVE_MARGIN, NEGATIVE_RANGE_MIN
+from ..retrieval import CORPUS_CHOICES, DEFAULT_CORPUS
 from ._options import add_out, nonneg_int, positive_int
 
 
@@ -29,6 +30,10 @@ def register(sub) -> None:
     parser.add_argument("--max-seq-length", type=positive_int, default=None, help="truncate texts to N tokens")
     parser.add_argument("--max-steps", type=positive_int, default=None, help="stop after N steps (overrides --epochs)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
+    parser.add_argument("--corpus", default=DEFAULT_CORPUS, choices=CORPUS_CHOICES,
+                        help="what the eval questions search before, during and after training: all (default: every "
+                        "chunk, those never asked about included, as the model will be used) or split (the eval "
+                        "split's asked chunks, as synthqa 0.1.0 measured)")
     p = parser.add_argument_group("prompts (default: those the base model declares, as encode_query uses them)")
     p.add_argument("--query-prompt", metavar="TEXT", default=None,
                    help="prepended to every question in training and evaluation, and saved with the model ('' for none)")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .. import coverage
 from ..config import DEFAULT_MODEL, RESPONSE_FORMATS, GenerateConfig
 from ..curate import describe as describe_curation
 from ..errors import ConfigError
@@ -64,6 +65,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
                    help="keep the extracted text as it is (whitespace tidied only): no NFKC, no mending of line-break "
                    "hyphens, running heads and page numbers kept")
     g.add_argument("--keep-all-chunks", action="store_true", help="also ask about reference lists, URL lists, tables of contents")
+    g.add_argument("--max-questions-per-document", type=positive_int, metavar="N",
+                   help="keep at most N questions per document, chosen by --seed spreading over its chunks, so a "
+                   "long document cannot swamp a short one (default: no cap)")
+    g.add_argument("--min-questions-per-document", type=positive_int, metavar="N",
+                   help="flag documents keeping fewer than N questions in the summary, inspect, report and card "
+                   "(drops nothing)")
     g.add_argument("--min-roundtrip-rank", type=positive_int, metavar="K", help="drop pairs whose chunk is not in the top K for its question")
     g.add_argument("--no-embed-roundtrip", dest="embed_roundtrip", action="store_false",
                    help="rank questions' chunks with BM25 only, not also with the bundled MiniLM (faster)")
@@ -187,6 +194,7 @@ def format_summary(manifest: Manifest) -> str:
         ("chunks", f"{c.chunks} ({c.chunks_asked} asked, {sum(manifest.skipped_chunks.values())} skipped)"),
         ("questions kept", f"{c.questions} of {c.questions_generated} generated"),
         ("train / eval pairs", f"{c.train_pairs} / {c.eval_pairs} ({c.train_chunks} / {c.eval_chunks} chunks)"),
+        ("per document", coverage.describe(manifest)),
         ("languages", languages_text(manifest)),
         ("failed chunks", len(manifest.failed_chunks)),
     ]
@@ -212,6 +220,13 @@ def format_summary(manifest: Manifest) -> str:
                                   f"only): {why}"))
     if not c.questions:
         rows.append(("  warning", "no question was kept: the dataset has only its corpus config"))
+    if (low := coverage.warning(manifest)) is not None:
+        rows.append(("  warning", low))
+    if len(manifest.documents) > 1:  # the figures behind "one long document swamps a short one"
+        for d in sorted(manifest.documents, key=lambda d: -d.questions)[:10]:
+            rows.append((f"  {d.source}", f"{d.questions} questions ({coverage.share(d, c.questions):.0f} %) from "
+                                          f"{d.chunks_asked} chunks asked" + (f", {d.questions_capped} capped"
+                                                                              if d.questions_capped else "")))
     for reason, n in sorted(manifest.skipped_chunks.items()):
         if n:
             rows.append((f"  skipped: {reason}", n))

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..config import FinetuneConfig
-from ..dataset import ir_evaluator_inputs, load_tables, resolve_dataset
+from ..dataset import load_tables, resolve_dataset
 from ..errors import ConfigError, DatasetError, HubError, OutputError
 from ..evaluate import EvalReport, evaluate, model_label
 from ..hub import check_can_push, push_model
@@ -40,6 +40,7 @@ from ..models import (
     require_eval_extra,
     set_prompts,
 )
+from ..retrieval import CORPUS_MEANING, ir_evaluator_inputs
 from .card import add_recipe, comparison_table, dataset_source, recipe_section
 from .negatives import NegativeStats, add_hard_negatives
 from .progress import LOG_NAME, Log, TrainingProgress, quiet
@@ -96,13 +97,14 @@ def finetune(dataset, output_dir, *, log: Log | None = None, progress: bool = Fa
     query_prompt, document_prompt = encoding_prompts(model)
     dims = matryoshka_dims(model.get_embedding_dimension())
     log(f"fine-tuning {label} on {source.name}: {len(tables['pairs']['train'])} train pairs, query prompt "
-        f"{query_prompt or 'none'!r}, document prompt {document_prompt or 'none'!r}")
+        f"{query_prompt or 'none'!r}, document prompt {document_prompt or 'none'!r}; eval questions search "
+        f"{CORPUS_MEANING[config.corpus]} (--corpus {config.corpus})")
 
     started = time.perf_counter()
     train, negatives = _training_rows(config, tables, model)
     if negatives is not None:
         log(f"hard negatives: {negatives.summary()}")
-    before = evaluate(folder, model=model, dims=dims[1:], label="base")
+    before = evaluate(folder, model=model, dims=dims[1:], label="base", corpus=config.corpus)
     _describe(model, config, label, source)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     log_path = config.output_dir / LOG_NAME
@@ -112,7 +114,7 @@ def finetune(dataset, output_dir, *, log: Log | None = None, progress: bool = Fa
     output = _train(st, config, model, folder, train, dims, (query_prompt, document_prompt), tracker)
     with quiet():  # a bar for writing the weights
         model.save(str(config.output_dir))  # writes README.md, the model card sentence-transformers filled in
-    after = evaluate(folder, model=model, dims=dims[1:], bm25=False, label="finetuned")
+    after = evaluate(folder, model=model, dims=dims[1:], bm25=False, label="finetuned", corpus=config.corpus)
     result = FinetuneResult(
         str(config.output_dir), label, source.name, len(train), int(output.global_step),
         float(output.training_loss), tuple(dims), time.perf_counter() - started, before, after, query_prompt,
@@ -162,7 +164,9 @@ def _training_rows(config: FinetuneConfig, tables, model):
         pairs = tables["pairs"]["train"][["sentence_0", "sentence_1"]]
         return Dataset.from_pandas(pairs, preserve_index=False), None
     with quiet():  # the miner draws encode bars whatever it is told
-        return add_hard_negatives(tables["queries"]["train"], tables["corpus"]["train"], model,
+        corpus = tables["corpus"]["train"]
+        # mined among the chunks asked about, as before the corpus kept skipped ones (docs/finetune.md's bench)
+        return add_hard_negatives(tables["queries"]["train"], corpus[corpus["skip_reason"] == ""], model,
                                   config.hard_negatives, config.negative_margin, config.negative_range_min,
                                   config.batch_size, config.seed)
 
@@ -195,7 +199,7 @@ def _train(st, config: FinetuneConfig, model, folder: Path, train, dims: list[in
     )
     from transformers import PrinterCallback, ProgressCallback
 
-    queries, corpus, relevant = ir_evaluator_inputs(folder, split="eval")
+    queries, corpus, relevant = ir_evaluator_inputs(folder, split="eval", corpus=config.corpus)
     evaluator = InformationRetrievalEvaluator(queries, corpus, relevant, name="eval", batch_size=config.batch_size)
     loss = MatryoshkaLoss(model, MultipleNegativesRankingLoss(model), matryoshka_dims=dims)
     query_prompt, document_prompt = prompts

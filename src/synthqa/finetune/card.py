@@ -85,8 +85,8 @@ def recipe_section(result, source: DatasetSource) -> str:
              "no page is on both sides.")
     loss = (f"MatryoshkaLoss(MultipleNegativesRankingLoss), dims {', '.join(map(str, r.matryoshka_dims))}; batches "
             "never hold two questions of one chunk (`no_duplicates`)")
-    scope = (f"Retrieval on the dataset's eval split ({r.after.queries} questions searching {r.after.corpus} "
-             "chunks), before and after fine-tuning, with the same prompts:")
+    scope = (f"Retrieval on the dataset's eval split ({r.after.queries} questions searching {r.after.scope}), "
+             "before and after fine-tuning, with the same prompts:")
     return "\n".join([
         SECTION_TITLE,
         "",

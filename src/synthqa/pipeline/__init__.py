@@ -142,7 +142,7 @@ class AskStep:
                  store: RunStore, log: Log, progress: Progress) -> None:
         self.config, self.template, self.endpoint, self.cache, self.log = config, template, endpoint, cache, log
         self.store, self.progress = store, progress
-        self.feed = ThreadedFeed(config, log, progress, self.keep)
+        self.feed = ThreadedFeed(config, log, progress, self.keep, store.add_skipped)
         self.usage_this_run = Usage()
         self.asked = self.cached = 0
         self.bar = None

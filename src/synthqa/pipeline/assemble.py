@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, card, dataset, dedupe, filters, language, roundtrip, splits
+from .. import __version__, card, coverage, dataset, dedupe, filters, language, roundtrip, splits
 from .. import curate as decisions_file
 from ..config import GenerateConfig, public_url
 from ..manifest import (
@@ -54,6 +54,8 @@ class Tally:
     written: Counter = field(default_factory=Counter)  # "train_pairs", "eval_chunks", "extra", "ungrounded" …
     chunk_languages: Counter = field(default_factory=Counter)  # language code → chunks written
     question_languages: Counter = field(default_factory=Counter)  # chunk language code → questions written
+    doc_questions: Counter = field(default_factory=Counter)  # source → questions written
+    doc_capped: Counter = field(default_factory=Counter)  # source → questions the per-document cap dropped
     embedder: str | None = None
     vectors: object = None  # the embedder's ``vectors.VectorIndex`` of the chunks, when it ranked
     top_k: int = roundtrip.TOP_K
@@ -75,15 +77,21 @@ def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, store: 
         near = dedupe.near_duplicates(store.question_norms, store.norms_at, workdir)
         tally.drop_counts["near_duplicate"] = int(near.sum())
         stage.detail = f"{int(near.sum()):,} of {len(near):,} questions dropped"
+    dropped = near
+    if config.max_questions_per_document is not None:
+        with progress.stage("per-document cap", "filter") as stage:
+            dropped = near | cap_documents(config, store, near, tally)
+            stage.detail = (f"{int(dropped.sum() - near.sum()):,} questions over "
+                            f"{config.max_questions_per_document} per document dropped")
     with progress.stage("round trip", "roundtrip") as stage:
-        score_questions(config, store, near, workdir, progress, tally)
-        stage.detail = f"{len(near) - int(near.sum()):,} questions ranked by BM25" + (
+        score_questions(config, store, dropped, workdir, progress, tally)
+        stage.detail = f"{len(near) - int(dropped.sum()):,} questions ranked by BM25" + (
             f" and {tally.embedder}" if tally.embedder else "")
     with progress.stage("train/eval split", "split") as stage:
         is_eval, chunk_ids = assign_splits(config, store)
         stage.detail = f"{int(is_eval.sum()):,} of {len(is_eval):,} chunks to eval"
     with progress.stage("writing", "write") as stage:
-        files = write_tables(config, store, near, workdir / RANKS_FILE, is_eval, chunk_ids, inputs, tally)
+        files = write_tables(config, store, dropped, workdir / RANKS_FILE, is_eval, chunk_ids, inputs, tally)
         if tally.vectors is not None:
             dataset.write_corpus_vectors(config.out, [f"{int(i):016x}" for i in chunk_ids], tally.vectors.array(),
                                          tally.embedder)
@@ -121,6 +129,35 @@ def filter_questions(store: RunStore, tally: Tally, check_language: bool = False
             if reason:
                 tally.drop_counts[reason] += 1
     store.commit()
+
+
+def cap_documents(config: GenerateConfig, store: RunStore, near: np.ndarray, tally: Tally) -> np.ndarray:
+    """True for each question --max-questions-per-document drops (see ``coverage``); counted per document."""
+    sources: dict[str, int] = {}
+    doc_of = np.zeros(store.chunks, dtype=np.int32)
+    chunk_id: list[str] = [""] * store.chunks
+    for seq, chunk in store.chunk_rows():
+        doc_of[seq] = sources.setdefault(chunk.source, len(sources))
+        chunk_id[seq] = chunk.id
+    positions, docs, nth, keys = array("q"), array("q"), array("q"), array("q")
+    last_seq, place = -1, 0
+    for pos, seq, n, _, _ in store.question_rows():
+        if near[pos]:
+            continue
+        place = place + 1 if seq == last_seq else 0
+        last_seq = seq
+        positions.append(pos)
+        docs.append(int(doc_of[seq]))
+        nth.append(place)
+        keys.append(coverage.question_key(config.seed, f"q-{chunk_id[seq]}-{n}"))
+    capped = coverage.cap_per_document(docs, nth, keys, config.max_questions_per_document)
+    names = list(sources)
+    for doc in np.asarray(docs, dtype=np.int64)[capped]:
+        tally.doc_capped[names[doc]] += 1
+    tally.drop_counts[coverage.CAP_FILTER] = int(capped.sum())
+    dropped = np.zeros(len(near), dtype=bool)
+    dropped[np.asarray(positions, dtype=np.int64)[capped]] = True
+    return dropped
 
 
 def score_questions(config: GenerateConfig, store: RunStore, near: np.ndarray, workdir: Path, progress: Progress,
@@ -171,29 +208,42 @@ def assign_splits(config: GenerateConfig, store: RunStore) -> tuple[np.ndarray, 
     return is_eval, ids
 
 
-def write_tables(config: GenerateConfig, store: RunStore, near: np.ndarray, ranks_path: Path, is_eval: np.ndarray,
-                 chunk_ids: np.ndarray, inputs: Inputs, tally: Tally) -> dataset.DataFiles:
-    """The parquet files, streamed: each chunk, then its kept questions (dropping those --min-roundtrip-rank
-    drops); extra relevant chunks are kept when they sit in the question's split. Every query row also goes
-    to ``.synthqa/generated-queries.parquet``, the rows a person's decisions start from."""
+def write_tables(config: GenerateConfig, store: RunStore, dropped: np.ndarray, ranks_path: Path,
+                 is_eval: np.ndarray, chunk_ids: np.ndarray, inputs: Inputs, tally: Tally) -> dataset.DataFiles:
+    """The parquet files, streamed: each chunk, then its kept questions (``dropped`` ones left out, and those
+    --min-roundtrip-rank drops); extra relevant chunks are kept when they sit in the question's split. The
+    chunks the chunk filters skipped go to the corpus in their place, with their ``skip_reason``. Every query
+    row also goes to ``.synthqa/generated-queries.parquet``, the rows a person's decisions start from."""
     ranks = _read_rows(ranks_path)
     questions = store.question_rows()
     pending = next(questions, None)
+    skipped = store.skipped_rows()
+    waiting = next(skipped, None)
     written = tally.written
     ocr_pages = {(source, page) for source, read in inputs.documents.items() for page in read.ocr_pages}
+
+    def corpus_row(chunk, reason: str) -> dict:
+        return {"id": chunk.id, "text": chunk.text, "source": chunk.source, "page": chunk.page,
+                "chunk_index": chunk.index, "ocr": (chunk.source, chunk.page) in ocr_pages,
+                "language": chunk.language, "skip_reason": reason}
+
     with dataset.TableWriter(config.out) as writer, dataset.GeneratedWriter(config.out) as generated:
+        prev = None  # (source, split) of the asked chunk before
         for seq, chunk in store.chunk_rows():
             split = splits.EVAL if is_eval[seq] else splits.TRAIN
+            while waiting is not None and waiting.asked_before <= seq:
+                writer.add_chunk(skipped_split(waiting.chunk.source, prev, (chunk.source, split)),
+                                 corpus_row(waiting.chunk, waiting.reason))
+                waiting = next(skipped, None)
+            prev = (chunk.source, split)
             code = chunk.language or language.UNDETERMINED
-            writer.add_chunk(split, {"id": chunk.id, "text": chunk.text, "source": chunk.source, "page": chunk.page,
-                                     "chunk_index": chunk.index, "ocr": (chunk.source, chunk.page) in ocr_pages,
-                                     "language": chunk.language})
+            writer.add_chunk(split, corpus_row(chunk, ""))
             written[f"{split}_chunks"] += 1
             tally.chunk_languages[code] += 1
             while pending is not None and pending[1] == seq:
                 pos, _, n, question, answer = pending
                 pending = next(questions, None)
-                if near[pos]:
+                if dropped[pos]:
                     continue
                 ranked = next(ranks)
                 extras = [f"{int(chunk_ids[j]):016x}" for j in ranked["extra"].tolist() if j >= 0
@@ -212,7 +262,19 @@ def write_tables(config: GenerateConfig, store: RunStore, near: np.ndarray, rank
                 written["question_chars"] += len(question)
                 written["ungrounded"] += bool(answer) and not filters.answer_grounded(answer, chunk.text)
                 tally.question_languages[code] += 1
+                tally.doc_questions[chunk.source] += 1
+        for rest in [waiting, *skipped] if waiting is not None else []:  # after the last asked chunk
+            writer.add_chunk(skipped_split(rest.chunk.source, prev, None), corpus_row(rest.chunk, rest.reason))
     return writer.files
+
+
+def skipped_split(source: str, before: tuple[str, str] | None, after: tuple[str, str] | None) -> str:
+    """The split of a skipped chunk: that of the asked chunk before it, or after it when only that one is of
+    the same document. No question is about a skipped chunk, so either side is leak-free; staying with its
+    document keeps each split's corpus whole documents' worth of text."""
+    if after is not None and (before is None or (before[0] != source and after[0] == source)):
+        return after[1]
+    return before[1] if before is not None else splits.TRAIN
 
 
 def _read_rows(path: Path, block: int = 65536):
@@ -234,7 +296,7 @@ def build_manifest(config: GenerateConfig, template, endpoint, inputs: Inputs, t
         local=endpoint.local,
         prompt=PromptInfo(template.name, template.system, template.user, template.sha256),
         counts=_counts(inputs, tally),
-        documents=documents(inputs),
+        documents=documents(inputs, tally),
         skipped_files=tuple(SkippedFile(s.source, s.reason) for s in inputs.skipped_files),
         skipped_pages=tuple(SkippedPage(s.source, s.page, s.reason) for s in inputs.skipped_pages),
         skipped_chunks=dict(inputs.skipped_chunks),
@@ -247,12 +309,14 @@ def build_manifest(config: GenerateConfig, template, endpoint, inputs: Inputs, t
     )
 
 
-def documents(inputs: Inputs) -> tuple[Document, ...]:
-    """Each document that gave pages: how many, what cleaning changed, and what OCR read."""
+def documents(inputs: Inputs, tally: Tally) -> tuple[Document, ...]:
+    """Each document that gave pages: how many, what cleaning changed, what OCR read, and its coverage."""
     listed = []
     for source, pages in sorted(inputs.pages_per_doc.items()):
         read = inputs.documents[source]
-        listed.append(Document(source, pages, read.cleaning, len(read.ocr_pages), read.ocr_seconds))
+        listed.append(Document(source, pages, read.cleaning, len(read.ocr_pages), read.ocr_seconds,
+                               chunks_asked=inputs.asked_per_doc[source], chunks_skipped=inputs.skipped_per_doc[source],
+                               questions=tally.doc_questions[source], questions_capped=tally.doc_capped[source]))
     return tuple(listed)
 
 

@@ -43,13 +43,16 @@ def apply_to_dataset(out: Path, manifest: Manifest, log: Log, render_card: Calla
     The rows are held in memory: a person reviews thousands of pairs, not millions."""
     generated = dataset.read_generated(out)
     corpus = dataset.read_rows(out, "corpus", manifest.data_files)
+    asked = [c for c in corpus if not c["skip_reason"]]  # the chunks the run ranked questions among
     embedder = manifest.roundtrip.embedder
-    vectors = dataset.read_corpus_vectors(out, [c["id"] for c in corpus], embedder) if embedder else None
-    queries, curation = apply_curation(out, generated, corpus, manifest.roundtrip.min_rank, embedder, log, vectors)
-    counts = replace(manifest.counts, **row_counts(queries, {c["id"]: c["text"] for c in corpus}))
-    language_of = {c["id"]: c["language"] or language.UNDETERMINED for c in corpus}
+    vectors = dataset.read_corpus_vectors(out, [c["id"] for c in asked], embedder) if embedder else None
+    queries, curation = apply_curation(out, generated, asked, manifest.roundtrip.min_rank, embedder, log, vectors)
+    counts = replace(manifest.counts, **row_counts(queries, {c["id"]: c["text"] for c in asked}))
+    language_of = {c["id"]: c["language"] or language.UNDETERMINED for c in asked}
     languages = language_counts(Counter(language_of.values()), Counter(language_of[q["chunk_id"]] for q in queries))
-    manifest = replace(manifest, counts=counts, curation=curation, languages=languages)
+    kept = Counter(q["source"] for q in queries)
+    documents = tuple(replace(d, questions=kept[d.source]) for d in manifest.documents)
+    manifest = replace(manifest, counts=counts, curation=curation, languages=languages, documents=documents)
     files = dataset.write_dataset(out, corpus=corpus, queries=queries,
                                   render_card=lambda files: render_card(replace(manifest, data_files=files)))
     return replace(manifest, data_files=files)

@@ -21,7 +21,7 @@ from .._compat import batched
 from ..config import GenerateConfig
 from ..errors import InputError
 from ..pdfs import DocumentReport
-from ..records import Chunk, SkippedFile, SkippedPage
+from ..records import Chunk, SkippedChunk, SkippedFile, SkippedPage
 from .progress import Log, Progress
 from .reading import COUNT_BATCH, POOL_MIN_PAGES, FileTask, count_pages, default_workers, ordered_map, read_file
 
@@ -43,6 +43,8 @@ class Inputs:
     asked: int = 0  # worth asking, within --limit
     asked_chars: int = 0
     skipped_chunks: Counter = field(default_factory=Counter)  # reason → chunks
+    asked_per_doc: Counter = field(default_factory=Counter)  # source → chunks worth asking (within --limit)
+    skipped_per_doc: Counter = field(default_factory=Counter)  # source → chunks the chunk filters skipped
     skipped_files: list[SkippedFile] = field(default_factory=list)
     skipped_pages: list[SkippedPage] = field(default_factory=list)
     pages_per_doc: Counter = field(default_factory=Counter)  # non-empty pages read, per source
@@ -58,10 +60,12 @@ class Inputs:
         return max(self.asked, round(self.asked * self.pages_counted / self.pages_done)), False
 
 
-def stream_inputs(config: GenerateConfig, log: Log, found: Inputs, progress: Progress) -> Iterator[list[Chunk]]:
+def stream_inputs(config: GenerateConfig, log: Log, found: Inputs, progress: Progress,
+                  on_skipped_chunks: Callable[[list[SkippedChunk]], None] | None = None) -> Iterator[list[Chunk]]:
     """Yield batches of the chunks worth asking about as files are read, filling ``found`` along the way.
 
     Each skipped file and page is reported at once; ``InputError`` at the end when nothing usable was found.
+    ``on_skipped_chunks`` gets each file's chunks that the chunk filters skipped, before its batches.
     """
 
     def on_skip(skipped: SkippedFile) -> None:
@@ -94,7 +98,9 @@ def stream_inputs(config: GenerateConfig, log: Log, found: Inputs, progress: Pro
             found.pages_done += n_pages
             bar.update(n_pages)
             before = found.chunks
-            batch = _worth_asking(config, found, result)
+            batch, skipped = _worth_asking(config, found, result)
+            if skipped and on_skipped_chunks is not None:
+                on_skipped_chunks(skipped)
             limited = config.limit is not None and found.asked >= config.limit
             # counts cover what was used: with --limit, the pages up to its last chunk
             last = result.chunks[found.chunks - before - 1].page if limited else None
@@ -118,20 +124,25 @@ def stream_inputs(config: GenerateConfig, log: Log, found: Inputs, progress: Pro
     _finish(config, found)
 
 
-def _worth_asking(config: GenerateConfig, found: Inputs, result) -> list[Chunk]:
-    """The chunks of one file worth asking about, up to --limit; counts the rest in ``found``."""
+def _worth_asking(config: GenerateConfig, found: Inputs, result) -> tuple[list[Chunk], list[SkippedChunk]]:
+    """The chunks of one file worth asking about, up to --limit, and those skipped before that; counts both
+    in ``found``."""
     batch: list[Chunk] = []
+    skipped: list[SkippedChunk] = []
     for chunk, reason in zip(result.chunks, result.chunk_skip_reasons):
         found.chunks += 1
         if reason:
             found.skipped_chunks[reason] += 1
+            found.skipped_per_doc[chunk.source] += 1
+            skipped.append(SkippedChunk(chunk, reason, found.asked))
             continue
         batch.append(chunk)
         found.asked += 1
+        found.asked_per_doc[chunk.source] += 1
         found.asked_chars += len(chunk.text)
         if config.limit is not None and found.asked >= config.limit:
             break
-    return batch
+    return batch, skipped
 
 
 def _finish(config: GenerateConfig, found: Inputs) -> None:
@@ -160,8 +171,10 @@ class ThreadedFeed:
     _END = object()
 
     def __init__(self, config: GenerateConfig, log: Log, progress: Progress,
-                 keep: Callable[[list[Chunk]], list[str]]) -> None:
+                 keep: Callable[[list[Chunk]], list[str]],
+                 keep_skipped: Callable[[list[SkippedChunk]], None] | None = None) -> None:
         self.config, self.log, self.progress, self.keep = config, log, progress, keep
+        self.keep_skipped = keep_skipped
         self.found = Inputs()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -185,7 +198,7 @@ class ThreadedFeed:
         def produce() -> None:
             try:
                 started = time.perf_counter()
-                for batch in stream_inputs(self.config, self.log, self.found, self.progress):
+                for batch in stream_inputs(self.config, self.log, self.found, self.progress, self.keep_skipped):
                     if not put(list(zip(batch, self.keep(batch)))):
                         return
                 found = self.found
