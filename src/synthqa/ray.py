@@ -33,7 +33,7 @@ from functools import partial
 
 import numpy as np
 
-from . import dataset, pdfs, prompts
+from . import pdfs, prompts
 from .cache import Cache, cache_path
 from .config import GenerateConfig
 from .errors import ConfigError, EndpointError, SynthQAError
@@ -88,21 +88,9 @@ def generate_on_ray(config: GenerateConfig, *, address: str | None = None, ask_t
     finally:
         if started:
             ray.shutdown()
-    result = run_generate(replace(config, push_to_hub=None), log, progress)
-    manifest = result.manifest
-    manifest = replace(
-        manifest,
-        counts=replace(manifest.counts, requests_this_run=manifest.counts.requests_this_run + asked.usage.requests),
-        timings=replace(manifest.timings, ask=round(manifest.timings.ask + asked.seconds, 3)),
-    )
-    dataset.write_manifest(config.out, manifest)
-    pushed = None
-    if config.push_to_hub:
-        from . import hub
-
-        pushed = hub.push_dataset(config.out, config.push_to_hub, private=config.private)
-        manifest = dataset.read_manifest(config.out)
-    return RunResult(config.out, manifest, pushed)
+    # every chunk is answered now: the single-machine run writes (and pushes) the dataset, counting the cluster's
+    # requests and time as its own
+    return run_generate(config, log, progress, asked_before=asked.usage, ask_seconds_before=asked.seconds)
 
 
 def ask_on_ray(config: GenerateConfig, template: prompts.PromptTemplate, endpoint: Endpoint, *,

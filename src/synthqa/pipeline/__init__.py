@@ -63,11 +63,14 @@ class RunResult:
 
 
 def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True,
-                 results: tuple[Path, ...] = ()) -> RunResult | DryRun | BatchPending:
+                 results: tuple[Path, ...] = (), *, asked_before: Usage = Usage(),
+                 ask_seconds_before: float = 0.0) -> RunResult | DryRun | BatchPending:
     """Generate (or dry-run) a dataset as ``config`` says; returns what was written.
 
     With ``config.batch`` the questions are asked through batch files (``results``: result files of vllm
-    run-batch to import); a ``BatchPending`` comes back while batches are still open."""
+    run-batch to import); a ``BatchPending`` comes back while batches are still open. ``asked_before`` and
+    ``ask_seconds_before``: what asking elsewhere (a Ray cluster) cost this run before it filled the cache,
+    counted in the manifest with this run's own requests and ask time."""
     template = prompts.load_template(config.prompt_path)  # a bad template fails before any work
     if not template.uses_language:
         log(f"prompt {template.name!r} has no $language: questions are not checked against their chunk's "
@@ -110,8 +113,9 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
         return pending
     manifest = replace(
         manifest,
-        counts=replace(manifest.counts, requests_this_run=step.usage_this_run.requests),
-        timings=Timings(**{f.name: round(shown.seconds.get(f.name, 0.0), 3) for f in fields(Timings)}),
+        counts=replace(manifest.counts, requests_this_run=step.usage_this_run.requests + asked_before.requests),
+        timings=Timings(**{f.name: round(shown.seconds.get(f.name, 0.0) + (ask_seconds_before if f.name == "ask"
+                                                                            else 0.0), 3) for f in fields(Timings)}),
     )
     dataset.write_manifest(config.out, manifest)
     pushed = None
