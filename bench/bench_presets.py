@@ -64,9 +64,9 @@ def main() -> int:
         [dataset_row(p, out, seconds[p]) for p, out in outs.items()]))
     print(f"\ngenerate timings include reading, filters and round-trip ranking; {qs.load_average()}")
     print("\n## Drop rates\n")
-    print(drop_table(outs))
+    print(qs.drop_table(outs))
     for preset, out in outs.items():
-        share, top = qs.openers([r["text"] for r in qs.query_rows(out)])
+        _, top = qs.openers([r["text"] for r in qs.query_rows(out)])
         print(f"\n{preset} openers: " + ", ".join(f"{o!r} {n}" for o, n in top))
 
     print("\n## Fine-tuned MiniLM on one common eval split\n")
@@ -93,38 +93,15 @@ def dataset_row(preset: str, out: Path, seconds: float) -> list:
             qs.rank_summary([r["bm25_rank"] for r in rows], k), qs.rank_summary([r["embed_rank"] for r in rows], k)]
 
 
-def drop_table(outs: dict[str, Path]) -> str:
-    """Each filter's drop count and rate per preset, side by side."""
-    rates = {p: {(d.stage, d.name): d for d in qs.drop_rates(out)} for p, out in outs.items()}
-    keys = sorted({key for r in rates.values() for key in r})
-    rows = [[stage, name, *(_rate(rates[p].get((stage, name))) for p in outs)] for stage, name in keys]
-    return qs.markdown_table(["stage", "filter", *outs], rows)
-
-
-def _rate(d: qs.DropRate | None) -> str:
-    return "-" if d is None else f"{d.count} ({d.count / max(d.of, 1):.1%})"
-
-
 def model_table(outs: dict[str, Path], work: Path, args) -> str:
-    """Base MiniLM, BM25 and each preset's fine-tuned MiniLM on the common eval split."""
-    from synthqa.models import load_model
-
+    """BM25, the base MiniLM and each preset's fine-tuned MiniLM on the common eval split."""
     common = qs.common_eval(outs)
-    print(f"{len(common.queries)} eval questions ({', '.join(f'{p} {_count(common, p)}' for p in outs)}) among"
-          f" {len(common.corpus)} chunks; {common.left_out} left out (their chunk is in a train split)\n")
-    scorers = {"bm25": qs.BM25, "MiniLM (base)": load_model(None)}
-    for preset, out in outs.items():
-        result = qs.finetune_on(out, work / f"model-{preset}", args)
-        scorers[f"MiniLM fine-tuned on {preset} ({result.train_rows} pairs)"] = load_model(str(result.output_dir))
+    print(common.describe() + "\n")
     rows = []
-    for name, model in scorers.items():
+    for name, model in qs.scorers(outs, work, args).items():
         metrics = qs.score(model, common, list(common.queries))
         rows.append([name, *(metrics[m] for m in METRICS)])
     return qs.markdown_table(["model", *METRICS], rows)
-
-
-def _count(common: qs.CommonEval, preset: str) -> int:
-    return sum(key.startswith(f"{preset}/") for key in common.queries)
 
 
 def speed(args, inputs: Path) -> None:

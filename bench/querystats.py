@@ -9,6 +9,7 @@ lacks, and a seeded sample of queries with their chunks for a person to read.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import re
@@ -98,6 +99,17 @@ def finetune_on(out: Path, model_dir: Path, args: argparse.Namespace):
                     max_seq_length=args.max_seq_length)
 
 
+def scorers(outs: dict[str, Path], work: Path, args: argparse.Namespace) -> dict[str, object]:
+    """BM25, the base MiniLM and a MiniLM fine-tuned on each variant's train split, by row label."""
+    from synthqa.models import load_model
+
+    found: dict[str, object] = {"bm25": BM25, "MiniLM (base)": load_model(None)}
+    for name, out in outs.items():
+        result = finetune_on(out, work / f"model-{name}", args)
+        found[f"MiniLM fine-tuned on {name} ({result.train_rows} pairs)"] = load_model(str(result.output_dir))
+    return found
+
+
 def filter_counts(out: Path) -> str:
     """Counts, skipped chunks and dropped questions from the manifest, in two lines."""
     from synthqa.dataset import read_manifest
@@ -160,6 +172,18 @@ def drop_rates(out: Path) -> list[DropRate]:
     return chunk_rows + question_rows
 
 
+def drop_table(outs: dict[str, Path]) -> str:
+    """Each filter's drop count and rate per variant, side by side, as a Markdown table."""
+    rates = {name: {(d.stage, d.name): d for d in drop_rates(out)} for name, out in outs.items()}
+    keys = sorted({key for r in rates.values() for key in r})
+    rows = [[stage, name, *(_rate(rates[v].get((stage, name))) for v in outs)] for stage, name in keys]
+    return markdown_table(["stage", "filter", *outs], rows)
+
+
+def _rate(d: DropRate | None) -> str:
+    return "-" if d is None else f"{d.count} ({d.count / max(d.of, 1):.1%})"
+
+
 def opener(text: str, words: int = 2) -> str:
     """The first ``words`` words, lower-cased, without punctuation: "What are", "how does"."""
     return " ".join(re.findall(r"[\w'’-]+", text.lower())[:words])
@@ -174,7 +198,7 @@ def openers(texts: list[str], words: int = 2, top: int = 5) -> tuple[float, list
 
 def rank_summary(ranks: list, top_k: int) -> str:
     """Median, share at rank 1, share in the top 5 and share beyond ``top_k`` (censored) of round-trip ranks."""
-    ranks = [int(r) for r in ranks if r is not None and r == r]
+    ranks = [int(r) for r in ranks if r is not None and not math.isnan(r)]  # NaN: no embedder ranked it
     if not ranks:
         return "n/a"
     n = len(ranks)
@@ -212,9 +236,9 @@ def write_sample(rows: list[dict], path: Path, n: int = 50, seed: int = 0) -> Pa
              "C leaning on unstated context (\"this principle\", \"the system\").", ""]
     for i, row in enumerate(sample, 1):
         chunk = row["chunk"].replace("\n", "\n> ")
-        lines += [f"## {i}. [{row['style']}] {row['text']}", "",
-                  f"{row['source']} p.{row['page']}, {row['split']}; round-trip rank bm25 {row['bm25_rank']},"
-                  f" embed {row['embed_rank']}", "", f"> {chunk}", ""]
+        where = (f"{row['source']} p.{row['page']}, {row['split']}; round-trip rank bm25 {row['bm25_rank']},"
+                 f" embed {row['embed_rank']}")
+        lines += [f"## {i}. [{row['style']}] {row['text']}", "", where, "", f"> {chunk}", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
 
@@ -232,6 +256,12 @@ class CommonEval:
     relevant: dict[str, set[str]]  # same keys → relevant chunk ids in ``corpus``
     corpus: dict[str, str]  # chunk id → text: every chunk of every variant (asked or skipped)
     left_out: int  # eval questions whose chunk some variant trains on
+
+    def describe(self) -> str:
+        """How many questions from which variant, among how many chunks, and how many were left out."""
+        per_variant = Counter(key.split("/", 1)[0] for key in self.queries)
+        return (f"{len(self.queries)} eval questions ({', '.join(f'{v} {n}' for v, n in per_variant.items())})"
+                f" among {len(self.corpus)} chunks; {self.left_out} left out (their chunk is in a train split)")
 
 
 def common_eval(outs: dict[str, Path]) -> CommonEval:
@@ -279,8 +309,9 @@ def score_by_style(model, common: CommonEval) -> dict[str, dict[str, float]]:
     """``score`` on all of ``common`` and on each style's questions alone (the per-style evaluation)."""
     styles = sorted(set(common.styles.values()))
     result = {"all": score(model, common, list(common.queries))}
-    for style in styles if len(styles) > 1 else ():
-        result[style] = score(model, common, [k for k, s in common.styles.items() if s == style])
+    for style in styles:
+        keys = [k for k, s in common.styles.items() if s == style]
+        result[style] = result["all"] if len(styles) == 1 else score(model, common, keys)
     return result
 
 
