@@ -24,7 +24,6 @@ import argparse
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,8 +35,6 @@ DEFAULT_MIX = "default"
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpora", type=Path, default=qs.REPO / "corpora", help="folder of input PDFs")
-    parser.add_argument("--sample-pages", type=int, metavar="K", help="run on every K-th page of each PDF")
     parser.add_argument("--mixes", nargs="+", default=[DEFAULT_MIX, "question:1,keyword:1"],
                         help="'default' (no --query-styles) and/or --query-styles values")
     parser.add_argument("--dataset", type=Path, help="reuse this OUT as the default mix instead of generating")
@@ -45,19 +42,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model", help="model name at the endpoint")
     parser.add_argument("--local-model", help="embedded model preset or GGUF (default: synthqa's)")
     parser.add_argument("--local-threads", type=int, default=1)
-    parser.add_argument("--limit", type=int, help="ask at most N chunks per mix")
-    parser.add_argument("--eval-fraction", type=float, default=0.15, help="share of chunks in the eval split")
     parser.add_argument("--read", type=int, default=50, help="queries per mix in the sample for a person to read")
     parser.add_argument("--seed", type=int, default=0, help="seed of that sample")
-    parser.add_argument("--work", type=Path, help="folder for sample, datasets and models (default: a temp folder)")
-    qs.add_finetune_options(parser)
+    qs.add_run_options(parser)
     return parser.parse_args()
 
 
 def main() -> int:
     args = parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="synthqa-queries-"))
-    inputs = qs.sample_pdfs(args.corpora, args.sample_pages, work / "sample") if args.sample_pages else args.corpora
+    work, inputs = qs.prepare(args, "synthqa-queries-")
     outs = generate_mixes(args, work, inputs)
 
     print("\n## Drop rates\n")

@@ -17,6 +17,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -81,6 +82,23 @@ def generate(out: Path, inputs: Path, extra: list[str], *, base_url: str | None 
     seconds = time.perf_counter() - start
     print(f"generated {out.name} in {seconds:.0f} s ({load_average()})", flush=True)
     return seconds
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Inputs, split and work folder options shared by bench_presets and bench_queries (and fine-tuning's)."""
+    parser.add_argument("--corpora", type=Path, default=REPO / "corpora", help="folder of input PDFs")
+    parser.add_argument("--sample-pages", type=int, metavar="K", help="run on every K-th page of each PDF")
+    parser.add_argument("--limit", type=int, help="ask at most N chunks per variant")
+    parser.add_argument("--eval-fraction", type=float, default=0.15, help="share of chunks in the eval split")
+    parser.add_argument("--work", type=Path, help="folder for sample, datasets and models (default: a temp folder)")
+    add_finetune_options(parser)
+
+
+def prepare(args: argparse.Namespace, prefix: str) -> tuple[Path, Path]:
+    """The work folder and the inputs: ``--corpora``, or the page sample written into the work folder."""
+    work = args.work or Path(tempfile.mkdtemp(prefix=prefix))
+    inputs = sample_pdfs(args.corpora, args.sample_pages, work / "sample") if args.sample_pages else args.corpora
+    return work, inputs
 
 
 def add_finetune_options(parser: argparse.ArgumentParser) -> None:
