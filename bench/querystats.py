@@ -110,9 +110,12 @@ def add_finetune_options(parser: argparse.ArgumentParser) -> None:
 
 
 def finetune_on(out: Path, model_dir: Path, args: argparse.Namespace):
-    """Fine-tune the bundled MiniLM on ``out``'s train split (the library's recipe); the FinetuneResult."""
+    """Fine-tune the bundled MiniLM on ``out``'s train split (the library's recipe); the FinetuneResult.
+
+    A model left in ``model_dir`` by an earlier run of the bench is replaced: its dataset may have changed."""
     from synthqa.finetune import finetune
 
+    shutil.rmtree(model_dir, ignore_errors=True)
     return finetune(out, model_dir, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
                     max_seq_length=args.max_seq_length)
 
