@@ -97,6 +97,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 def prepare(args: argparse.Namespace, prefix: str) -> tuple[Path, Path]:
     """The work folder and the inputs: ``--corpora``, or the page sample written into the work folder."""
     work = args.work or Path(tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
     inputs = sample_pdfs(args.corpora, args.sample_pages, work / "sample") if args.sample_pages else args.corpora
     return work, inputs
 
