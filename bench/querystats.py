@@ -35,9 +35,9 @@ def sample_pdfs(corpora: Path, every: int, dest: Path) -> Path:
     from pypdf import PdfReader, PdfWriter
 
     dest.mkdir(parents=True, exist_ok=True)
-    pdfs = sorted(corpora.rglob("*.pdf")) if corpora.is_dir() else [corpora]
+    pdfs = sorted(corpora.rglob("*.pdf")) if corpora.is_dir() else [corpora] if corpora.is_file() else []
     if not pdfs:
-        raise SystemExit(f"--corpora {corpora}: no PDF files in it; point it at a folder of PDFs")
+        raise SystemExit(f"--corpora {corpora}: no PDF file there; point it at a PDF or a folder of PDFs")
     for pdf in pdfs:
         reader = PdfReader(pdf)
         pages = list(range(every - 1, len(reader.pages), every)) or [len(reader.pages) - 1]
