@@ -156,7 +156,7 @@ def query_rows(out: Path) -> list[dict]:
     tables = load_tables(out)
     chunks = {}
     for df in tables["corpus"].values():
-        chunks.update(zip(df["id"], df["text"]))
+        chunks.update(zip(df["id"], df["text"], strict=True))
     rows = []
     for split, df in tables["queries"].items():
         for row in df.to_dict("records"):
@@ -302,7 +302,7 @@ def common_eval(outs: dict[str, Path]) -> CommonEval:
         corpus.update(chunks)
         df = tables[name]["queries"]["eval"]
         style_col = df["style"] if "style" in df.columns else [STYLE_DEFAULT] * len(df)
-        for qid, chunk_id, style in zip(df["id"], df["chunk_id"], style_col):
+        for qid, chunk_id, style in zip(df["id"], df["chunk_id"], style_col, strict=True):
             if chunk_id in trained:
                 left_out += 1
                 continue
