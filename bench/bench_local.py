@@ -1,6 +1,6 @@
-"""Speed of the embedded model (qwen0.5b via llama.cpp) on real corpus chunks, for 1 and 2 threads.
+"""Speed of the embedded model (a preset via llama.cpp) on real corpus chunks, for 1 and 2 threads.
 
-    .venv/bin/python bench/bench_local.py [--chunks 10] [--threads 1 2] [--n 2]
+    .venv/bin/python bench/bench_local.py [--preset qwen1.5b] [--chunks 10] [--threads 1 2] [--n 2]
 
 Prints, per thread count: seconds per chunk, prompt and completion tokens/s, parse rate, and the server's
 peak RSS (VmHWM). Token rates come from llama.cpp's own perf lines in the server log; its "prompt eval"
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from synthqa.chunks import split_pages  # noqa: E402
 from synthqa.filters import chunk_skip_reason  # noqa: E402
-from synthqa.local import DEFAULT_PRESET, LocalServer, resolve_model  # noqa: E402
+from synthqa.local import DEFAULT_PRESET, PRESETS, LocalServer, resolve_model  # noqa: E402
 from synthqa.pdfs import load_pages  # noqa: E402
 from synthqa.prompts import PromptTemplate, load_template  # noqa: E402
 from synthqa.questions import ParseError, build_messages, parse_questions, response_format  # noqa: E402
@@ -99,14 +99,15 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def run(model_path: Path, threads: int, template: PromptTemplate, chunks: list[Chunk], n: int) -> dict:
-    """Start a server with ``threads``, warm it up, ask every chunk, and measure."""
+def run(model_path: Path, threads: int, template: PromptTemplate, chunks: list[Chunk], n: int,
+        name: str = DEFAULT_PRESET) -> dict:
+    """Start a server for ``model_path`` with ``threads``, warm it up, ask every chunk, and measure."""
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "llama-server.log"
-        with LocalServer(model_path, threads=threads, log_path=log, model_name=DEFAULT_PRESET) as server:
-            ask_all(server.base_url, DEFAULT_PRESET, template, chunks[:1], n)  # warm-up, not counted
+        with LocalServer(model_path, threads=threads, log_path=log, model_name=name) as server:
+            ask_all(server.base_url, name, template, chunks[:1], n)  # warm-up, not counted
             warm = log.read_text(errors="replace")
-            replies = ask_all(server.base_url, DEFAULT_PRESET, template, chunks, n)
+            replies = ask_all(server.base_url, name, template, chunks, n)
             rss = peak_rss_mib(server.pid)
             text = log.read_text(errors="replace")[len(warm) :]
     prompt_ms, prompt_tokens, decode_ms, decode_tokens = perf_from_log(text)
@@ -127,27 +128,36 @@ def run(model_path: Path, threads: int, template: PromptTemplate, chunks: list[C
     }
 
 
+HEADER = ("threads", "s/chunk", "max s", "prompt tok/s", "compl tok/s", "prompt tok", "compl tok", "parse",
+          "exact n", "peak RSS MiB", "load")
+
+
+def format_row(r: dict) -> str:
+    """One result of ``run`` as a table row under ``HEADER``."""
+    return (f"{r['threads']} | {r['s_per_chunk']:.2f} | {r['s_per_chunk_max']:.2f} | {r['prompt_tok_s']:.0f}"
+            f" | {r['completion_tok_s']:.1f} | {r['prompt_tokens_per_chunk']:.0f}"
+            f" | {r['completion_tokens_per_chunk']:.0f} | {r['parse_rate']:.0%} | {r['exact_n_rate']:.0%}"
+            f" | {r['peak_rss_mib']:.0f} | {r['load_avg']:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=10)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--n", type=int, default=2, help="questions per chunk")
-    parser.add_argument("--model", default=None, help="preset or GGUF path (default qwen0.5b)")
+    parser.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET, help="bundled model preset")
+    parser.add_argument("--model", default=None, help="a GGUF path instead of a preset")
+    parser.add_argument("--corpora", type=Path, default=ROOT / "corpora", help="PDF folder the chunks come from")
     args = parser.parse_args()
-    model_path = resolve_model(args.model)
-    chunks = corpus_chunks(args.chunks)
+    model_path = resolve_model(args.model or args.preset)
+    name = Path(args.model).stem if args.model else args.preset
+    chunks = corpus_chunks(args.chunks, args.corpora)
     template = load_template()
     print(f"model {model_path.name}, {len(chunks)} chunks, n={args.n}, {os.cpu_count()} CPUs,"
           f" load average before {os.getloadavg()[0]:.2f}")
-    header = ("threads", "s/chunk", "max s", "prompt tok/s", "compl tok/s", "prompt tok", "compl tok",
-              "parse", "exact n", "peak RSS MiB", "load")
-    print(" | ".join(header))
+    print(" | ".join(HEADER))
     for threads in args.threads:
-        r = run(model_path, threads, template, chunks, args.n)
-        print(f"{r['threads']} | {r['s_per_chunk']:.2f} | {r['s_per_chunk_max']:.2f} | {r['prompt_tok_s']:.0f}"
-              f" | {r['completion_tok_s']:.1f} | {r['prompt_tokens_per_chunk']:.0f}"
-              f" | {r['completion_tokens_per_chunk']:.0f} | {r['parse_rate']:.0%} | {r['exact_n_rate']:.0%}"
-              f" | {r['peak_rss_mib']:.0f} | {r['load_avg']:.2f}", flush=True)
+        print(format_row(run(model_path, threads, template, chunks, args.n, name)), flush=True)
 
 
 if __name__ == "__main__":

@@ -18,52 +18,27 @@ that run only proves the script works end to end.
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from synthqa.dataset import load_tables, read_manifest
-from synthqa.evaluate import evaluate, format_table
-from synthqa.finetune import finetune, format_comparison
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-REPO = Path(__file__).resolve().parents[1]
+import querystats as qs  # noqa: E402
+from synthqa.dataset import load_tables  # noqa: E402
+from synthqa.evaluate import evaluate, format_table  # noqa: E402
+from synthqa.finetune import format_comparison  # noqa: E402
 
 
 def generate(out: Path, args, extra: list[str], seed_from: Path | None = None) -> Path:
-    if seed_from is not None and (seed_from / ".synthqa" / "cache.sqlite").exists():
-        # Answers are keyed by content: a variant reuses every answer an earlier variant already paid for.
-        (out / ".synthqa").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(seed_from / ".synthqa" / "cache.sqlite", out / ".synthqa" / "cache.sqlite")
-    cmd = [sys.executable, "-m", "synthqa", "generate", str(args.corpora), "-o", str(out), "--no-progress",
-           "--overwrite", *extra]
-    if args.base_url:
-        cmd += ["--base-url", args.base_url]
-    if args.model:
-        cmd += ["--model", args.model]
-    if args.limit:
-        cmd += ["--limit", str(args.limit)]
-    if args.local_threads:
-        cmd += ["--local-threads", str(args.local_threads)]
-    print("$", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    qs.generate(out, args.corpora, extra, base_url=args.base_url, model=args.model, limit=args.limit,
+                local_threads=args.local_threads, seed_from=seed_from)
     return out
-
-
-def filter_counts(out: Path) -> str:
-    m = read_manifest(out)
-    c = m.counts
-    parts = [f"chunks {c.chunks} (asked {c.chunks_asked})", f"questions {c.questions} of {c.questions_generated}",
-             f"train/eval pairs {c.train_pairs}/{c.eval_pairs}"]
-    skipped = {k: v for k, v in m.skipped_chunks.items() if v}
-    dropped = {k: v for k, v in m.question_filters.items() if v}
-    return "; ".join(parts) + f"\n  chunks skipped: {skipped or 'none'}\n  questions dropped: {dropped or 'none'}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpora", type=Path, default=REPO / "corpora")
+    parser.add_argument("--corpora", type=Path, default=qs.REPO / "corpora")
     parser.add_argument("--dataset", type=Path, help="reuse this OUT as the default variant instead of generating")
     parser.add_argument("--base-url", help="OpenAI-compatible endpoint (default: the embedded local model)")
     parser.add_argument("--model", help="model name at the endpoint")
@@ -72,10 +47,7 @@ def main() -> int:
     parser.add_argument("--roundtrip-rank", type=int, default=5, help="K for the --min-roundtrip-rank variant")
     parser.add_argument("--only", nargs="*", choices=("default", "keep-all", "roundtrip"),
                         default=["default", "keep-all", "roundtrip"])
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--max-steps", type=int)
-    parser.add_argument("--batch-size", type=int, default=20)
-    parser.add_argument("--max-seq-length", type=int, default=256)
+    qs.add_finetune_options(parser)
     parser.add_argument("--work", type=Path, help="folder for datasets and models (default: a temp folder)")
     args = parser.parse_args()
 
@@ -92,9 +64,8 @@ def main() -> int:
     common_eval = set(load_tables(common)["corpus"]["eval"]["id"])
 
     for name, out in outs.items():
-        print(f"\n=== variant {name}: {out}\n  {filter_counts(out)}")
-        result = finetune(out, work / f"model-{name}", epochs=args.epochs, max_steps=args.max_steps,
-                          batch_size=args.batch_size, max_seq_length=args.max_seq_length)
+        print(f"\n=== variant {name}: {out}\n  {qs.filter_counts(out)}")
+        result = qs.finetune_on(out, work / f"model-{name}", args)
         print(format_comparison(result))
         if out != common:
             overlap = common_eval & set(load_tables(out)["corpus"]["train"]["id"])
