@@ -217,29 +217,35 @@ async def generate(chunks: Iterable[Chunk] | AsyncIterable[Chunk], *, client: op
                    answers: bool = False) -> None:
     """Ask for every chunk, at most ``concurrency`` at a time; ``on_answer`` runs as each one finishes.
 
+    An item of ``chunks`` may also be ``(chunk, plan)``: a query style's plan (``styles.StylePlan``) asks
+    with its own template and count instead of ``template`` and ``n``; ``on_answer`` gets the item back.
+
     ``chunks`` may be an async iterable that is still being produced (pages still being parsed); then
     ``total`` tells the progress bar the count once it is known. A run-wide ``EndpointError`` (or an error
     raised by ``on_answer`` or by the iterable) cancels the rest and is re-raised. ``check_language``
     (default: when the template names ``$language``) asks once more for questions not in the chunk's language.
     """
-    if check_language is None:
-        check_language = template.uses_language
-    ask_one = ask_in_language if check_language else ask
     session = Session(client, mode, make_limiter(rpm, tpm))
     await session.check_reachable()
     semaphore = asyncio.Semaphore(concurrency)
     known = len(chunks) if isinstance(chunks, Sized) else None
     bar = tqdm(total=known, unit="chunk", disable=not progress, desc="questions")
 
-    async def one(chunk: Chunk, held: bool = False) -> None:
+    async def one(item, held: bool = False) -> None:
         if not held:
             await semaphore.acquire()
+        # an item is a chunk, or (chunk, plan) whose plan (a ``styles.StylePlan``) has its own template and n
+        chunk, plan = item if isinstance(item, tuple) else (item, None)
+        asked = plan.template if plan is not None else template
+        checked = asked.uses_language if check_language is None else check_language
         try:
-            answer = await ask_one(session, chunk, template=template, n=n, model=model, temperature=temperature,
-                                   max_attempts=max_attempts, language=lang.name(chunk.language), answers=answers)
+            answer = await (ask_in_language if checked else ask)(
+                session, chunk, template=asked, n=plan.n if plan is not None else n, model=model,
+                temperature=temperature, max_attempts=max_attempts, language=lang.name(chunk.language),
+                answers=answers)
         finally:
             semaphore.release()
-        on_answer(chunk, answer)
+        on_answer(item, answer)
         if bar.total is None and total is not None and total() is not None:
             bar.total = total()
         bar.update(1)

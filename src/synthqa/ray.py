@@ -69,6 +69,8 @@ def generate_on_ray(config: GenerateConfig, *, address: str | None = None, ask_t
     it is used as it is. ``ask_tasks`` ask tasks run at once (default: the cluster's CPUs), each with
     ``config.concurrency`` requests in flight; ``--rpm``/``--tpm`` are shared out between them.
     """
+    if config.query_styles is not None:
+        raise ConfigError("--query-styles is not supported on Ray yet: drop --ray to ask live from this machine")
     if config.dry_run:  # counting needs no cluster
         return run_generate(config, log, progress)
     template = prompts.load_template(config.prompt_path)
