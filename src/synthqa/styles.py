@@ -77,3 +77,23 @@ def load_style_template(style: str, prompt_path: Path | None = None) -> prompts.
 def query_id(chunk_id: str, style: str, n: int) -> str:
     """A query's id: ``q-<chunk>-<n>`` for questions (as before styles existed), ``q-<chunk>-<style>-<n>``."""
     return f"q-{chunk_id}-{n}" if style == QUESTION else f"q-{chunk_id}-{style}-{n}"
+
+
+# ---------------------------------------------------------------- what the renderers show
+TABLE_HEADER = ("style", "per chunk", "generated", "kept", "train / eval", "dropped by")
+
+
+def table_rows(styles: tuple) -> list[tuple[str, ...]]:
+    """One row of strings per ``manifest.StyleCount`` (summary, inspect, report and card share them)."""
+    return [(s.style, str(s.per_chunk), str(s.generated), str(s.kept), f"{s.train_pairs} / {s.eval_pairs}",
+             dropped_text(s.dropped)) for s in styles]
+
+
+def describe(count) -> str:
+    """One line for one ``manifest.StyleCount``."""
+    return (f"{count.kept} of {count.generated} kept ({count.train_pairs} train / {count.eval_pairs} eval), "
+            f"{count.per_chunk} per chunk; dropped: {dropped_text(count.dropped)}")
+
+
+def dropped_text(dropped: dict[str, int]) -> str:
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items(), key=lambda kv: -kv[1])) or "none"

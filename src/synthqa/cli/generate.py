@@ -196,6 +196,7 @@ def format_summary(manifest: Manifest) -> str:
         ("pages", c.pages),
         ("chunks", f"{c.chunks} ({c.chunks_asked} asked, {sum(manifest.skipped_chunks.values())} skipped)"),
         ("questions kept", f"{c.questions} of {c.questions_generated} generated"),
+        *((f"  style {s.style}", styles.describe(s)) for s in manifest.styles),
         ("train / eval pairs", f"{c.train_pairs} / {c.eval_pairs} ({c.train_chunks} / {c.eval_chunks} chunks)"),
         ("per document", coverage.describe(manifest)),
         ("languages", languages_text(manifest)),
