@@ -104,7 +104,8 @@ class FakeOpenAI:
                  model: str = "fake-model", known_models: tuple[str, ...] | None = None,
                  always_fail_substring: str | None = None, reject_formats: tuple[str, ...] = (),
                  hang_seconds: float = 3.0, retry_after: float = 0.05, language: str | None = None,
-                 wrong_language: int = 0, wrong_on_reask: bool = False, ungrounded_substring: str | None = None):
+                 wrong_language: int = 0, wrong_on_reask: bool = False, ungrounded_substring: str | None = None,
+                 keywords_as_questions: bool = False):
         unknown = set(faults or {}) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown fault modes {sorted(unknown)}; known: {FAULTS}")
@@ -114,6 +115,7 @@ class FakeOpenAI:
         self.hang_seconds, self.retry_after = hang_seconds, retry_after
         self.language, self.wrong_language, self.wrong_on_reask = language, wrong_language, wrong_on_reask
         self.ungrounded_substring = ungrounded_substring
+        self.keywords_as_questions = keywords_as_questions  # keyword queries come back as questions ("…?")
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -194,7 +196,10 @@ class FakeOpenAI:
         wrong = self.wrong_language if (not reask or self.wrong_on_reask) else 0
         grounded = not (self.ungrounded_substring and self.ungrounded_substring in chunk)
         answers = grounded if _answers_wanted(fmt, user.replace(chunk, "")) else None
-        content, finish = _content(fault, chunk, n, self.language or asked, wrong, answers, style_asked(user))
+        style = style_asked(user)
+        if style == "keyword" and self.keywords_as_questions:
+            style = "question"
+        content, finish = _content(fault, chunk, n, self.language or asked, wrong, answers, style)
         prompt_chars = sum(len(m.get("content") or "") for m in body.get("messages") or [])
         return {
             "id": f"chatcmpl-{self.requests}", "object": "chat.completion", "created": int(time.time()),

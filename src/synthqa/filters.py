@@ -228,6 +228,9 @@ class StyleRules:
     max_chars: int
     form: str  # "question": phrased as a question; "keywords": not a question; "ends_in_question": ends in "?"
     copy_check: bool = True  # a 2-6 word query may well repeat a short heading: not a copied sentence
+    # Language identification is unreliable on a few words ("validation" is French too): a keyword query's
+    # words must come from its chunk (grounding), which keeps it in the chunk's language instead.
+    language_check: bool = True
     grounded_share: float = MIN_GROUNDED_SHARE  # of its content words that must occur in its chunk
 
 
@@ -235,7 +238,7 @@ class StyleRules:
 # asks and why ("Our county uses …"), words its chunk need not hold.
 STYLE_RULES = {
     "question": StyleRules(MIN_WORDS, MAX_WORDS, MAX_CHARS, "question"),
-    "keyword": StyleRules(2, 6, 80, "keywords", copy_check=False),
+    "keyword": StyleRules(2, 6, 80, "keywords", copy_check=False, language_check=False),
     "situation": StyleRules(8, 80, 600, "ends_in_question", grounded_share=0.4),
 }
 
@@ -252,7 +255,7 @@ def question_drop_reason(question: str, chunk_text: str, language: str | None = 
     q = " ".join(question.split())
     if not q:
         return "empty"
-    if language is not None and not in_language(q, language):
+    if language is not None and rules.language_check and not in_language(q, language):
         return "wrong_language"
     words = q.split()
     if form_reason := _form_reason(q, words, rules.form):

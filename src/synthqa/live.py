@@ -237,7 +237,10 @@ async def generate(chunks: Iterable[Chunk] | AsyncIterable[Chunk], *, client: op
         # an item is a chunk, or (chunk, plan) whose plan (a ``styles.StylePlan``) has its own template and n
         chunk, plan = item if isinstance(item, tuple) else (item, None)
         asked = plan.template if plan is not None else template
-        checked = asked.uses_language if check_language is None else check_language
+        if check_language is not None:
+            checked = check_language
+        else:
+            checked = plan.checks_language if plan is not None else asked.uses_language
         try:
             answer = await (ask_in_language if checked else ask)(
                 session, chunk, template=asked, n=plan.n if plan is not None else n, model=model,

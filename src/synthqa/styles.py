@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import prompts
+from . import filters, prompts
 from .errors import ConfigError
 
 QUESTION = "question"  # today's natural question, through prompts/default.txt (or --prompt FILE)
@@ -33,6 +33,11 @@ class StylePlan:
     style: str
     template: prompts.PromptTemplate
     n: int
+
+    @property
+    def checks_language(self) -> bool:
+        """Whether its queries are checked against the chunk's language (asked again once, then dropped)."""
+        return self.template.uses_language and filters.STYLE_RULES[self.style].language_check
 
 
 def parse_mix(text: str) -> tuple[tuple[str, int], ...]:

@@ -82,7 +82,7 @@ def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, store: 
     plans = plans or (styles.StylePlan(styles.QUESTION, template, config.questions_per_chunk),)
     tally = Tally(top_k=max(roundtrip.TOP_K, config.min_roundtrip_rank or 0))
     with progress.stage("question filters", "filter") as stage:
-        filter_questions(store, tally, checked_styles={p.style for p in plans if p.template.uses_language})
+        filter_questions(store, tally, checked_styles={p.style for p in plans if p.checks_language})
         stage.detail = f"{tally.generated:,} questions, {store.questions:,} pass the filters and exact duplicates"
     with progress.stage("near duplicates", "near_duplicates") as stage:
         near = near_duplicates_by_style(store, [p.style for p in plans], workdir, tally)
