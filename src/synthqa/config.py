@@ -154,8 +154,8 @@ class GenerateConfig:
             raise ConfigError(f"--prompt replaces the prompt of the question style, which --query-styles "
                               f"{self.query_styles} does not ask for: add question:N, or drop --prompt")
         if self.batch:
-            raise ConfigError("--query-styles is not supported with batches yet: ask live (drop --batch), or run "
-                              "once per style into separate folders")
+            raise ConfigError("--query-styles is not supported with batches yet (--batch, batch export): ask live "
+                              "with `synthqa generate`, or run one style per folder")
 
     @property
     def style_mix(self) -> tuple[tuple[str, int], ...]:
