@@ -273,7 +273,6 @@ def test_retry_failed_asks_again_in_the_styles_of_the_run(docs, tmp_path):
     (("--query-styles", "keyword:1", "--prompt", "mine.txt"), "--prompt replaces the prompt of the question style"),
     (("--query-styles", "keywords:1"), "unknown style 'keywords'"),
     (("--query-styles", MIX, "--batch"), "not supported with batches"),
-    (("--query-styles", MIX, "--ray"), "not supported on Ray"),
 ])
 def test_refusals_are_one_line_before_any_request(docs, tmp_path, extra, says):
     with FakeOpenAI() as fake:
@@ -294,3 +293,18 @@ def test_a_changed_mix_is_refused_without_overwrite_and_the_question_answers_are
     assert again.returncode == 0, again.stderr
     assert fake.requests == 0  # question:2 asks exactly what the run without styles asked
     assert {c["style"] for c in manifest(out)["styles"]} == {"question"}
+
+
+def test_the_report_has_a_query_styles_table_only_for_a_styled_run(runs, browser, tmp_path):
+    from synthqa.report import build_report
+
+    assert "Query styles" not in build_report(runs["plain"]["out"])
+    page = tmp_path / "report.html"
+    page.write_text(build_report(runs["styled"]["out"]), encoding="utf-8")
+    browser.open(page.as_uri())
+    assert browser.errors() == []
+    rows = browser.eval("[...document.querySelectorAll('#styles tbody tr')].map(tr => [...tr.cells].map(td => "
+                        "td.textContent))")
+    counts = {c["style"]: c for c in manifest(runs["styled"]["out"])["styles"]}
+    assert [r[0] for r in rows] == ["question", "keyword"]
+    assert all(r[3] == str(counts[r[0]]["kept"]) for r in rows)

@@ -155,7 +155,7 @@ class GenerateConfig:
                               f"{self.query_styles} does not ask for: add question:N, or drop --prompt")
         if self.batch:
             raise ConfigError("--query-styles is not supported with batches yet (--batch, batch export): ask live "
-                              "with `synthqa generate`, or run one style per folder")
+                              "with `synthqa generate` (or --ray), or run one style per folder")
 
     @property
     def style_mix(self) -> tuple[tuple[str, int], ...]:

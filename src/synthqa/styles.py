@@ -73,6 +73,12 @@ def load_plans(mix: tuple[tuple[str, int], ...], prompt_path: Path | None = None
     return tuple(StylePlan(style, load_style_template(style, prompt_path), n) for style, n in mix)
 
 
+def main_template(plans: tuple[StylePlan, ...]) -> prompts.PromptTemplate:
+    """The run's prompt as the manifest names it: the question style's (the only one without --query-styles),
+    else the first style's."""
+    return next((p.template for p in plans if p.style == QUESTION), plans[0].template)
+
+
 def load_style_template(style: str, prompt_path: Path | None = None) -> prompts.PromptTemplate:
     if style == QUESTION:
         return prompts.load_template(prompt_path)

@@ -72,8 +72,8 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
     run-batch to import); a ``BatchPending`` comes back while batches are still open. ``asked_before`` and
     ``ask_seconds_before``: what asking elsewhere (a Ray cluster) cost this run before it filled the cache,
     counted in the manifest with this run's own requests and ask time."""
-    template = prompts.load_template(config.prompt_path)  # a bad template fails before any work
-    plans = styles.load_plans(config.style_mix, config.prompt_path)
+    plans = styles.load_plans(config.style_mix, config.prompt_path)  # a bad template fails before any work
+    template = styles.main_template(plans)
     if not template.uses_language:
         log(f"prompt {template.name!r} has no $language: questions are not checked against their chunk's "
             "language (see prompts/README.md)")
@@ -139,15 +139,16 @@ def work_dir(out: Path) -> Path:
 class AskStep:
     """The asking stage of one run: stream chunks in, answer what the cache can, ask the rest.
 
-    One request per (chunk, query style), each with its own cache key. Identical chunk texts are asked once. Every answer the model gave is committed to the cache the moment
-    it arrives (SIGKILL-safe); transport failures are not, so a plain rerun asks those chunks again: they
-    are kept in the run's store. Memory holds only the chunks in flight.
+    One request per (chunk, query style), each with its own cache key. Identical chunk texts are asked once.
+    Every answer the model gave is committed to the cache the moment it arrives (SIGKILL-safe); transport
+    failures are not, so a plain rerun asks those chunks again: they are kept in the run's store. Memory
+    holds only the chunks in flight.
     """
 
     def __init__(self, config: GenerateConfig, template: prompts.PromptTemplate, endpoint: Endpoint, cache: Cache,
-                 store: RunStore, log: Log, progress: Progress, plans: tuple[StylePlan, ...] | None = None) -> None:
+                 store: RunStore, log: Log, progress: Progress, plans: tuple[StylePlan, ...]) -> None:
         self.config, self.template, self.endpoint, self.cache, self.log = config, template, endpoint, cache, log
-        self.plans = plans or (StylePlan(styles.QUESTION, template, config.questions_per_chunk),)
+        self.plans = plans
         self.store, self.progress = store, progress
         self.feed = ThreadedFeed(config, log, progress, self.keep, store.add_skipped)
         self.usage_this_run = Usage()

@@ -337,8 +337,7 @@ def _read_rows(path: Path, block: int = 65536):
 def build_manifest(config: GenerateConfig, plans: tuple[styles.StylePlan, ...], endpoint, inputs: Inputs,
                    tally: Tally) -> Manifest:
     """The manifest of this run (``data_files`` and ``timings`` still empty)."""
-    # the prompt of the question style (the only one without --query-styles), else of the first style
-    template = next((p.template for p in plans if p.style == styles.QUESTION), plans[0].template)
+    template = styles.main_template(plans)
     return Manifest(
         synthqa_version=__version__,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
