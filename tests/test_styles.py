@@ -308,3 +308,13 @@ def test_the_report_has_a_query_styles_table_only_for_a_styled_run(runs, browser
     counts = {c["style"]: c for c in manifest(runs["styled"]["out"])["styles"]}
     assert [r[0] for r in rows] == ["question", "keyword"]
     assert all(r[3] == str(counts[r[0]]["kept"]) for r in rows)
+
+
+def test_a_dry_run_counts_requests_per_chunk_and_style_and_what_the_cache_answers(runs, docs):
+    out, asked = runs["styled"]["out"], manifest(runs["styled"]["out"])["counts"]["chunks_asked"]
+    with FakeOpenAI() as fake:
+        same = generate(docs, out, fake, "--query-styles", MIX, "--dry-run")
+        other = generate(docs, out, fake, "--query-styles", "question:1,situation:1", "--dry-run")
+    assert fake.requests == 0 and same.returncode == 0 and other.returncode == 0
+    assert f"to ask             0 requests, one per chunk and style ({2 * asked} already cached)" in same.stdout
+    assert f"to ask             {asked} requests, one per chunk and style ({asked} already cached)" in other.stdout

@@ -253,7 +253,8 @@ def format_dry_run(d) -> str:
         f"documents          {d.documents}",
         f"pages              {d.pages}",
         f"chunks             {d.chunks} ({sum(d.skipped_chunks.values())} skipped by filters)",
-        f"to ask             {d.chunks_to_ask} ({d.cached} already cached)",
+        f"to ask             {d.chunks_to_ask} ({d.cached} already cached)" if d.styles == 1 else
+        f"to ask             {d.chunks_to_ask} requests, one per chunk and style ({d.cached} already cached)",
         f"prompt tokens      ~{d.prompt_tokens}",
         f"completion tokens  ~{d.completion_tokens}",
         f"estimated cost     {'~$%.4f' % cost if cost is not None else f'unknown for {d.model}'}",

@@ -48,6 +48,7 @@ class DryRun:
     skipped_chunks: dict[str, int]
     skipped_files: list[SkippedFile]
     model: str
+    styles: int = 1  # query styles: chunks_to_ask and cached count requests (a chunk in a style) when more than 1
 
 
 @dataclass(frozen=True)
@@ -305,4 +306,5 @@ def _dry_run(config: GenerateConfig, plans: tuple[StylePlan, ...], endpoint: End
         skipped_chunks=dict(found.skipped_chunks),
         skipped_files=found.skipped_files,
         model=endpoint.model,
+        styles=len(plans),
     )
