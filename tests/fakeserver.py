@@ -185,7 +185,7 @@ class FakeOpenAI:
                 self.fault_counts[fault] += 1
             self.log.append({"t": time.monotonic(), "chunk": chunk, "fault": fault, "format": fmt_type,
                              "temperature": body.get("temperature"), "language": asked, "reask": reask,
-                             "style": style_asked(user)})
+                             "style": style_asked(user), "max_tokens": body.get("max_tokens")})
         return fault, fmt_type
 
     def completion(self, body: dict, fault: str | None = None) -> dict:

@@ -175,6 +175,10 @@ def test_one_request_per_chunk_and_style_through_its_own_prompt(runs):
     assert Counter(e["style"] for e in styled["log"]) == {"question": asked, "keyword": asked}
     assert all(Counter(e["style"] for e in styled["log"] if e["chunk"] == chunk) == {"question": 1, "keyword": 1}
                for chunk in {e["chunk"] for e in styled["log"]})
+    # a keyword request may not run on (a small model can write one endless string); questions ask as before
+    assert {(e["style"], e["max_tokens"]) for e in styled["log"]} == {
+        ("question", None), ("keyword", styles.JSON_TOKENS + styles.TOKENS_PER_QUERY["keyword"])}
+    assert {e["max_tokens"] for e in runs["plain"]["log"]} == {None}
     assert styled["rerun_requests"] == 0 and f"0 of {2 * asked} requests" not in styled["rerun_stderr"]
     assert f"{2 * asked} of {2 * asked} requests" in styled["rerun_stderr"]
 

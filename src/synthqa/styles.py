@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import filters, prompts
+from . import filters, prompts, questions
 from .errors import ConfigError
 
 QUESTION = "question"  # today's natural question, through prompts/default.txt (or --prompt FILE)
@@ -23,6 +23,10 @@ DESCRIPTIONS = {
     "situation": "a user's situation ending in a question",
 }
 STYLES = tuple(PROMPT_FILES)
+# Completion tokens a query of each style may take at most (6 words, 80 words, with room to spare), and the
+# JSON object around the queries.
+TOKENS_PER_QUERY = {"keyword": 32, "situation": 160}
+JSON_TOKENS = 24
 MAX_PER_STYLE = 20
 
 
@@ -33,6 +37,16 @@ class StylePlan:
     style: str
     template: prompts.PromptTemplate
     n: int
+
+    def max_tokens(self, answers: bool = False) -> int | None:
+        """The completion ceiling of one request: None for questions (their requests stay those of a run
+        before styles), else the style's longest queries plus the JSON around them. A small model asked for
+        keywords can write one endless string (the embedded 0.5B model: 3,556 tokens, 14 minutes, then the
+        request timed out); cut off, its complete queries are kept and the chunk is asked again."""
+        if self.style == QUESTION:
+            return None
+        per_query = TOKENS_PER_QUERY[self.style] + (questions.COMPLETION_TOKENS_PER_ANSWER if answers else 0)
+        return JSON_TOKENS + per_query * self.n
 
     @property
     def checks_language(self) -> bool:
