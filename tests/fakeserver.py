@@ -11,6 +11,9 @@ drawn per request by a seeded RNG at the given rates: 429 500 503 drop hang malf
 few many length empty. ``/v1/files`` and ``/v1/batches`` are a Batch API whose batches the test steps
 (``fake.batches``, see fakebatch.py).
 
+A prompt asking for "keyword queries" or "situation questions" (prompts/keyword.txt, situation.txt) gets
+queries of that style, built from the chunk's words the same way; each request's style is in ``log``.
+
 Questions are written in the language the last user message names ("… in French …"; English when it names
 none), or in ``language`` when given. On request the model drifts: ``wrong_language=k`` writes the last k
 questions of each first answer in another language (English; French when English was asked), and
@@ -47,6 +50,12 @@ TEMPLATES = {
 DRIFT = {"en": "What exactly does the policy require regarding {a} (point {i})?",
          "fr": "Que prévoit exactement la politique au sujet de {a} (point {i}) ?"}
 NAMES = {"English": "en", "French": "fr", "German": "de", "Spanish": "es"}
+# How the fake model writes the other query styles (prompts/keyword.txt, prompts/situation.txt), in English.
+STYLE_TEMPLATES = {
+    "keyword": "{a} {b} {c}",
+    "situation": "Our office handles {a} and {b} daily: what does the policy say about {c} (point {i})?",
+}
+_STYLE_IN_PROMPT = re.compile(r"\b(keyword queries|situation questions)\b")
 _LANGUAGE_IN_PROMPT = re.compile(r"\bin (" + "|".join(NAMES) + r")\b")
 
 
@@ -68,13 +77,15 @@ def answer_for(chunk: str, i: int, grounded: bool = True) -> str:
     return " ".join(words[start:start + 10]) or "Nothing."
 
 
-def questions_for(chunk: str, n: int, language: str = "en", wrong: int = 0) -> list[str]:
+def questions_for(chunk: str, n: int, language: str = "en", wrong: int = 0, style: str = "question") -> list[str]:
     """The questions the fake server writes for ``chunk``: deterministic, distinct, built from its words, in
-    ``language`` (English for one it does not know), the last ``wrong`` of them in another language."""
-    template = TEMPLATES.get(language, TEMPLATES["en"])
-    pattern = r"[A-Za-z]{4,}" if template is TEMPLATES["en"] else r"[^\W\d_]{4,}"
+    ``language`` (English for one it does not know), the last ``wrong`` of them in another language; a
+    keyword or situation query when the prompt asks for that ``style``."""
+    template = STYLE_TEMPLATES.get(style) or TEMPLATES.get(language, TEMPLATES["en"])
+    pattern = r"[A-Za-z]{4,}" if template in (TEMPLATES["en"], *STYLE_TEMPLATES.values()) else r"[^\W\d_]{4,}"
     words = re.findall(pattern, chunk) or ["coverage", "terms", "conditions"]
-    seed = int.from_bytes(hashlib.sha256(chunk.encode()).digest()[:8], "big")
+    salt = "" if style == "question" else style  # questions stay the ones tests saw before styles existed
+    seed = int.from_bytes(hashlib.sha256((chunk + salt).encode()).digest()[:8], "big")
     out = []
     for i in range(n):
         rng = random.Random(seed + i)
@@ -93,7 +104,8 @@ class FakeOpenAI:
                  model: str = "fake-model", known_models: tuple[str, ...] | None = None,
                  always_fail_substring: str | None = None, reject_formats: tuple[str, ...] = (),
                  hang_seconds: float = 3.0, retry_after: float = 0.05, language: str | None = None,
-                 wrong_language: int = 0, wrong_on_reask: bool = False, ungrounded_substring: str | None = None):
+                 wrong_language: int = 0, wrong_on_reask: bool = False, ungrounded_substring: str | None = None,
+                 keywords_as_questions: bool = False):
         unknown = set(faults or {}) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown fault modes {sorted(unknown)}; known: {FAULTS}")
@@ -103,6 +115,7 @@ class FakeOpenAI:
         self.hang_seconds, self.retry_after = hang_seconds, retry_after
         self.language, self.wrong_language, self.wrong_on_reask = language, wrong_language, wrong_on_reask
         self.ungrounded_substring = ungrounded_substring
+        self.keywords_as_questions = keywords_as_questions  # keyword queries come back as questions ("…?")
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -171,7 +184,8 @@ class FakeOpenAI:
             if fault:
                 self.fault_counts[fault] += 1
             self.log.append({"t": time.monotonic(), "chunk": chunk, "fault": fault, "format": fmt_type,
-                             "temperature": body.get("temperature"), "language": asked, "reask": reask})
+                             "temperature": body.get("temperature"), "language": asked, "reask": reask,
+                             "style": style_asked(user), "max_tokens": body.get("max_tokens")})
         return fault, fmt_type
 
     def completion(self, body: dict, fault: str | None = None) -> dict:
@@ -182,7 +196,10 @@ class FakeOpenAI:
         wrong = self.wrong_language if (not reask or self.wrong_on_reask) else 0
         grounded = not (self.ungrounded_substring and self.ungrounded_substring in chunk)
         answers = grounded if _answers_wanted(fmt, user.replace(chunk, "")) else None
-        content, finish = _content(fault, chunk, n, self.language or asked, wrong, answers)
+        style = style_asked(user)
+        if style == "keyword" and self.keywords_as_questions:
+            style = "question"
+        content, finish = _content(fault, chunk, n, self.language or asked, wrong, answers, style)
         prompt_chars = sum(len(m.get("content") or "") for m in body.get("messages") or [])
         return {
             "id": f"chatcmpl-{self.requests}", "object": "chat.completion", "created": int(time.time()),
@@ -354,15 +371,21 @@ def _answers_wanted(fmt: dict, prompt: str) -> bool:
     return "answer" in (items.get("properties") or {}) or '"answer"' in prompt
 
 
+def style_asked(prompt: str) -> str:
+    """The query style a prompt asks for: "keyword", "situation", else "question"."""
+    found = _STYLE_IN_PROMPT.search(prompt)
+    return found.group(1).split()[0] if found else "question"
+
+
 def _content(fault: str | None, chunk: str, n: int, language: str, wrong: int,
-             answers: bool | None = None) -> tuple[str, str]:
+             answers: bool | None = None, style: str = "question") -> tuple[str, str]:
     """The reply's text; ``answers`` None: questions only, else each with an answer (grounded or not)."""
     if fault == "prose":
         return PROSE, "stop"
     if fault == "empty":
         return "", "stop"
     count = {"few": n - 1, "many": n + 2}.get(fault or "", n)
-    qs = questions_for(chunk, max(count, 0), language, min(wrong, max(count, 0)))
+    qs = questions_for(chunk, max(count, 0), language, min(wrong, max(count, 0)), style)
     if answers is not None and fault != "numbered":
         qs = [{"question": q, "answer": answer_for(chunk, i, answers)} for i, q in enumerate(qs)]
     if fault == "fenced":

@@ -87,7 +87,22 @@ def bare(work: Path) -> None:
         no_ray = synthqa("generate", CORPORA, "-o", work / "no-ray", "--base-url", fake.base_url, "--ray", env=env,
                          expect=2)
     assert "pip install 'synthqa[ray]'" in no_ray.stderr, no_ray.stderr
+    query_styles(work, env)
     documents_in_any_language(work, env)
+
+
+def query_styles(work: Path, env: dict) -> None:
+    """The installed package carries every style's prompt file (they are copied into the wheel), and a styled
+    dataset loads with its style column."""
+    from datasets import load_dataset
+
+    out = work / "styles"
+    with FakeOpenAI() as fake:
+        synthqa("generate", CORPORA, "-o", out, "--base-url", fake.base_url, "--limit", "6", "--no-progress",
+                "--query-styles", "question:1,keyword:1,situation:1", env=env)
+    check_loads(out)
+    styles = set(load_dataset(str(out), "queries")["train"]["style"])
+    assert styles == {"question", "keyword", "situation"}, styles
 
 
 def documents_in_any_language(work: Path, env: dict) -> None:

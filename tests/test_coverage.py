@@ -19,6 +19,7 @@ from pdfmaker import make_pdf
 from synthqa import coverage
 from synthqa.config import FinetuneConfig, GenerateConfig
 from synthqa.errors import ConfigError
+from synthqa.manifest import SCHEMA_VERSION
 from synthqa.pipeline.assemble import skipped_split
 
 REFERENCES = "References\n\n" + "\n".join(
@@ -207,11 +208,12 @@ def test_an_older_manifest_is_refused_with_the_command_that_rewrites_it(runs, do
     (out / "synthqa.json").write_text(json.dumps(data))
     shown = run_cli("inspect", out)
     assert shown.returncode != 0 and "Traceback" not in shown.stderr
-    assert "manifest schema 3, this synthqa reads schema 4" in shown.stderr and "--overwrite" in shown.stderr
+    assert f"manifest schema 3, this synthqa reads schema {SCHEMA_VERSION}" in shown.stderr
+    assert "--overwrite" in shown.stderr
     with FakeOpenAI() as fake:
         again = generate(docs, out, fake, "--overwrite")
     assert again.returncode == 0, again.stderr
-    assert manifest(out)["schema_version"] == 4 and manifest(out)["counts"]["requests_this_run"] == 0
+    assert manifest(out)["schema_version"] == SCHEMA_VERSION and manifest(out)["counts"]["requests_this_run"] == 0
 
 
 # ------------------------------------------------------------------------------------------ evaluate

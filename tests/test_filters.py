@@ -193,7 +193,7 @@ def test_copied_sentence_matches_across_pdf_line_breaks() -> None:
 def test_every_drop_reason_has_a_description() -> None:
     assert {"empty", "wrong_language", "not_a_question", "too_short", "too_long", "refers_to_context",
             "implicit_reference", "copied_sentence", "ungrounded_question", "duplicate",
-            "near_duplicate"} == set(QUESTION_DROP_REASONS)
+            "near_duplicate", "not_keywords"} == set(QUESTION_DROP_REASONS)
 
 
 # --- dedupe ----------------------------------------------------------------------------------------------------

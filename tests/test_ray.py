@@ -68,6 +68,23 @@ def test_ray_run_writes_the_dataset_generate_writes(docs, tmp_path, monkeypatch)
     assert not result.failed
 
 
+def test_query_styles_on_ray_write_the_dataset_generate_writes(docs, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    mix = {"query_styles": "question:1,keyword:1", "limit": 6}
+    with FakeOpenAI() as fake:
+        assert run_generate(_config(docs, tmp_path / "plain", fake, **mix), lambda line: None, False).manifest
+        plain = list(fake.log)
+        result = synthqa_ray.generate_on_ray(_config(docs, tmp_path / "ray", fake, **mix), log=lambda line: None,
+                                             progress=False)
+    _same_run(tmp_path / "plain", tmp_path / "ray")
+    assert len(plain) == 12 and {e["style"] for e in plain} == {"question", "keyword"}
+    # the cluster asked each (chunk, style) once, the same requests as the plain run; the driver asked nothing
+    assert sorted((e["chunk"], e["style"]) for e in fake.log[len(plain):]) == sorted(
+        (e["chunk"], e["style"]) for e in plain)
+    assert {s.style: s.chunks_answered for s in result.manifest.styles} == {"question": 6, "keyword": 6}
+    assert {row["style"] for row in read_out(tmp_path / "ray")["queries/train"]} == {"question", "keyword"}
+
+
 def test_limit_takes_the_same_first_chunks_of_the_corpora(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     with FakeOpenAI() as fake:

@@ -1,6 +1,7 @@
 """SQLite store of finished chunks, so a rerun asks nothing twice and a killed run loses nothing.
 
-One row per (model, prompt, chunk text, questions per chunk, temperature, whether answers were asked). The
+One row per (model, prompt, chunk text, questions per chunk, temperature, whether answers were asked, query
+style). The
 ``questions`` column holds a JSON list of strings, or of ``{"question", "answer"}`` objects when reference
 answers were asked (``--answers``), so caches written before answers existed stay readable. Each answer is committed the
 moment it arrives; WAL mode lets ``synthqa inspect`` read while a generation writes, and SQLite's journal
@@ -45,15 +46,18 @@ def cache_path(out: Path) -> Path:
 
 
 def answer_key(*, model: str, prompt_sha256: str, chunk_text: str, n_questions: int, temperature: float,
-               language: str | None = None, answers: bool = False) -> str:
+               language: str | None = None, answers: bool = False, style: str | None = None) -> str:
     """Content key of an answer: anything that changes what the LLM would write changes the key.
 
-    ``language`` is the chunk's language as the prompt names it (None when the prompt does not)."""
+    ``language`` is the chunk's language as the prompt names it (None when the prompt does not); ``style`` the
+    query style (None or "question": the key of a run before styles existed, whose requests are the same)."""
     fields = [model, prompt_sha256, chunk_text, n_questions, float(temperature)]
     if language is not None:
         fields.append(language)
     if answers:  # appended only when asked, so the keys of runs without answers stay what they were
         fields.append("answers")
+    if style not in (None, "question"):  # besides its own prompt's hash: answers of two styles never mix
+        fields.append(f"style:{style}")
     payload = json.dumps(fields, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 

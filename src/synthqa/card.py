@@ -10,7 +10,7 @@ from importlib import resources
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from . import coverage
+from . import coverage, styles
 from .curate import describe as describe_curation
 from .language import UNDETERMINED
 from .language import label as language_label
@@ -132,6 +132,10 @@ def render_card(manifest: Manifest, *, repo_id: str | None = None, license: str 
         coverage_text=_coverage_text(manifest),
         coverage_header=coverage.TABLE_HEADER,
         coverage_rows=coverage.table_rows(manifest)[:MAX_LISTED_DOCUMENTS] if len(manifest.documents) > 1 else [],
+        style_header=styles.TABLE_HEADER,
+        style_rows=styles.table_rows(manifest.styles),
+        style_names=", ".join(s.style for s in manifest.styles),
+        other_style_prompts=[s for s in manifest.styles if s.prompt_sha256 != prompt.sha256],
     )
     return str(card)
 

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from . import styles
 from .errors import ConfigError
 from .manifest import Options, RunSettings
 
@@ -21,6 +22,7 @@ DEFAULT_CORPUS = "all"
 DATASET_SETTINGS = (
     "questions_per_chunk", "chunk_size", "chunk_overlap", "eval_fraction", "seed", "temperature",
     "limit", "keep_all_chunks", "min_roundtrip_rank", "clean", "answers", "max_questions_per_document",
+    "query_styles",
 )
 
 
@@ -31,6 +33,8 @@ class GenerateConfig:
     inputs: tuple[Path, ...]
     out: Path
     questions_per_chunk: int = 2
+    # the queries per chunk by style, "question:1,keyword:1" (styles.py); None: question:questions_per_chunk
+    query_styles: str | None = None
     chunk_size: int = 1000
     chunk_overlap: int = 200
     eval_fraction: float = 0.15
@@ -84,6 +88,7 @@ class GenerateConfig:
         if not self.inputs:
             raise ConfigError("no INPUT given: name at least one PDF/.txt/.md/.docx/.html file or a folder of them")
         _positive("--questions-per-chunk", self.questions_per_chunk, upper=20)
+        self._check_styles()
         _positive("--chunk-size", self.chunk_size)
         if self.chunk_overlap < 0:
             raise ConfigError(f"--chunk-overlap {self.chunk_overlap} is negative: use 0 or more")
@@ -136,6 +141,28 @@ class GenerateConfig:
         blocking = next((p for p in self.out.parents if p.exists() and not p.is_dir()), None)
         if blocking is not None:
             raise ConfigError(f"output {self.out} lies under {blocking}, which is a file: choose another -o")
+
+    def _check_styles(self) -> None:
+        if self.query_styles is None:
+            return
+        mix = styles.parse_mix(self.query_styles)
+        object.__setattr__(self, "query_styles", styles.format_mix(mix))
+        if self.questions_per_chunk != GenerateConfig.questions_per_chunk:
+            raise ConfigError(f"--questions-per-chunk and --query-styles both say how many queries to ask: drop "
+                              f"--questions-per-chunk and write question:{self.questions_per_chunk} in --query-styles")
+        if self.prompt_path is not None and styles.QUESTION not in dict(mix):
+            raise ConfigError(f"--prompt replaces the prompt of the question style, which --query-styles "
+                              f"{self.query_styles} does not ask for: add question:N, or drop --prompt")
+        if self.batch:
+            raise ConfigError("--query-styles is not supported with batches yet (--batch, batch export): ask live "
+                              "with `synthqa generate` (or --ray), or run one style per folder")
+
+    @property
+    def style_mix(self) -> tuple[tuple[str, int], ...]:
+        """(style, queries per chunk) of each style this run asks for, in order."""
+        if self.query_styles is None:
+            return ((styles.QUESTION, self.questions_per_chunk),)
+        return styles.parse_mix(self.query_styles)
 
     def public_options(self) -> Options:
         """The options as recorded in the manifest: free of secrets and of the machine's paths."""

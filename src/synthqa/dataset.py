@@ -66,7 +66,10 @@ CORPUS_SCHEMA = pa.schema(
     ]
 )
 SCHEMAS = {"default": PAIRS_SCHEMA, "queries": QUERIES_SCHEMA, "corpus": CORPUS_SCHEMA}
-GENERATED_SCHEMA = QUERIES_SCHEMA.append(pa.field("split", pa.string()))
+# With --query-styles the queries carry their style (question, keyword, situation); without it the table is
+# the one written before styles existed.
+STYLED_QUERIES_SCHEMA = QUERIES_SCHEMA.append(pa.field("style", pa.string()))
+GENERATED_SCHEMA = STYLED_QUERIES_SCHEMA.append(pa.field("split", pa.string()))
 DataFiles = dict[str, dict[str, str]]  # config → split → parquet path inside the folder
 
 
@@ -96,7 +99,7 @@ def _writing(out: Path):
 def write_tables(out: Path, *, corpus: Sequence[dict], queries: Sequence[dict]) -> DataFiles:
     """Write the parquet files of in-memory rows (each with a "split"); returns config → split → path."""
     text_of = {row["id"]: row["text"] for row in corpus}
-    with TableWriter(out) as writer:
+    with TableWriter(out, styled=any(row.get("style") for row in queries)) as writer:
         for row in corpus:
             writer.add_chunk(row["split"], row)
         for row in queries:
@@ -118,8 +121,10 @@ class TableWriter:
 
     ROWS_PER_GROUP = 16384
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, styled: bool = False) -> None:
+        """``styled``: the queries have a ``style`` column (a --query-styles run)."""
         self.out = Path(out)
+        self.schemas = {**SCHEMAS, "queries": STYLED_QUERIES_SCHEMA if styled else QUERIES_SCHEMA}
         (self.out / MANIFEST).unlink(missing_ok=True)  # from here until write_manifest the folder is incomplete
         self.files: DataFiles = {}
         self._writers: dict[tuple[str, str], pq.ParquetWriter] = {}
@@ -144,7 +149,7 @@ class TableWriter:
         rows = self._rows.pop((config, split), [])
         if not rows:
             return
-        schema = SCHEMAS[config]
+        schema = self.schemas[config]
         writer = self._writers.get((config, split))
         if writer is None:
             tmp = self.out / (CONFIGS[config][split] + ".tmp")

@@ -22,7 +22,7 @@ import numpy as np
 from .dataset import resolve_dataset
 from .errors import ConfigError, DatasetError
 from .models import BUNDLED_ALIASES, DEFAULT_MODEL_NAME, load_model
-from .retrieval import CORPUS_MEANING, DEFAULT_CORPUS, ir_evaluator_inputs
+from .retrieval import CORPUS_MEANING, DEFAULT_CORPUS, ir_evaluator_inputs, query_styles
 
 ACCURACY_AT = (1, 3, 5, 10)
 PRECISION_RECALL_AT = (1, 3, 5, 10)
@@ -52,6 +52,10 @@ class EvalReport:
     corpus: int
     rows: dict[str, dict[str, float]] = field(default_factory=dict)
     searched: str = DEFAULT_CORPUS  # "all": every chunk of the dataset; "split": the split's asked chunks
+    # With more than one query style (generate --query-styles): style → the rows above over its queries alone,
+    # and style → its number of queries; empty otherwise.
+    styles: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    style_queries: dict[str, int] = field(default_factory=dict)
 
     @property
     def scope(self) -> str:
@@ -128,22 +132,37 @@ def embed(model, queries: Sequence[str], documents: Sequence[str], batch_size: i
 def embedding_rows(
     model, label: str, q_emb, c_emb, corpus_ids: Sequence[str], relevant: Sequence[set[str]], dims=None
 ) -> dict[str, dict[str, float]]:
-    """Metrics for the full embedding and each truncated width, from one pair of embedding matrices.
+    """Metrics for the full embedding and each truncated width, from one pair of embedding matrices."""
+    return {row: ranking_metrics(ranked, relevant)
+            for row, ranked in embedding_rankings(model, label, q_emb, c_emb, corpus_ids, dims).items()}
+
+
+def embedding_rankings(model, label: str, q_emb, c_emb, corpus_ids: Sequence[str], dims=None) -> dict[str, list]:
+    """Each query's ranked corpus ids, for the full embedding and each truncated width.
 
     Slicing then applying the model's own similarity is exactly what ``truncate_dim`` does (cosine
     renormalises the slice), without encoding again per width."""
     full = int(q_emb.shape[1])
-    rows = {label: _rows_for(model, q_emb, c_emb, corpus_ids, relevant)}
+    rankings = {label: _ranked(model, q_emb, c_emb, corpus_ids)}
     for dim in dims or ():
-        if dim == full:
-            continue
-        rows[f"{label}@{dim}"] = _rows_for(model, q_emb[:, :dim], c_emb[:, :dim], corpus_ids, relevant)
-    return rows
+        if dim != full:
+            rankings[f"{label}@{dim}"] = _ranked(model, q_emb[:, :dim], c_emb[:, :dim], corpus_ids)
+    return rankings
 
 
-def _rows_for(model, q_emb, c_emb, corpus_ids, relevant) -> dict[str, float]:
-    scores = model.similarity(q_emb, c_emb).float().cpu().numpy()
-    return ranking_metrics(rank_by_scores(scores, corpus_ids), relevant)
+def _ranked(model, q_emb, c_emb, corpus_ids) -> list[list[str]]:
+    return rank_by_scores(model.similarity(q_emb, c_emb).float().cpu().numpy(), corpus_ids)
+
+
+def style_rows(rankings: dict[str, list], relevant: Sequence[set[str]], styles: Sequence[str]
+               ) -> dict[str, dict[str, dict[str, float]]]:
+    """The metrics of each row over each query style's queries alone (``styles``: one per query, in order)."""
+    by_style: dict[str, dict[str, dict[str, float]]] = {}
+    for style in dict.fromkeys(styles):
+        at = [i for i, s in enumerate(styles) if s == style]
+        by_style[style] = {row: ranking_metrics([ranked[i] for i in at], [relevant[i] for i in at])
+                           for row, ranked in rankings.items()}
+    return by_style
 
 
 def bm25_scores(queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
@@ -185,6 +204,7 @@ def evaluate(
     see ``retrieval``). ``label`` names the model's column."""
     folder = resolve_dataset(out)
     queries, corpus_dict, relevant_docs = ir_evaluator_inputs(folder, split=split, corpus=corpus)
+    style_of = query_styles(folder, split)
     qids = [qid for qid in queries if relevant_docs.get(qid)]
     if not qids:
         raise DatasetError(f"{folder}: the {split} split has no question with its chunk in the corpus; nothing to evaluate")
@@ -201,10 +221,14 @@ def evaluate(
         raise ConfigError(f"--dims {','.join(map(str, bad))} exceed {label}'s embedding width {full}: use {full} or less")
 
     q_emb, c_emb = embed(st_model, texts, documents, batch_size=batch_size)
-    rows = embedding_rows(st_model, label, q_emb, c_emb, corpus_ids, relevant, dims)
+    rankings = embedding_rankings(st_model, label, q_emb, c_emb, corpus_ids, dims)
     if bm25:
-        rows[BM25_ROW] = ranking_metrics(rank_by_scores(bm25_scores(texts, documents), corpus_ids), relevant)
-    return EvalReport(str(out), split, label, len(qids), len(corpus_ids), rows, corpus)
+        rankings[BM25_ROW] = rank_by_scores(bm25_scores(texts, documents), corpus_ids)
+    rows = {row: ranking_metrics(ranked, relevant) for row, ranked in rankings.items()}
+    styles = [style_of[qid] for qid in qids] if style_of else []
+    by_style = style_rows(rankings, relevant, styles) if len(set(styles)) > 1 else {}
+    return EvalReport(str(out), split, label, len(qids), len(corpus_ids), rows, corpus, by_style,
+                      {style: styles.count(style) for style in by_style})
 
 
 def default_output_path(out: str | os.PathLike, report: EvalReport) -> Path:
@@ -242,4 +266,28 @@ def format_table(report: EvalReport) -> str:
     for metric in METRICS:
         cells = [f"{report.rows[c][metric]:.4f}".rjust(w) for c, w in zip(columns, col_w)]
         lines.append("| " + metric.ljust(width) + " | " + " | ".join(cells) + " |")
+    if report.styles:
+        lines += ["", style_table(report)]
+    return "\n".join(lines)
+
+
+STYLE_METRICS = (f"ndcg@{NDCG_AT}", f"mrr@{MRR_AT}", "accuracy@1", "recall@10")
+
+
+def style_table(report: EvalReport) -> str:
+    """Per query style and row: a few headline metrics (the full set is in the JSON results)."""
+    names = {style: f"{style} ({report.style_queries[style]})" for style in report.styles}
+    style_w = max(len("style (queries)"), *map(len, names.values()))
+    row_w = max(len("row"), *map(len, report.rows))
+    col_w = [max(len(m), 6) for m in STYLE_METRICS]
+    lines = [
+        "by query style (each style's queries alone, searching the same chunks):",
+        f"| {'style (queries)'.ljust(style_w)} | {'row'.ljust(row_w)} | "
+        + " | ".join(m.rjust(w) for m, w in zip(STYLE_METRICS, col_w)) + " |",
+        f"|{'-' * (style_w + 2)}|{'-' * (row_w + 2)}|" + "|".join("-" * (w + 1) + ":" for w in col_w) + "|",
+    ]
+    for style, rows in report.styles.items():
+        for row, metrics in rows.items():
+            cells = " | ".join(f"{metrics[m]:.4f}".rjust(w) for m, w in zip(STYLE_METRICS, col_w))
+            lines.append(f"| {names[style].ljust(style_w)} | {row.ljust(row_w)} | {cells} |")
     return "\n".join(lines)

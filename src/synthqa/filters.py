@@ -20,7 +20,8 @@ from rapidfuzz import fuzz, process
 
 # Deduplication lives in dedupe.py (it spills to disk at scale); these names stay importable from here.
 from .dedupe import NEAR_DUPLICATE_RATIO, dedupe_questions, normalize_question, sort_tokens  # noqa: F401
-from .grounding import MIN_GROUNDED_SHARE, content_words, question_grounded, share_in_chunk
+from .grounding import (GROUNDED_LANGUAGES, MIN_GROUNDED_SHARE, content_words,
+                        question_grounding, share_in_chunk)
 from .language import detect, in_language
 
 CHUNK_SKIP_REASONS: dict[str, str] = {
@@ -35,9 +36,11 @@ CHUNK_SKIP_REASONS: dict[str, str] = {
 QUESTION_DROP_REASONS: dict[str, str] = {
     "empty": "empty question",
     "wrong_language": "not in its chunk's language (after one re-ask)",
-    "not_a_question": "not phrased as a question",
-    "too_short": "fewer than 4 words",
-    "too_long": "more than 60 words or 400 characters",
+    "not_a_question": "not phrased as a question (a situation query must end in one)",
+    "not_keywords": "a keyword query phrased as a question (a question mark, or a what/how … opener)",
+    "too_short": "fewer words than its style allows (question 4, keyword 2, situation 8)",
+    "too_long": "longer than its style allows (question 60 words or 400 characters, keyword 6 words, situation "
+                "80 words or 600 characters)",
     "refers_to_context": "refers to 'the context' / 'the text' instead of standing alone",
     "implicit_reference": "leans on something it never names ('these X', 'this principle', 'the system')",
     "copied_sentence": "copies a sentence of its chunk nearly verbatim",
@@ -236,39 +239,77 @@ _PRONOUN_SUBJECT = re.compile(
     re.I,
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n|•")
+_WH_WORDS = frozenset({"what", "which", "who", "whom", "whose", "when", "where", "why", "how"})
+
+
+@dataclass(frozen=True)
+class StyleRules:
+    """The bounds of one query style (``styles.py``): its length, its form, and which checks apply."""
+
+    min_words: int
+    max_words: int
+    max_chars: int
+    form: str  # "question": phrased as a question; "keywords": not a question; "ends_in_question": ends in "?"
+    copy_check: bool = True  # a 2-6 word query may well repeat a short heading: not a copied sentence
+    # Language identification is unreliable on a few words ("validation" is French too): a keyword query's
+    # words must come from its chunk (grounding), which keeps it in the chunk's language instead.
+    language_check: bool = True
+    grounded_share: float = MIN_GROUNDED_SHARE  # of its content words that must occur in its chunk
+
+
+# A keyword query names only the chunk's topic, so all its words must rest on it mostly; a situation adds who
+# asks and why ("Our county uses …"), words its chunk need not hold.
+STYLE_RULES = {
+    "question": StyleRules(MIN_WORDS, MAX_WORDS, MAX_CHARS, "question"),
+    "keyword": StyleRules(2, 6, 80, "keywords", copy_check=False, language_check=False),
+    "situation": StyleRules(8, 80, 600, "ends_in_question", grounded_share=0.4),
+}
 
 
 def question_drop_reason(question: str, chunk_text: str, language: str | None = None, *,
-                         chunk_language: str | None = None) -> str | None:
-    """Why one generated question should be dropped, as a key of ``QUESTION_DROP_REASONS``; None to keep it.
+                         chunk_language: str | None = None, style: str = "question") -> str | None:
+    """Why one generated query should be dropped, as a key of ``QUESTION_DROP_REASONS``; None to keep it.
 
     ``language`` is the chunk's language code when questions are checked against it (else None);
     ``chunk_language`` is the chunk's language for the grounding check even when they are not (default:
     ``language``, else detected: a person's edit in ``curate``), so English questions a prompt asks for
-    about a French chunk are not judged by it."""
+    about a French chunk are not judged by it. ``style`` picks the bounds of ``STYLE_RULES``."""
+    rules = STYLE_RULES[style]
     q = " ".join(question.split())
     if not q:
         return "empty"
-    if language is not None and not in_language(q, language):
+    if language is not None and rules.language_check and not in_language(q, language):
         return "wrong_language"
     words = q.split()
-    if "?" not in q and words[0].casefold().strip(string.punctuation) not in _INTERROGATIVES:
-        # "In which year …" / "Under what conditions …": a preposition before the question word
-        head = {w.casefold().strip(string.punctuation) for w in words[:3]}
-        if not head & {"what", "which", "who", "whom", "whose", "when", "where", "why", "how"}:
-            return "not_a_question"
-    if len(words) < MIN_WORDS:
+    if form_reason := _form_reason(q, words, rules.form):
+        return form_reason
+    if len(words) < rules.min_words:
         return "too_short"
-    if len(words) > MAX_WORDS or len(q) > MAX_CHARS:
+    if len(words) > rules.max_words or len(q) > rules.max_chars:
         return "too_long"
     if _REFERS_TO_CONTEXT.search(q):
         return "refers_to_context"
     if implicit_reference(q):
         return "implicit_reference"
-    if _copies_a_sentence(q, chunk_text):
+    if rules.copy_check and _copies_a_sentence(q, chunk_text):
         return "copied_sentence"
-    if not question_grounded(q, chunk_text, chunk_language or language or detect(chunk_text)):
-        return "ungrounded_question"
+    code = chunk_language or language or detect(chunk_text)
+    if (code is None or code in GROUNDED_LANGUAGES) and question_grounding(q, chunk_text) < rules.grounded_share:
+        return "ungrounded_question"  # as grounding.question_grounded judges, at the style's share
+    return None
+
+
+def _form_reason(q: str, words: list[str], form: str) -> str | None:
+    """"not_a_question" / "not_keywords" when the query has not the form of its style, else None."""
+    first = words[0].casefold().strip(string.punctuation)
+    if form == "keywords":
+        return "not_keywords" if "?" in q or first in _WH_WORDS else None
+    if form == "ends_in_question":
+        return None if q.rstrip(" \"'”’»)").endswith(("?", "？")) else "not_a_question"
+    if "?" not in q and first not in _INTERROGATIVES:
+        # "In which year …" / "Under what conditions …": a preposition before the question word
+        if not {w.casefold().strip(string.punctuation) for w in words[:3]} & _WH_WORDS:
+            return "not_a_question"
     return None
 
 

@@ -11,7 +11,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
-from . import coverage
+from . import coverage, styles
 from .cache import Cache, cache_path
 from .curate import describe as describe_curation
 from .curate import pending
@@ -99,6 +99,7 @@ def summary_view(manifest: Manifest, width: int, decisions_pending: int = 0) -> 
         ("chunks", f"{c.chunks} made, {c.chunks_asked} sent to the LLM"
                    f" (size {opts.chunk_size}, overlap {opts.chunk_overlap})"),
         ("questions", f"{c.train_pairs} train / {c.eval_pairs} eval ({c.train_chunks} / {c.eval_chunks} chunks)"),
+        *((f"style {s.style}", styles.describe(s)) for s in manifest.styles),
         ("per document", coverage.describe(manifest)),
         ("languages", languages_text(manifest)),
     ]

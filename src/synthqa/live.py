@@ -98,7 +98,7 @@ class Session:
         self.reached = True
 
     async def complete(self, messages: list[dict], *, model: str, temperature: float, n: int, budget: int = 0,
-                       answers: bool = False):
+                       answers: bool = False, max_tokens: int | None = None):
         """One completion, falling back to a simpler response format when the endpoint rejects it. Every
         request sent here, the fallback and retry ones included, first takes its share of --rpm/--tpm."""
 
@@ -112,6 +112,8 @@ class Session:
             mode = self.mode
             fmt = response_format(n, mode, answers)
             kwargs = {"response_format": fmt} if fmt else {}
+            if max_tokens is not None:
+                kwargs["max_tokens"] = max_tokens
             client = self.client if self.mode_confirmed else self._probe
             try:
                 resp = await create(client)
@@ -140,7 +142,7 @@ def _mentions_format(err: openai.APIStatusError) -> bool:
 
 async def ask(session: Session, chunk: Chunk, *, template: PromptTemplate, n: int, model: str,
               temperature: float = 0.0, max_attempts: int = 3, language: str | None = None,
-              follow_up: Sequence[dict] = (), answers: bool = False) -> Answer:
+              follow_up: Sequence[dict] = (), answers: bool = False, max_tokens: int | None = None) -> Answer:
     """Ask for ``n`` questions about ``chunk``, re-asking up to ``max_attempts`` times when none parse.
 
     ``language`` names the chunk's language for the template; ``follow_up`` messages go after the prompt.
@@ -155,7 +157,7 @@ async def ask(session: Session, chunk: Chunk, *, template: PromptTemplate, n: in
     for attempt in range(1, max_attempts + 1):
         try:
             resp = await session.complete(messages, model=model, temperature=attempt_temperature(temperature, attempt),
-                                          n=n, budget=budget, answers=answers)
+                                          n=n, budget=budget, answers=answers, max_tokens=max_tokens)
             if not hasattr(resp, "choices"):  # a 200 with an HTML page (proxy, captive portal, web UI)
                 raise ValueError("not a chat completion")
         except (openai.APIResponseValidationError, ValueError, TypeError, AttributeError) as err:  # a 200, unreadable
@@ -217,29 +219,38 @@ async def generate(chunks: Iterable[Chunk] | AsyncIterable[Chunk], *, client: op
                    answers: bool = False) -> None:
     """Ask for every chunk, at most ``concurrency`` at a time; ``on_answer`` runs as each one finishes.
 
+    An item of ``chunks`` may also be ``(chunk, plan)``: a query style's plan (``styles.StylePlan``) asks
+    with its own template and count instead of ``template`` and ``n``; ``on_answer`` gets the item back.
+
     ``chunks`` may be an async iterable that is still being produced (pages still being parsed); then
     ``total`` tells the progress bar the count once it is known. A run-wide ``EndpointError`` (or an error
     raised by ``on_answer`` or by the iterable) cancels the rest and is re-raised. ``check_language``
     (default: when the template names ``$language``) asks once more for questions not in the chunk's language.
     """
-    if check_language is None:
-        check_language = template.uses_language
-    ask_one = ask_in_language if check_language else ask
     session = Session(client, mode, make_limiter(rpm, tpm))
     await session.check_reachable()
     semaphore = asyncio.Semaphore(concurrency)
     known = len(chunks) if isinstance(chunks, Sized) else None
     bar = tqdm(total=known, unit="chunk", disable=not progress, desc="questions")
 
-    async def one(chunk: Chunk, held: bool = False) -> None:
+    async def one(item, held: bool = False) -> None:
         if not held:
             await semaphore.acquire()
+        # an item is a chunk, or (chunk, plan) whose plan (a ``styles.StylePlan``) has its own template and n
+        chunk, plan = item if isinstance(item, tuple) else (item, None)
+        asked = plan.template if plan is not None else template
+        if check_language is not None:
+            checked = check_language
+        else:
+            checked = plan.checks_language if plan is not None else asked.uses_language
         try:
-            answer = await ask_one(session, chunk, template=template, n=n, model=model, temperature=temperature,
-                                   max_attempts=max_attempts, language=lang.name(chunk.language), answers=answers)
+            answer = await (ask_in_language if checked else ask)(
+                session, chunk, template=asked, n=plan.n if plan is not None else n, model=model,
+                temperature=temperature, max_attempts=max_attempts, language=lang.name(chunk.language),
+                answers=answers, max_tokens=plan.max_tokens(answers) if plan is not None else None)
         finally:
             semaphore.release()
-        on_answer(chunk, answer)
+        on_answer(item, answer)
         if bar.total is None and total is not None and total() is not None:
             bar.total = total()
         bar.update(1)

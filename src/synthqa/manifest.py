@@ -26,7 +26,8 @@ from .text import Cleaning
 #    and a person's curation; censored round-trip ranks (roundtrip.top_k), --workers, a timing per stage.
 # 4: coverage per document (chunks asked and skipped, questions kept and capped), --max/--min-questions-per-
 #    document; the corpus config holds every chunk, skipped ones with their skip_reason.
-SCHEMA_VERSION = 4
+# 5: query styles (options.query_styles; per-style counts in ``styles``; a style column in queries).
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Options:
 
     inputs: tuple[str, ...]  # the INPUT names (a folder's or file's own name), not where they are
     questions_per_chunk: int
+    query_styles: str | None  # "question:1,keyword:1" (--query-styles); None: questions only, as before styles
     chunk_size: int
     chunk_overlap: int
     eval_fraction: float
@@ -111,6 +113,22 @@ class Document:
     chunks_skipped: int  # chunks the chunk filters skipped (in the corpus, never asked)
     questions: int  # questions kept in the dataset (after a person's decisions)
     questions_capped: int  # questions --max-questions-per-document dropped
+
+
+@dataclass(frozen=True)
+class StyleCount:
+    """One query style of a --query-styles run: its prompt, and what was asked, kept and dropped."""
+
+    style: str  # question | keyword | situation
+    per_chunk: int  # queries asked for per chunk
+    prompt: str  # the template's name
+    prompt_sha256: str
+    chunks_answered: int  # chunks whose request in this style was answered
+    generated: int  # queries before the filters
+    kept: int  # in the dataset
+    train_pairs: int
+    eval_pairs: int
+    dropped: dict[str, int]  # question filter → queries of this style it dropped (only filters that dropped any)
 
 
 @dataclass(frozen=True)
@@ -216,6 +234,7 @@ class Manifest:
     # ISO 639-1 code of the chunks' language ("und": undetermined) → counts, most chunks first
     languages: dict[str, LanguageCount]
     language_check: bool  # questions were checked against their chunk's language (the prompt names $language)
+    styles: tuple[StyleCount, ...] = ()  # per query style, in the mix's order; empty without --query-styles
     data_files: dict[str, dict[str, str]] = field(default_factory=dict)  # config → split → parquet path
     timings: Timings | None = None  # None until the run has finished writing
     repo_id: str | None = None  # the Hub dataset it was last pushed to

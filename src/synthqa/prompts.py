@@ -35,14 +35,17 @@ class PromptTemplate:
 
 def default_template_path() -> Path:
     """Where the default template lives: inside the installed package, else the checkout's ``prompts/``."""
+    return bundled_template_path(DEFAULT_NAME)
+
+
+def bundled_template_path(name: str) -> Path:
+    """Where the bundled template ``name`` lives (the default, or a query style's)."""
     here = Path(__file__).resolve()
     for folder in (here.parent / "prompts", here.parents[2] / "prompts"):
-        if (folder / DEFAULT_NAME).is_file():
-            return folder / DEFAULT_NAME
-    raise PromptError(
-        f"the default prompt {DEFAULT_NAME} is missing from {here.parent / 'prompts'}: reinstall synthqa"
-        " or pass --prompt FILE"
-    )
+        if (folder / name).is_file():
+            return folder / name
+    fix = " or pass --prompt FILE" if name == DEFAULT_NAME else ""
+    raise PromptError(f"the bundled prompt {name} is missing from {here.parent / 'prompts'}: reinstall synthqa{fix}")
 
 
 def load_template(path: Path | None = None) -> PromptTemplate:

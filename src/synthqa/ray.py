@@ -33,7 +33,7 @@ from functools import partial
 
 import numpy as np
 
-from . import pdfs, prompts
+from . import pdfs, prompts, styles
 from .cache import Cache, cache_path
 from .config import GenerateConfig
 from .errors import ConfigError, EndpointError, SynthQAError
@@ -43,6 +43,7 @@ from .pipeline.progress import Log, Progress
 from .pipeline.reading import FileTask, read_file
 from .pipeline.rerun import check_out
 from .records import Answer, Chunk, Usage
+from .styles import StylePlan
 
 __all__ = ["ClusterAsking", "ask_on_ray", "generate_on_ray"]
 ASK_BATCH = 64  # chunks per ask task: big enough to keep --concurrency requests in flight, small enough to stream
@@ -71,7 +72,8 @@ def generate_on_ray(config: GenerateConfig, *, address: str | None = None, ask_t
     """
     if config.dry_run:  # counting needs no cluster
         return run_generate(config, log, progress)
-    template = prompts.load_template(config.prompt_path)
+    plans = styles.load_plans(config.style_mix, config.prompt_path)
+    template = styles.main_template(plans)
     endpoint = resolve_endpoint(config, lambda line: None)  # its "using the embedded model" line is not so here
     if endpoint.local:
         raise ConfigError("--ray asks a served model, not the embedded one: pass --base-url (e.g. vLLM's "
@@ -84,7 +86,7 @@ def generate_on_ray(config: GenerateConfig, *, address: str | None = None, ask_t
     ray = _ray()
     started = _connect(ray, address, log)
     try:
-        asked = ask_on_ray(config, template, endpoint, ask_tasks=ask_tasks, log=log, progress=progress)
+        asked = ask_on_ray(config, template, endpoint, ask_tasks=ask_tasks, log=log, progress=progress, plans=plans)
     finally:
         if started:
             ray.shutdown()
@@ -94,30 +96,33 @@ def generate_on_ray(config: GenerateConfig, *, address: str | None = None, ask_t
 
 
 def ask_on_ray(config: GenerateConfig, template: prompts.PromptTemplate, endpoint: Endpoint, *,
-               ask_tasks: int | None = None, log: Log = print, progress: bool = True) -> ClusterAsking:
+               ask_tasks: int | None = None, log: Log = print, progress: bool = True,
+               plans: tuple[StylePlan, ...] | None = None) -> ClusterAsking:
     """Read, chunk and ask every input on the connected Ray cluster; commit each answer to OUT's cache.
 
-    Chunks the cache answers already are not asked (its failed ones are with ``--retry-failed``); transport
+    One request per chunk and query style of ``plans`` (default: questions through ``template``). Requests
+    the cache answers already are not asked (its failed ones are with ``--retry-failed``); transport
     failures are not committed, so the pipeline that follows asks them again."""
+    plans = plans or (StylePlan(styles.QUESTION, template, config.questions_per_chunk),)
     import ray.data
 
     started = time.perf_counter()
     tasks = ask_tasks or max(1, int(ray.cluster_resources().get("CPU", 1)))
     with Cache(cache_path(config.out)) as cache, _data_context(ordered=config.limit is not None):
         known = np.array(sorted(cache.keys(answered_only=config.retry_failed)), dtype="S64")
-        chunks = _chunk_dataset(config, template, endpoint)
+        chunks = _chunk_dataset(config, plans, endpoint)
         if chunks is None:  # no input file: the driver's run says so, in the words of a single-machine run
             return ClusterAsking(0, 0, 0, Usage(), 0.0)
         asking = replace(config, rpm=_share(config.rpm, tasks), tpm=_share(config.tpm, tasks))
         env = {"OPENAI_API_KEY": os.environ["OPENAI_API_KEY"]} if os.environ.get("OPENAI_API_KEY") else {}
         answers = chunks.map_batches(
-            partial(ask_batch, config=asking, template=template, endpoint=endpoint, known=known),
+            partial(ask_batch, config=asking, template=template, endpoint=endpoint, known=known, plans=plans),
             batch_size=ASK_BATCH, batch_format="pyarrow", compute=ray.data.TaskPoolStrategy(size=tasks),
             # the workers ask with the driver's key; Ray keeps it in the job's runtime environment
             runtime_env={"env_vars": env} if env else None,
         )
         shown = Progress(progress, log)
-        bar = shown.bar("questions (on Ray)", None, "chunk")
+        bar = shown.bar("questions (on Ray)", None, "chunk" if len(plans) == 1 else "request")
         asked = committed = transient = 0
         usage = Usage()
         try:
@@ -133,7 +138,7 @@ def ask_on_ray(config: GenerateConfig, template: prompts.PromptTemplate, endpoin
         finally:
             bar.close()
     seconds = time.perf_counter() - started
-    log(f"asked on Ray: {asked:,} chunks ({committed:,} committed to the cache, {transient:,} left to the driver "
+    log(f"asked on Ray: {asked:,} {'chunks' if len(plans) == 1 else 'requests (a chunk in a style)'} ({committed:,} committed to the cache, {transient:,} left to the driver "
         f"after transport failures), {usage.requests:,} requests ({seconds:.1f} s)")
     return ClusterAsking(asked, committed, transient, usage, seconds)
 
@@ -159,44 +164,47 @@ def _data_context(ordered: bool) -> Iterator[None]:
          context.execution_options.preserve_order) = saved
 
 
-def _chunk_dataset(config: GenerateConfig, template: prompts.PromptTemplate, endpoint: Endpoint):
-    """The Ray dataset of every chunk worth asking about, with its cache key (in input order when --limit cuts
-    it); None without input files."""
+def _chunk_dataset(config: GenerateConfig, plans: tuple[StylePlan, ...], endpoint: Endpoint):
+    """The Ray dataset of every (chunk worth asking about, style), with its cache key (in input order when
+    --limit cuts it); None without input files."""
     import ray.data
 
     files = [{"path": str(path), "source": source} for path, source in pdfs.find_input_files(config.inputs)]
     if not files:
         return None
     chunks = ray.data.from_items(files, override_num_blocks=len(files)).flat_map(
-        partial(chunk_rows, config=config, template=template, endpoint=endpoint))
-    return chunks.limit(config.limit) if config.limit is not None else chunks
+        partial(chunk_rows, config=config, plans=plans, endpoint=endpoint))
+    # a chunk's rows (one per style) come one after another: the first N chunks are the first N × styles rows
+    return chunks.limit(config.limit * len(plans)) if config.limit is not None else chunks
 
 
-def chunk_rows(row: dict, *, config: GenerateConfig, template: prompts.PromptTemplate,
-               endpoint: Endpoint) -> list[dict]:
+def chunk_rows(row: dict, *, config: GenerateConfig, plans: tuple[StylePlan, ...], endpoint: Endpoint) -> list[dict]:
     """One file read, chunked and filtered exactly as ``synthqa generate`` does: its chunks worth asking about,
-    each with its cache key (a Ray Data ``flat_map``)."""
+    each once per query style with that style's cache key (a Ray Data ``flat_map``)."""
     result = read_file(FileTask(row["path"], row["source"], config.pdf_password, config.chunk_size,
                                 config.chunk_overlap, config.keep_all_chunks, config.clean))
-    return [{"key": cache_key(config, template, endpoint, chunk), "chunk": json.dumps(dataclasses.asdict(chunk))}
-            for chunk, reason in zip(result.chunks, result.chunk_skip_reasons) if reason is None]
+    return [{"key": cache_key(config, plan.template, endpoint, chunk, plan.style), "style": plan.style,
+             "chunk": json.dumps(dataclasses.asdict(chunk))}
+            for chunk, reason in zip(result.chunks, result.chunk_skip_reasons) if reason is None for plan in plans]
 
 
 def ask_batch(batch, *, config: GenerateConfig, template: prompts.PromptTemplate, endpoint: Endpoint,
-              known: np.ndarray):
-    """Ask for the chunks of ``batch`` that ``known`` (sorted cache keys) lacks, each text once, through the
-    live transport; a table of (key, answer as JSON) (a Ray Data ``map_batches``)."""
+              known: np.ndarray, plans: tuple[StylePlan, ...]):
+    """Ask for the (chunk, style) requests of ``batch`` that ``known`` (sorted cache keys) lacks, each text
+    once, through the live transport; a table of (key, answer as JSON) (a Ray Data ``map_batches``)."""
     import pyarrow as pa
 
-    todo: dict[str, Chunk] = {}
-    for key, text in zip(batch.column("key").to_pylist(), batch.column("chunk").to_pylist()):
+    plan_of = {plan.style: plan for plan in plans}
+    todo: dict[str, tuple[Chunk, StylePlan]] = {}
+    for key, style, text in zip(batch.column("key").to_pylist(), batch.column("style").to_pylist(),
+                                batch.column("chunk").to_pylist()):
         if key not in todo and not _contains(known, key):
-            todo[key] = Chunk(**json.loads(text))
-    key_of = {chunk.id: key for key, chunk in todo.items()}
+            todo[key] = (Chunk(**json.loads(text)), plan_of[style])
+    key_of = {(chunk.id, plan.style): key for key, (chunk, plan) in todo.items()}
     answered: dict[str, Answer] = {}
 
-    def on_answer(chunk: Chunk, answer: Answer) -> None:
-        answered[key_of[chunk.id]] = answer
+    def on_answer(item: tuple[Chunk, StylePlan], answer: Answer) -> None:
+        answered[key_of[item[0].id, item[1].style]] = answer
 
     if todo:
         asyncio.run(ask_all(config, template, endpoint, list(todo.values()), on_answer))

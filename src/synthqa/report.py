@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from . import coverage
+from . import coverage, styles
 from .curate import describe as describe_curation
 from .dataset import load_tables, read_manifest, resolve_dataset
 from .inspect import pair_rows
@@ -72,7 +72,7 @@ def render_html(manifest: Manifest, rows: list[dict], title: str) -> str:
     return _PAGE.format(
         title=_e(title), css=CSS, js=_JS, payload=payload,
         summary=summary_html(manifest), plots="\n".join(f'<figure class="plot">{p}</figure>' for p in plots),
-        failures=_failures(manifest), coverage=coverage_html(manifest),
+        failures=_failures(manifest), coverage=coverage_html(manifest), styles=styles_html(manifest),
     )
 
 
@@ -166,6 +166,17 @@ def summary_html(manifest: Manifest) -> str:
     if manifest.ocr_pages:
         meta += f" · {manifest.ocr_pages} page(s) read by OCR"
     return f'<div class="nums">{cards}</div><p class="meta">{meta}</p>'
+
+
+def styles_html(manifest: Manifest) -> str:
+    """The "Query styles" section: per style, asked, kept, split and dropped by filter; none without styles."""
+    if not manifest.styles:
+        return ""
+    head = "".join(f"<th>{_e(h)}</th>" for h in styles.TABLE_HEADER)
+    body = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>"
+                   for row in styles.table_rows(manifest.styles))
+    return (f'<h2>Query styles</h2><p class="meta">--query-styles {_e(manifest.options.query_styles or "")}</p>'
+            f'<table id="styles"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
 
 
 def coverage_html(manifest: Manifest) -> str:
@@ -281,6 +292,7 @@ _PAGE = """<!DOCTYPE html>
 <h1>synthqa report · {title}</h1>
 <pre id="js-errors"></pre>
 <h2>Summary</h2>{summary}
+{styles}
 <h2>Coverage per document</h2>{coverage}
 <h2>Plots</h2><div class="plots">{plots}</div>
 <h2>Pairs</h2>

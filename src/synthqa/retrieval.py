@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from .config import CORPUS_CHOICES, DEFAULT_CORPUS
-from .dataset import SPLIT_NAMES, load_tables
+from .dataset import SPLIT_NAMES, load_tables, read_manifest
 from .errors import DatasetError
 
 __all__ = ["CORPUS_CHOICES", "CORPUS_MEANING", "DEFAULT_CORPUS", "ir_evaluator_inputs", "searched_corpus"]
@@ -34,6 +36,17 @@ def searched_corpus(tables: dict, split: str, corpus: str = DEFAULT_CORPUS) -> d
             df = df[df["skip_reason"] == ""]
         found.update(zip(df["id"], df["text"]))
     return found
+
+
+def query_styles(out: Path, split: str = "eval") -> dict[str, str]:
+    """Query id → its style (generate --query-styles); empty for a dataset without a ``style`` column."""
+    rel = read_manifest(out).data_files.get("queries", {}).get(split)
+    if rel is None:
+        return {}
+    table = pq.read_table(Path(out) / rel)  # one small file, not the whole dataset again
+    if "style" not in table.column_names:
+        return {}
+    return dict(zip(table["id"].to_pylist(), table["style"].to_pylist(), strict=True))
 
 
 def ir_evaluator_inputs(

@@ -29,8 +29,11 @@ CREATE TABLE skipped (asked_before INTEGER NOT NULL, id TEXT NOT NULL, source TE
                       idx INTEGER NOT NULL, text TEXT NOT NULL, section INTEGER NOT NULL, reason TEXT NOT NULL);
 CREATE TABLE failures (key TEXT PRIMARY KEY, error TEXT NOT NULL, attempts INTEGER, requests INTEGER,
                        prompt_tokens INTEGER, completion_tokens INTEGER);
+CREATE TABLE asks (seq INTEGER NOT NULL, slot INTEGER NOT NULL, style TEXT NOT NULL, key TEXT NOT NULL,
+                   PRIMARY KEY (seq, slot));
 CREATE TABLE questions (pos INTEGER PRIMARY KEY, chunk_seq INTEGER NOT NULL, n INTEGER NOT NULL,
-                        text TEXT NOT NULL, norm TEXT NOT NULL UNIQUE, answer TEXT);
+                        text TEXT NOT NULL, norm TEXT NOT NULL, answer TEXT, style TEXT NOT NULL,
+                        UNIQUE (style, norm));
 """
 _CHUNK_COLUMNS = "c.seq, c.id, c.source, c.page, c.idx, c.text, c.section, c.language"  # seq, then a Chunk's fields
 _CHUNK_FIELDS = len(_CHUNK_COLUMNS.split(", "))
@@ -58,13 +61,18 @@ class RunStore:
             raise CacheError(f"cannot create {self.path}: {err} (free disk space, then rerun)") from None
 
     # ---------------------------------------------------------------- chunks and answers
-    def add_chunks(self, rows: Sequence[tuple[Chunk, str]]) -> None:
-        """Append (chunk, cache key) rows in input order."""
+    def add_chunks(self, rows: Sequence[tuple[Chunk, str | Sequence[str]]], styles: Sequence[str] = ("question",)
+                   ) -> None:
+        """Append (chunk, cache key) rows in input order: one key, or one per query style of ``styles``."""
+        rows = [(c, (keys,) if isinstance(keys, str) else tuple(keys)) for c, keys in rows]
         with self._lock, self._write():
             start = self.chunks
             self._db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?)", (
-                (start + i, c.id, c.source, c.page, c.index, c.text, key, c.section, c.language)
-                for i, (c, key) in enumerate(rows)))
+                (start + i, c.id, c.source, c.page, c.index, c.text, keys[0], c.section, c.language)
+                for i, (c, keys) in enumerate(rows)))
+            self._db.executemany("INSERT INTO asks VALUES (?,?,?,?)", (
+                (start + i, slot, style, key) for i, (_, keys) in enumerate(rows)
+                for slot, (style, key) in enumerate(zip(styles, keys, strict=True))))
             self.chunks += len(rows)
 
     def add_skipped(self, rows: Sequence[SkippedChunk]) -> None:
@@ -96,15 +104,17 @@ class RunStore:
         with self._lock:
             self._db.execute("ATTACH DATABASE ? AS cache", (str(cache_path),))
 
-    def answered_chunks(self) -> Iterator[tuple[int, Chunk, Answer | None]]:
-        """(seq, chunk, its answer or None when never answered) in input order; needs ``attach_cache``."""
+    def answered_chunks(self) -> Iterator[tuple[int, Chunk, str, Answer | None]]:
+        """(seq, chunk, query style, the answer in that style or None when never answered) in input order, each
+        chunk's styles in the run's order; needs ``attach_cache``."""
         rows = self._db.execute(
-            f"SELECT {_CHUNK_COLUMNS}, f.error, f.attempts, f.requests, f.prompt_tokens, "
+            f"SELECT {_CHUNK_COLUMNS}, k.style, f.error, f.attempts, f.requests, f.prompt_tokens, "
             f"f.completion_tokens, a.{', a.'.join(_ANSWER_COLUMNS.split(', '))} FROM chunks c "
-            "LEFT JOIN failures f ON f.key = c.key LEFT JOIN cache.answers a ON a.key = c.key ORDER BY c.seq")
+            "JOIN asks k ON k.seq = c.seq LEFT JOIN failures f ON f.key = k.key "
+            "LEFT JOIN cache.answers a ON a.key = k.key ORDER BY c.seq, k.slot")
         for row in rows:
             seq, chunk = row[0], Chunk(*row[1:_CHUNK_FIELDS])
-            f_error, f_att, f_req, f_pt, f_ct, questions, *cached = row[_CHUNK_FIELDS:]
+            style, f_error, f_att, f_req, f_pt, f_ct, questions, *cached = row[_CHUNK_FIELDS:]
             if f_error is not None:
                 answer = Answer(chunk.id, error=f_error, usage=Usage(f_req, f_pt, f_ct), attempts=f_att,
                                 transient=True)
@@ -112,7 +122,7 @@ class RunStore:
                 answer = answer_from_row((chunk.id, questions, *cached))
             else:
                 answer = None
-            yield seq, chunk, answer
+            yield seq, chunk, style, answer
 
     def chunk_rows(self) -> Iterator[tuple[int, Chunk]]:
         """(seq, chunk) of every chunk, in input order."""
@@ -134,19 +144,28 @@ class RunStore:
         return self._db.execute("SELECT text FROM chunks WHERE seq = ?", (seq,)).fetchone()[0]
 
     # ---------------------------------------------------------------- questions
-    def add_question(self, chunk_seq: int, n: int, text: str, norm: str, answer: str | None = None) -> bool:
-        """Keep a question (and its reference answer) unless its normalised text is already kept; True when
-        it was kept."""
+    def add_question(self, chunk_seq: int, n: int, text: str, norm: str, answer: str | None = None,
+                     style: str = "question") -> bool:
+        """Keep a question (and its reference answer) unless its normalised text is already kept in its query
+        style; True when it was kept."""
         try:
-            self._db.execute("INSERT INTO questions VALUES (?,?,?,?,?,?)",
-                             (self.questions, chunk_seq, n, text, norm, answer))
+            self._db.execute("INSERT INTO questions VALUES (?,?,?,?,?,?,?)",
+                             (self.questions, chunk_seq, n, text, norm, answer, style))
         except sqlite3.IntegrityError:
             return False
         self.questions += 1
         return True
 
-    def question_norms(self) -> Iterator[str]:
-        return (row[0] for row in self._db.execute("SELECT norm FROM questions ORDER BY pos"))
+    def question_norms(self, style: str | None = None) -> Iterator[str]:
+        """The normalised texts in order (of one query style's questions only, when given)."""
+        if style is None:
+            return (row[0] for row in self._db.execute("SELECT norm FROM questions ORDER BY pos"))
+        return (row[0] for row in self._db.execute("SELECT norm FROM questions WHERE style = ? ORDER BY pos",
+                                                   (style,)))
+
+    def question_styles(self) -> Iterator[str]:
+        """The query style of each kept question, in order."""
+        return (row[0] for row in self._db.execute("SELECT style FROM questions ORDER BY pos"))
 
     def norms_at(self, positions: Iterable[int]) -> list[str]:
         """The normalised texts at ascending ``positions``."""
@@ -158,9 +177,9 @@ class RunStore:
                 f"SELECT pos, norm FROM questions WHERE pos IN ({','.join('?' * len(batch))})", batch))
         return [found[p] for p in wanted]
 
-    def question_rows(self) -> Iterator[tuple[int, int, int, str, str | None]]:
-        """(pos, chunk seq, n, text, reference answer or None) of the kept questions, in order."""
-        return self._db.execute("SELECT pos, chunk_seq, n, text, answer FROM questions ORDER BY pos")
+    def question_rows(self) -> Iterator[tuple[int, int, int, str, str | None, str]]:
+        """(pos, chunk seq, n, text, reference answer or None, query style) of the kept questions, in order."""
+        return self._db.execute("SELECT pos, chunk_seq, n, text, answer, style FROM questions ORDER BY pos")
 
     # ---------------------------------------------------------------- lifetime
     def begin(self) -> None:

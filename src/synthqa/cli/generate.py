@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .. import coverage
+from .. import coverage, styles
 from ..config import DEFAULT_MODEL, RESPONSE_FORMATS, GenerateConfig
 from ..curate import describe as describe_curation
 from ..errors import ConfigError
@@ -55,6 +55,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", dest="out", type=Path, help="output folder (a Hugging Face dataset repo)")
     g = p.add_argument_group("chunking and splitting")
     g.add_argument("--questions-per-chunk", type=positive_int, help=f"questions asked per chunk (default {d('questions_per_chunk')})")
+    g.add_argument("--query-styles", metavar="MIX", help="queries per chunk by style, e.g. question:1,keyword:1 "
+                   f"(styles: {', '.join(f'{k}: {v}' for k, v in styles.DESCRIPTIONS.items())}); one request per "
+                   "chunk and style; replaces --questions-per-chunk (default: question:N of --questions-per-chunk)")
     g.add_argument("--chunk-size", type=positive_int, help=f"characters (default {d('chunk_size')})")
     g.add_argument("--chunk-overlap", type=nonneg_int, help=f"characters (default {d('chunk_overlap')})")
     g.add_argument("--eval-fraction", type=float, help=f"share of chunks in the eval split (default {d('eval_fraction')})")
@@ -193,6 +196,7 @@ def format_summary(manifest: Manifest) -> str:
         ("pages", c.pages),
         ("chunks", f"{c.chunks} ({c.chunks_asked} asked, {sum(manifest.skipped_chunks.values())} skipped)"),
         ("questions kept", f"{c.questions} of {c.questions_generated} generated"),
+        *((f"  style {s.style}", styles.describe(s)) for s in manifest.styles),
         ("train / eval pairs", f"{c.train_pairs} / {c.eval_pairs} ({c.train_chunks} / {c.eval_chunks} chunks)"),
         ("per document", coverage.describe(manifest)),
         ("languages", languages_text(manifest)),
@@ -249,7 +253,8 @@ def format_dry_run(d) -> str:
         f"documents          {d.documents}",
         f"pages              {d.pages}",
         f"chunks             {d.chunks} ({sum(d.skipped_chunks.values())} skipped by filters)",
-        f"to ask             {d.chunks_to_ask} ({d.cached} already cached)",
+        f"to ask             {d.chunks_to_ask} ({d.cached} already cached)" if d.styles == 1 else
+        f"to ask             {d.chunks_to_ask} requests, one per chunk and style ({d.cached} already cached)",
         f"prompt tokens      ~{d.prompt_tokens}",
         f"completion tokens  ~{d.completion_tokens}",
         f"estimated cost     {'~$%.4f' % cost if cost is not None else f'unknown for {d.model}'}",

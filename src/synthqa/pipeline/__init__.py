@@ -15,11 +15,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from .. import dataset, language, prompts, questions
+from .. import dataset, language, prompts, questions, styles
 from ..cache import CACHE_DIRNAME, Cache, answer_key, cache_path
 from ..config import GenerateConfig
 from ..manifest import Manifest, Timings
 from ..records import Answer, Chunk, SkippedFile, Usage
+from ..styles import StylePlan
 from ..store import WORK_FILENAME, RunStore
 from ..batchstate import BatchState, state_path
 from .asking import Endpoint, ask_all, resolve_endpoint
@@ -47,6 +48,7 @@ class DryRun:
     skipped_chunks: dict[str, int]
     skipped_files: list[SkippedFile]
     model: str
+    styles: int = 1  # query styles: chunks_to_ask and cached count requests (a chunk in a style) when more than 1
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
     run-batch to import); a ``BatchPending`` comes back while batches are still open. ``asked_before`` and
     ``ask_seconds_before``: what asking elsewhere (a Ray cluster) cost this run before it filled the cache,
     counted in the manifest with this run's own requests and ask time."""
-    template = prompts.load_template(config.prompt_path)  # a bad template fails before any work
+    plans = styles.load_plans(config.style_mix, config.prompt_path)  # a bad template fails before any work
+    template = styles.main_template(plans)
     if not template.uses_language:
         log(f"prompt {template.name!r} has no $language: questions are not checked against their chunk's "
             "language (see prompts/README.md)")
@@ -79,7 +82,7 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
     check_out(config, template, endpoint)
     shown = Progress(progress, log)
     if config.dry_run:
-        return _dry_run(config, template, endpoint, log, shown)
+        return _dry_run(config, plans, endpoint, log, shown)
     if config.push_to_hub:
         from .. import hub
 
@@ -92,7 +95,7 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
         store = stack.enter_context(RunStore(workdir / WORK_FILENAME))
         cache = stack.enter_context(Cache(cache_path(config.out)))
         state = stack.enter_context(BatchState(state_path(config.out))) if config.batch else None
-        step = AskStep(config, template, endpoint, cache, store, log, shown)
+        step = AskStep(config, template, endpoint, cache, store, log, shown, plans)
         asking = step.run() if state is None else BatchStep(step, state, results).run()
         try:
             pending = asyncio.run(asking)
@@ -105,7 +108,7 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
                 add_failures(state, store)
             cache.close()
             store.attach_cache(cache_path(config.out))
-            manifest = assemble_and_write(config, template, inputs, store, endpoint, shown, workdir, log)
+            manifest = assemble_and_write(config, template, inputs, store, endpoint, shown, workdir, log, plans)
             if state is not None:
                 state.clear_cycle()
     shutil.rmtree(workdir, ignore_errors=True)
@@ -137,33 +140,37 @@ def work_dir(out: Path) -> Path:
 class AskStep:
     """The asking stage of one run: stream chunks in, answer what the cache can, ask the rest.
 
-    Identical chunk texts are asked once. Every answer the model gave is committed to the cache the moment
-    it arrives (SIGKILL-safe); transport failures are not, so a plain rerun asks those chunks again: they
-    are kept in the run's store. Memory holds only the chunks in flight.
+    One request per (chunk, query style), each with its own cache key. Identical chunk texts are asked once.
+    Every answer the model gave is committed to the cache the moment it arrives (SIGKILL-safe); transport
+    failures are not, so a plain rerun asks those chunks again: they are kept in the run's store. Memory
+    holds only the chunks in flight.
     """
 
     def __init__(self, config: GenerateConfig, template: prompts.PromptTemplate, endpoint: Endpoint, cache: Cache,
-                 store: RunStore, log: Log, progress: Progress) -> None:
+                 store: RunStore, log: Log, progress: Progress, plans: tuple[StylePlan, ...]) -> None:
         self.config, self.template, self.endpoint, self.cache, self.log = config, template, endpoint, cache, log
+        self.plans = plans
         self.store, self.progress = store, progress
         self.feed = ThreadedFeed(config, log, progress, self.keep, store.add_skipped)
         self.usage_this_run = Usage()
         self.asked = self.cached = 0
         self.bar = None
         self._exact = False  # whether the bar's total is exact yet
-        self._waiting: dict[str, list[Chunk]] = {}  # key → chunks of that text being asked
-        self._key_of: dict[str, str] = {}  # chunk id → cache key, for the chunks in flight
+        self._waiting: dict[str, list[Chunk]] = {}  # key → chunks of that text being asked (in that style)
+        self._key_of: dict[tuple[str, str], str] = {}  # (chunk id, style) → cache key, for the requests in flight
         self._retried: set[str] = set()  # --retry-failed: keys asked again in this run
         self._failed: set[str] = set()  # keys whose failure this run is in the store
 
-    def keep(self, batch: list[Chunk]) -> list[str]:
-        """Store a batch of chunks (in the reading thread) and return their cache keys."""
-        keys = [cache_key(self.config, self.template, self.endpoint, chunk) for chunk in batch]
-        self.store.add_chunks(list(zip(batch, keys)))
+    def keep(self, batch: list[Chunk]) -> list[tuple[str, ...]]:
+        """Store a batch of chunks (in the reading thread) and return their cache keys, one per style."""
+        keys = [tuple(cache_key(self.config, plan.template, self.endpoint, chunk, plan.style) for plan in self.plans)
+                for chunk in batch]
+        self.store.add_chunks(list(zip(batch, keys)), [plan.style for plan in self.plans])
         return keys
 
-    def on_answer(self, chunk: Chunk, answer: Answer) -> None:
-        key = self._key_of.pop(chunk.id)
+    def on_answer(self, item: tuple[Chunk, StylePlan], answer: Answer) -> None:
+        chunk, plan = item
+        key = self._key_of.pop((chunk.id, plan.style))
         if answer.transient:
             self.store.add_failure(key, answer)
             self._failed.add(key)
@@ -175,40 +182,49 @@ class AskStep:
         self.usage_this_run += answer.usage
         self._advance(len(self._waiting.pop(key, [chunk])))
 
-    async def unanswered(self) -> AsyncIterator[tuple[Chunk, str]]:
-        """(chunk, key) of the streamed chunks the cache cannot answer (or whose failure --retry-failed asks
-        again); the others are counted as cached."""
-        async for chunk, key in self.feed:
-            if key in self._waiting:  # the same text is being asked already (repeated boilerplate)
-                self._waiting[key].append(chunk)
-                continue
-            stored = self.cache.get(key)
-            if stored is None or (self.config.retry_failed and not stored.ok and key not in self._retried):
-                if self.config.retry_failed:
-                    self._retried.add(key)
-                yield chunk, key
-            else:
-                self.cached += 1
-                self._advance(1)
+    async def unanswered(self) -> AsyncIterator[tuple[Chunk, StylePlan, str]]:
+        """(chunk, style plan, key) of the streamed requests the cache cannot answer (or whose failure
+        --retry-failed asks again); the others are counted as cached."""
+        async for chunk, keys in self.feed:
+            for plan, key in zip(self.plans, keys):
+                if key in self._waiting:  # the same text is being asked already (repeated boilerplate)
+                    self._waiting[key].append(chunk)
+                    continue
+                stored = self.cache.get(key)
+                if stored is None or (self.config.retry_failed and not stored.ok and key not in self._retried):
+                    if self.config.retry_failed:
+                        self._retried.add(key)
+                    yield chunk, plan, key
+                else:
+                    self.cached += 1
+                    self._advance(1)
         found = self.feed.found
         if self.cached:
-            self.log(f"resuming: {self.cached} of {found.asked} chunks already answered in the cache")
+            if len(self.plans) == 1:
+                self.log(f"resuming: {self.cached} of {found.asked} chunks already answered in the cache")
+            else:
+                self.log(f"resuming: {self.cached} of {found.asked * len(self.plans)} requests (a chunk in a style) "
+                         "already answered in the cache")
 
-    async def todo(self) -> AsyncIterator[Chunk]:
-        """The chunks to ask live: ``unanswered``, each text once while it is in flight."""
-        async for chunk, key in self.unanswered():
+    async def todo(self) -> AsyncIterator[tuple[Chunk, StylePlan]]:
+        """The (chunk, style plan) requests to ask live: ``unanswered``, each text once while it is in flight."""
+        async for chunk, plan, key in self.unanswered():
             self._waiting[key] = [chunk]
-            self._key_of[chunk.id] = key
+            self._key_of[(chunk.id, plan.style)] = key
             self.asked += 1
-            yield chunk
+            yield chunk, plan
 
     def _advance(self, n: int) -> None:
-        """Move the questions bar by ``n`` chunks, its total estimated from the pages read until exact."""
+        """Move the questions bar by ``n`` requests (chunks, with one style), its total estimated from the pages
+        read until exact."""
         total, exact = self.feed.found.expected_asked()
         if total is not None and self.config.limit is not None:
             total = min(total, self.config.limit)
+        if total is not None:
+            total *= len(self.plans)
         if self.bar is None:  # the bar (and its clock) starts with the first chunk, with its estimated total
-            self.bar = self.progress.bar("questions" if exact else "questions (total estimated)", total, "chunk")
+            unit = "chunk" if len(self.plans) == 1 else "request"
+            self.bar = self.progress.bar("questions" if exact else "questions (total estimated)", total, unit)
             self._exact = exact
         elif total is not None and total != self.bar.total:
             self.bar.total = total
@@ -232,16 +248,19 @@ class AskStep:
                 self.bar.close()
 
 
-def cache_key(config: GenerateConfig, template: prompts.PromptTemplate, endpoint: Endpoint, chunk: Chunk) -> str:
-    """The cache key of ``chunk``'s answer in this run."""
+def cache_key(config: GenerateConfig, template: prompts.PromptTemplate, endpoint: Endpoint, chunk: Chunk,
+              style: str = styles.QUESTION) -> str:
+    """The cache key of ``chunk``'s answer in ``style`` in this run; ``template`` is that style's."""
+    n = dict(config.style_mix).get(style, config.questions_per_chunk)
     return answer_key(
         model=endpoint.model,
         prompt_sha256=template.sha256,
         chunk_text=chunk.text,
-        n_questions=config.questions_per_chunk,
+        n_questions=n,
         temperature=config.temperature,
         language=chunk.language if template.uses_language else None,
         answers=config.answers,
+        style=style,
     )
 
 
@@ -251,37 +270,41 @@ async def _chain(first: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[Chun
         yield chunk
 
 
-def _dry_run(config: GenerateConfig, template, endpoint: Endpoint, log: Log, progress: Progress) -> DryRun:
-    """Count what a run would ask, and what it would cost, without asking; cached chunks cost nothing."""
+def _dry_run(config: GenerateConfig, plans: tuple[StylePlan, ...], endpoint: Endpoint, log: Log,
+             progress: Progress) -> DryRun:
+    """Count what a run would ask, and what it would cost, without asking; cached requests cost nothing."""
     found = Inputs()
     cache = Cache(cache_path(config.out), readonly=True) if cache_path(config.out).exists() else None
-    to_ask = prompt_tokens = 0
+    to_ask = prompt_tokens = completion_tokens = 0
+    per_question = questions.ESTIMATED_TOKENS_PER_QUESTION + (
+        questions.ESTIMATED_TOKENS_PER_ANSWER if config.answers else 0)
     try:
         for batch in stream_inputs(config, log, found, progress):
-            keys = [cache_key(config, template, endpoint, c) for c in batch]
-            cached = cache.get_many(keys) if cache is not None else {}
-            if config.retry_failed:  # failed answers are asked again, so they cost again
-                cached = {key: answer for key, answer in cached.items() if answer.ok}
-            for chunk, key in zip(batch, keys):
-                if key not in cached:
-                    to_ask += 1
-                    prompt_tokens += sum(questions.estimate_tokens(m["content"]) for m in questions.build_messages(
-                        template, chunk.text, config.questions_per_chunk,
-                        language.name(chunk.language) if template.uses_language else None, answers=config.answers))
+            for plan in plans:
+                keys = [cache_key(config, plan.template, endpoint, c, plan.style) for c in batch]
+                cached = cache.get_many(keys) if cache is not None else {}
+                if config.retry_failed:  # failed answers are asked again, so they cost again
+                    cached = {key: answer for key, answer in cached.items() if answer.ok}
+                for chunk, key in zip(batch, keys):
+                    if key not in cached:
+                        to_ask += 1
+                        completion_tokens += plan.n * per_question
+                        name = language.name(chunk.language) if plan.template.uses_language else None
+                        prompt_tokens += sum(questions.estimate_tokens(m["content"]) for m in questions.build_messages(
+                            plan.template, chunk.text, plan.n, name, answers=config.answers))
     finally:
         if cache is not None:
             cache.close()
-    per_question = questions.ESTIMATED_TOKENS_PER_QUESTION + (
-        questions.ESTIMATED_TOKENS_PER_ANSWER if config.answers else 0)
     return DryRun(
         documents=len(found.pages_per_doc),
         pages=sum(found.pages_per_doc.values()),
         chunks=found.chunks,
         chunks_to_ask=to_ask,
-        cached=found.asked - to_ask,
+        cached=found.asked * len(plans) - to_ask,
         prompt_tokens=prompt_tokens,
-        completion_tokens=to_ask * config.questions_per_chunk * per_question,
+        completion_tokens=completion_tokens,
         skipped_chunks=dict(found.skipped_chunks),
         skipped_files=found.skipped_files,
         model=endpoint.model,
+        styles=len(plans),
     )

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from .. import live
 from ..config import DEFAULT_MODEL, GenerateConfig
 from ..errors import ConfigError, LocalModelError
-from ..records import Answer, Chunk
+from ..records import Answer
 from .progress import Log
 
 
@@ -72,9 +72,10 @@ def _batch_endpoint(config: GenerateConfig, base_url: str | None) -> Endpoint:
     return Endpoint(False, config.model or DEFAULT_MODEL, base_url, mode, config.concurrency)
 
 
-async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: AsyncIterator[Chunk] | Iterable[Chunk],
-                  on_answer: Callable[[Chunk, Answer], None]) -> None:
-    """Ask the endpoint (remote, or the embedded model started here) for every chunk ``todo`` yields.
+async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: AsyncIterator | Iterable,
+                  on_answer: Callable) -> None:
+    """Ask the endpoint (remote, or the embedded model started here) for every chunk ``todo`` yields (or
+    every (chunk, style plan) pair: see ``live.generate``).
 
     Progress is the caller's to show (``on_answer`` runs as each answer arrives)."""
     with contextlib.ExitStack() as stack:
@@ -89,7 +90,7 @@ async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: As
             )
             base_url, api_key = server.base_url, server.api_key
 
-            def checked(chunk: Chunk, answer: Answer) -> None:
+            def checked(chunk, answer: Answer) -> None:
                 # A dead server fails every chunk after it: stop, without storing this non-answer.
                 if not answer.ok and not server.server.alive():
                     raise LocalModelError(

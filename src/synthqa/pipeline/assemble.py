@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 from array import array
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, card, coverage, dataset, dedupe, filters, language, roundtrip, splits
+from .. import __version__, card, coverage, dataset, dedupe, filters, language, roundtrip, splits, styles
 from .. import curate as decisions_file
 from ..config import GenerateConfig, public_url
 from ..manifest import (
@@ -29,6 +29,7 @@ from ..manifest import (
     SkippedFile,
     SkippedPage,
     SplitInfo,
+    StyleCount,
 )
 from ..records import Usage
 from ..store import RunStore
@@ -56,25 +57,35 @@ class Tally:
     question_languages: Counter = field(default_factory=Counter)  # chunk language code → questions written
     doc_questions: Counter = field(default_factory=Counter)  # source → questions written
     doc_capped: Counter = field(default_factory=Counter)  # source → questions the per-document cap dropped
+    # per query style: chunks answered, queries before the filters, drops by filter; rows written by (style, split)
+    style_answered: Counter = field(default_factory=Counter)
+    style_generated: Counter = field(default_factory=Counter)
+    style_drops: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    style_written: Counter = field(default_factory=Counter)
     embedder: str | None = None
     vectors: object = None  # the embedder's ``vectors.VectorIndex`` of the chunks, when it ranked
     top_k: int = roundtrip.TOP_K
 
 
 def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, store: RunStore, endpoint,
-                       progress: Progress, workdir: Path, log: Log = print) -> Manifest:
+                       progress: Progress, workdir: Path, log: Log = print,
+                       plans: tuple[styles.StylePlan, ...] | None = None) -> Manifest:
     """Turn answers into filtered, scored, split rows and write the dataset folder; returns the manifest.
+
+    ``plans``: the run's query styles (default: questions through ``template`` alone). Filters, near
+    duplicates and counts go by style; the split stays by chunk, so a chunk's queries share its split.
 
     The rows the filters kept are saved (``.synthqa/generated-queries.parquet``, with the embedder's corpus
     vectors) before a person's decisions (``OUT/curation.jsonl``) are applied, so a rerun keeps the decisions
     and ``synthqa curate`` can apply new ones without asking anything.
     """
+    plans = plans or (styles.StylePlan(styles.QUESTION, template, config.questions_per_chunk),)
     tally = Tally(top_k=max(roundtrip.TOP_K, config.min_roundtrip_rank or 0))
     with progress.stage("question filters", "filter") as stage:
-        filter_questions(store, tally, check_language=template.uses_language)
+        filter_questions(store, tally, checked_styles={p.style for p in plans if p.checks_language})
         stage.detail = f"{tally.generated:,} questions, {store.questions:,} pass the filters and exact duplicates"
     with progress.stage("near duplicates", "near_duplicates") as stage:
-        near = dedupe.near_duplicates(store.question_norms, store.norms_at, workdir)
+        near = near_duplicates_by_style(store, [p.style for p in plans], workdir, tally)
         tally.drop_counts["near_duplicate"] = int(near.sum())
         stage.detail = f"{int(near.sum()):,} of {len(near):,} questions dropped"
     dropped = near
@@ -95,7 +106,7 @@ def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, store: 
         if tally.vectors is not None:
             dataset.write_corpus_vectors(config.out, [f"{int(i):016x}" for i in chunk_ids], tally.vectors.array(),
                                          tally.embedder)
-        manifest = replace(build_manifest(config, template, endpoint, inputs, tally), data_files=files)
+        manifest = replace(build_manifest(config, plans, endpoint, inputs, tally), data_files=files)
         dataset.write_card(config.out, card.render_card(manifest), files)
         if decisions_file.curation_path(config.out).exists():
             manifest = apply_to_dataset(config.out, manifest, log, card.render_card)
@@ -103,32 +114,62 @@ def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, store: 
     return manifest
 
 
-def filter_questions(store: RunStore, tally: Tally, check_language: bool = False) -> None:
-    """Every answer's questions through the question filters and exact deduplication, into the store.
+def filter_questions(store: RunStore, tally: Tally, checked_styles: frozenset[str] | set[str] = frozenset()) -> None:
+    """Every answer's queries through their style's filters and exact deduplication (within the style), into
+    the store.
 
-    With ``check_language`` a question not in its chunk's language is dropped as ``wrong_language``."""
+    A query of a style in ``checked_styles`` (its prompt names ``$language``) not in its chunk's language is
+    dropped as ``wrong_language``. A chunk failed in any style is listed once among the failed chunks."""
     store.begin()
-    for seq, chunk, answer in store.answered_chunks():
-        if answer is None:  # after an interruption or a fatal error
-            tally.never_asked.append(FailedChunk(chunk.id, chunk.source, chunk.page, "not asked yet", True))
+    listed = ""  # the chunk id last listed as failed or never asked
+    for seq, chunk, style, answer in store.answered_chunks():
+        if answer is None or not answer.ok:
+            if chunk.id != listed:
+                listed = chunk.id
+                if answer is None:  # after an interruption or a fatal error
+                    tally.never_asked.append(FailedChunk(chunk.id, chunk.source, chunk.page, "not asked yet", True))
+                else:
+                    tally.failed.append(FailedChunk(chunk.id, chunk.source, chunk.page, answer.error or "",
+                                                    answer.transient))
+            if answer is not None:
+                tally.usage += answer.usage
             continue
         tally.usage += answer.usage
-        if not answer.ok:
-            tally.failed.append(FailedChunk(chunk.id, chunk.source, chunk.page, answer.error or "", answer.transient))
-            continue
         tally.short_chunks += answer.short
-        checked = chunk.language if check_language else None
+        tally.style_answered[style] += 1
+        checked = chunk.language if style in checked_styles else None
         for n, question in enumerate(answer.questions):
             tally.generated += 1
-            reason = filters.question_drop_reason(question, chunk.text, checked, chunk_language=chunk.language)
+            tally.style_generated[style] += 1
+            reason = filters.question_drop_reason(question, chunk.text, checked, chunk_language=chunk.language,
+                                                  style=style)
             reference = answer.answers[n] if answer.answers else None
             # Dedupe only among survivors, so a dropped question never shadows a good later copy.
             if reason is None and not store.add_question(seq, n, question, dedupe.normalize_question(question),
-                                                         reference):
+                                                         reference, style):
                 reason = "duplicate"
             if reason:
                 tally.drop_counts[reason] += 1
+                tally.style_drops[style][reason] += 1
     store.commit()
+
+
+def near_duplicates_by_style(store: RunStore, style_names: list[str], workdir: Path, tally: Tally) -> np.ndarray:
+    """True for each kept query that nearly repeats an earlier one of its own style: a keyword query and a
+    question about the same fact are two ways to find the chunk, not one query twice."""
+    if len(style_names) == 1:
+        near = dedupe.near_duplicates(store.question_norms, store.norms_at, workdir)
+        tally.style_drops[style_names[0]]["near_duplicate"] += int(near.sum())
+        return near
+    style_of = np.array(list(store.question_styles()), dtype=object)
+    near = np.zeros(len(style_of), dtype=bool)
+    for style in style_names:
+        at = np.flatnonzero(style_of == style)
+        found = dedupe.near_duplicates(lambda style=style: store.question_norms(style),
+                                       lambda local, at=at: store.norms_at(at[local]), workdir)
+        near[at] = found
+        tally.style_drops[style]["near_duplicate"] += int(found.sum())
+    return near
 
 
 def cap_documents(config: GenerateConfig, store: RunStore, near: np.ndarray, tally: Tally) -> np.ndarray:
@@ -140,8 +181,9 @@ def cap_documents(config: GenerateConfig, store: RunStore, near: np.ndarray, tal
         doc_of[seq] = sources.setdefault(chunk.source, len(sources))
         chunk_id[seq] = chunk.id
     positions, docs, nth, keys = array("q"), array("q"), array("q"), array("q")
+    style_of: list[str] = []
     last_seq, place = -1, 0
-    for pos, seq, n, _, _ in store.question_rows():
+    for pos, seq, n, _, _, style in store.question_rows():
         if near[pos]:
             continue
         place = place + 1 if seq == last_seq else 0
@@ -149,11 +191,14 @@ def cap_documents(config: GenerateConfig, store: RunStore, near: np.ndarray, tal
         positions.append(pos)
         docs.append(int(doc_of[seq]))
         nth.append(place)
-        keys.append(coverage.question_key(config.seed, f"q-{chunk_id[seq]}-{n}"))
+        style_of.append(style)
+        keys.append(coverage.question_key(config.seed, styles.query_id(chunk_id[seq], style, n)))
     capped = coverage.cap_per_document(docs, nth, keys, config.max_questions_per_document)
     names = list(sources)
     for doc in np.asarray(docs, dtype=np.int64)[capped]:
         tally.doc_capped[names[doc]] += 1
+    for i in np.flatnonzero(capped).tolist():
+        tally.style_drops[style_of[i]][coverage.CAP_FILTER] += 1
     tally.drop_counts[coverage.CAP_FILTER] = int(capped.sum())
     dropped = np.zeros(len(near), dtype=bool)
     dropped[np.asarray(positions, dtype=np.int64)[capped]] = True
@@ -179,7 +224,7 @@ def score_questions(config: GenerateConfig, store: RunStore, near: np.ndarray, w
         scorer = roundtrip.Scorer(store.chunk_texts, store.chunk_text, workdir, config.embed_roundtrip, tally.top_k,
                                   on_progress)
         tally.embedder, tally.vectors = scorer.embedder, scorer.vectors
-        questions = ((text, seq) for pos, seq, _, text, _ in store.question_rows() if not near[pos])
+        questions = ((text, seq) for pos, seq, _, text, _, _ in store.question_rows() if not near[pos])
         with open(workdir / RANKS_FILE, "wb") as out:
             rows = np.zeros(1, dtype=RANK_ROW)
             for bm25_rank, embed_rank, extras in scorer.score(questions):
@@ -227,7 +272,8 @@ def write_tables(config: GenerateConfig, store: RunStore, dropped: np.ndarray, r
                 "chunk_index": chunk.index, "ocr": (chunk.source, chunk.page) in ocr_pages,
                 "language": chunk.language, "skip_reason": reason}
 
-    with dataset.TableWriter(config.out) as writer, dataset.GeneratedWriter(config.out) as generated:
+    styled = config.query_styles is not None
+    with dataset.TableWriter(config.out, styled) as writer, dataset.GeneratedWriter(config.out) as generated:
         prev = None  # (source, split) of the asked chunk before
         for seq, chunk in store.chunk_rows():
             split = splits.EVAL if is_eval[seq] else splits.TRAIN
@@ -241,23 +287,27 @@ def write_tables(config: GenerateConfig, store: RunStore, dropped: np.ndarray, r
             written[f"{split}_chunks"] += 1
             tally.chunk_languages[code] += 1
             while pending is not None and pending[1] == seq:
-                pos, _, n, question, answer = pending
+                pos, _, n, question, answer, style = pending
                 pending = next(questions, None)
                 if dropped[pos]:
                     continue
                 ranked = next(ranks)
                 extras = [f"{int(chunk_ids[j]):016x}" for j in ranked["extra"].tolist() if j >= 0
                           and is_eval[j] == is_eval[seq]]
-                row = {"id": f"q-{chunk.id}-{n}", "text": question, "chunk_id": chunk.id, "source": chunk.source,
-                       "page": chunk.page, "bm25_rank": int(ranked["bm25"]),
+                row = {"id": styles.query_id(chunk.id, style, n), "text": question, "chunk_id": chunk.id,
+                       "source": chunk.source, "page": chunk.page, "bm25_rank": int(ranked["bm25"]),
                        "embed_rank": int(ranked["embed"]) if ranked["embed"] >= 0 else None,
                        "extra_relevant_ids": extras, "answer": answer}
+                if styled:
+                    row["style"] = style
                 if below_min_rank(row, config.min_roundtrip_rank):
                     tally.drop_counts[ROUNDTRIP_FILTER] += 1
+                    tally.style_drops[style][ROUNDTRIP_FILTER] += 1
                     continue
                 writer.add_query(split, row, chunk.text)
                 generated.add(dict(row, split=split))
                 written[f"{split}_pairs"] += 1
+                tally.style_written[style, split] += 1
                 written["extra"] += bool(extras)
                 written["question_chars"] += len(question)
                 written["ungrounded"] += bool(answer) and not filters.answer_grounded(answer, chunk.text)
@@ -284,8 +334,10 @@ def _read_rows(path: Path, block: int = 65536):
             yield from rows
 
 
-def build_manifest(config: GenerateConfig, template, endpoint, inputs: Inputs, tally: Tally) -> Manifest:
+def build_manifest(config: GenerateConfig, plans: tuple[styles.StylePlan, ...], endpoint, inputs: Inputs,
+                   tally: Tally) -> Manifest:
     """The manifest of this run (``data_files`` and ``timings`` still empty)."""
+    template = styles.main_template(plans)
     return Manifest(
         synthqa_version=__version__,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -305,8 +357,20 @@ def build_manifest(config: GenerateConfig, template, endpoint, inputs: Inputs, t
         roundtrip=RoundTrip(bm25=True, embedder=tally.embedder, min_rank=config.min_roundtrip_rank, top_k=tally.top_k),
         split=SplitInfo(method=splits.METHOD, seed=config.seed, eval_fraction=config.eval_fraction),
         languages=language_counts(tally.chunk_languages, tally.question_languages),
-        language_check=template.uses_language,
+        language_check=all(p.template.uses_language for p in plans),
+        styles=style_counts(plans, tally) if config.query_styles is not None else (),
     )
+
+
+def style_counts(plans: tuple[styles.StylePlan, ...], tally: Tally) -> tuple[StyleCount, ...]:
+    """What each query style asked, kept and dropped, in the mix's order."""
+    return tuple(StyleCount(
+        style=p.style, per_chunk=p.n, prompt=p.template.name, prompt_sha256=p.template.sha256,
+        chunks_answered=tally.style_answered[p.style], generated=tally.style_generated[p.style],
+        kept=tally.style_written[p.style, splits.TRAIN] + tally.style_written[p.style, splits.EVAL],
+        train_pairs=tally.style_written[p.style, splits.TRAIN], eval_pairs=tally.style_written[p.style, splits.EVAL],
+        dropped={reason: n for reason, n in sorted(tally.style_drops[p.style].items()) if n},
+    ) for p in plans)
 
 
 def documents(inputs: Inputs, tally: Tally) -> tuple[Document, ...]:

@@ -81,7 +81,7 @@ class BatchStep:
         if self.files:
             self.state.put_setting("config", config_record(self.config))
         new: list[str] = []
-        async for _chunk, key in self.step.unanswered():
+        async for _chunk, _plan, key in self.step.unanswered():
             self.step._advance(1)
             if not self.state.known(key):
                 new.append(key)

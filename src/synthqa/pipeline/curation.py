@@ -15,6 +15,7 @@ from pathlib import Path
 from .. import curate as decisions_file
 from .. import dataset, filters, language, roundtrip
 from ..manifest import Curation, LanguageCount, Manifest, RefusedEdit
+from ..splits import EVAL, TRAIN
 from .inputs import Log
 
 ROUNDTRIP_FILTER = "roundtrip_rank"
@@ -52,7 +53,12 @@ def apply_to_dataset(out: Path, manifest: Manifest, log: Log, render_card: Calla
     languages = language_counts(Counter(language_of.values()), Counter(language_of[q["chunk_id"]] for q in queries))
     kept = Counter(q["source"] for q in queries)
     documents = tuple(replace(d, questions=kept[d.source]) for d in manifest.documents)
-    manifest = replace(manifest, counts=counts, curation=curation, languages=languages, documents=documents)
+    by_style = Counter((q["style"], q["split"]) for q in queries) if manifest.styles else Counter()
+    styles = tuple(replace(s, kept=by_style[s.style, TRAIN] + by_style[s.style, EVAL],
+                           train_pairs=by_style[s.style, TRAIN], eval_pairs=by_style[s.style, EVAL])
+                   for s in manifest.styles)
+    manifest = replace(manifest, counts=counts, curation=curation, languages=languages, documents=documents,
+                       styles=styles)
     files = dataset.write_dataset(out, corpus=corpus, queries=queries,
                                   render_card=lambda files: render_card(replace(manifest, data_files=files)))
     return replace(manifest, data_files=files)
