@@ -83,7 +83,8 @@ def main() -> int:
 
 
 def generate_mixes(args, work: Path, inputs: Path) -> dict[str, Path]:
-    """One dataset per mix (``--dataset`` stands in for the default mix); each reuses the first's answers."""
+    """One dataset per mix, after the ``--dataset`` ones (a mix named there is not generated); each generated
+    one reuses the first's answers."""
     outs = dict(_named(value) for value in args.dataset)
     for mix in args.mixes:
         if mix in outs:
@@ -110,7 +111,11 @@ def generate_mixes(args, work: Path, inputs: Path) -> dict[str, Path]:
 def _named(value: str) -> tuple[str, Path]:
     """``--dataset`` "NAME=OUT" → (NAME, OUT); a bare "OUT" is the default mix."""
     name, sep, path = value.partition("=")
-    return (name, Path(path)) if sep and not Path(value).exists() else (DEFAULT_MIX, Path(value))
+    name, out = (name, Path(path)) if sep and not Path(value).exists() else (DEFAULT_MIX, Path(value))
+    if not (out / "synthqa.json").is_file():
+        raise SystemExit(f"--dataset {value}: {out} is not a synthqa output folder (no synthqa.json); "
+                         "pass the -o folder of a finished `synthqa generate`")
+    return name, out
 
 
 def style_rows(mix: str, out: Path) -> list[list]:
