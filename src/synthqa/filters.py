@@ -216,17 +216,18 @@ _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n|•")
 
 
 def question_drop_reason(question: str, chunk_text: str, language: str | None = None, *,
-                         chunk_language: str | None = None) -> str | None:
+                         chunk_language: str | None = None, language_ok: bool | None = None) -> str | None:
     """Why one generated question should be dropped, as a key of ``QUESTION_DROP_REASONS``; None to keep it.
 
     ``language`` is the chunk's language code when questions are checked against it (else None);
     ``chunk_language`` is the chunk's language for the grounding check even when they are not (default:
     ``language``, else detected: a person's edit in ``curate``), so English questions a prompt asks for
-    about a French chunk are not judged by it."""
-    q = " ".join(question.split())
+    about a French chunk are not judged by it. ``language_ok``: the language check of ``question_text(question)``
+    already made for many questions at once (``language.in_languages``); None makes it here."""
+    q = question_text(question)
     if not q:
         return "empty"
-    if language is not None and not in_language(q, language):
+    if language is not None and not (in_language(q, language) if language_ok is None else language_ok):
         return "wrong_language"
     words = q.split()
     if "?" not in q and words[0].casefold().strip(string.punctuation) not in _INTERROGATIVES:
@@ -247,6 +248,11 @@ def question_drop_reason(question: str, chunk_text: str, language: str | None = 
     if not question_grounded(q, chunk_text, chunk_language or language or detect(chunk_text)):
         return "ungrounded_question"
     return None
+
+
+def question_text(question: str) -> str:
+    """The question as the checks read it: single spaces, no leading or trailing whitespace."""
+    return " ".join(question.split())
 
 
 def implicit_reference(question: str) -> str | None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import __version__, card, coverage, dataset, dedupe, filters, language, roundtrip, splits
 from .. import curate as decisions_file
+from .._compat import batched
 from ..config import GenerateConfig, public_url
 from ..manifest import (
     Counts,
@@ -39,6 +40,7 @@ from .progress import Log, Progress
 # One row per question kept after deduplication, in order: its ranks and up to MAX_EXTRA extra chunk indices.
 RANK_ROW = np.dtype([("bm25", "<i4"), ("embed", "<i4"), ("extra", "<i4", (roundtrip.MAX_EXTRA,))])
 RANKS_FILE = "ranks.bin"
+LANGUAGE_BLOCK = 1024  # answered chunks whose questions' language is checked at once
 
 
 @dataclass
@@ -108,27 +110,39 @@ def filter_questions(store: RunStore, tally: Tally, check_language: bool = False
 
     With ``check_language`` a question not in its chunk's language is dropped as ``wrong_language``."""
     store.begin()
-    for seq, chunk, answer in store.answered_chunks():
-        if answer is None:  # after an interruption or a fatal error
-            tally.never_asked.append(FailedChunk(chunk.id, chunk.source, chunk.page, "not asked yet", True))
-            continue
-        tally.usage += answer.usage
-        if not answer.ok:
-            tally.failed.append(FailedChunk(chunk.id, chunk.source, chunk.page, answer.error or "", answer.transient))
-            continue
-        tally.short_chunks += answer.short
-        checked = chunk.language if check_language else None
-        for n, question in enumerate(answer.questions):
-            tally.generated += 1
-            reason = filters.question_drop_reason(question, chunk.text, checked, chunk_language=chunk.language)
-            reference = answer.answers[n] if answer.answers else None
-            # Dedupe only among survivors, so a dropped question never shadows a good later copy.
-            if reason is None and not store.add_question(seq, n, question, dedupe.normalize_question(question),
-                                                         reference):
-                reason = "duplicate"
-            if reason:
-                tally.drop_counts[reason] += 1
+    for block in batched(store.answered_chunks(), LANGUAGE_BLOCK):
+        verdicts = iter(_in_language(block, check_language).tolist())
+        for seq, chunk, answer in block:
+            if answer is None:  # after an interruption or a fatal error
+                tally.never_asked.append(FailedChunk(chunk.id, chunk.source, chunk.page, "not asked yet", True))
+                continue
+            tally.usage += answer.usage
+            if not answer.ok:
+                tally.failed.append(FailedChunk(chunk.id, chunk.source, chunk.page, answer.error or "",
+                                                answer.transient))
+                continue
+            tally.short_chunks += answer.short
+            checked = chunk.language if check_language else None
+            for n, question in enumerate(answer.questions):
+                tally.generated += 1
+                reason = filters.question_drop_reason(question, chunk.text, checked, chunk_language=chunk.language,
+                                                      language_ok=next(verdicts))
+                reference = answer.answers[n] if answer.answers else None
+                # Dedupe only among survivors, so a dropped question never shadows a good later copy.
+                if reason is None and not store.add_question(seq, n, question, dedupe.normalize_question(question),
+                                                             reference):
+                    reason = "duplicate"
+                if reason:
+                    tally.drop_counts[reason] += 1
     store.commit()
+
+
+def _in_language(block, check_language: bool) -> np.ndarray:
+    """The language check of every question of a block of answered chunks, in order, made at once (with
+    ``check_language`` off every question passes it)."""
+    asked = [(filters.question_text(q), chunk.language if check_language else None)
+             for _, chunk, answer in block if answer is not None and answer.ok for q in answer.questions]
+    return language.in_languages([q for q, _ in asked], [code for _, code in asked])
 
 
 def cap_documents(config: GenerateConfig, store: RunStore, near: np.ndarray, tally: Tally) -> np.ndarray:
