@@ -263,9 +263,14 @@ class _Postings:
             cols.append(np.full(b - a, col, dtype=np.int64))
         if not docs or not sum(map(len, docs)):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        candidates, rows = np.unique(np.concatenate(docs), return_inverse=True)
-        table = np.zeros((len(candidates), len(query.terms)), dtype=np.float32)
-        table[rows, np.concatenate(cols)] = np.concatenate(weights)
+        if len(docs) == 1:  # one word's postings: already distinct and in order
+            candidates = docs[0]
+            table = np.zeros((len(candidates), len(query.terms)), dtype=np.float32)
+            table[:, query.essential[0]] = weights[0]
+        else:
+            candidates, rows = np.unique(np.concatenate(docs), return_inverse=True)
+            table = np.zeros((len(candidates), len(query.terms)), dtype=np.float32)
+            table[rows, np.concatenate(cols)] = np.concatenate(weights)
         reach = table.astype(np.float64) @ query.times
         rest = query.rest
         keep = reach >= query.threshold - rest
