@@ -189,7 +189,7 @@ class _Postings:
 
     def own_score(self, ids: list[int], own: int) -> float:
         """BM25 score of chunk ``own``, read from its forward row (one slice, not a search per word's postings),
-        summed in float32 in word order as ``scores`` sums."""
+        summed in float32 in the question's word order, as bm25s sums."""
         lo, hi = int(self.index.entry_start[own]), int(self.index.entry_start[own + 1])
         weight = dict(zip(self.forward_terms[lo:hi].tolist(), self.forward_weights[lo:hi].tolist()))
         total = np.float32(0)
@@ -203,13 +203,6 @@ class _Postings:
         posting = self.docs[lo:hi]
         at = np.minimum(np.searchsorted(posting, docs), hi - lo - 1)
         return np.where(posting[at] == docs, self.weights[lo + at], np.float32(0))
-
-    def scores(self, ids: list[int], docs: np.ndarray) -> np.ndarray:
-        """BM25 scores of ``docs``, summed in float32 in word order as bm25s sums them."""
-        total = np.zeros(len(docs), dtype=np.float32)
-        for term in ids:
-            total += self.weights_of(term, docs)
-        return total
 
     def own_rank(self, ids: list[int], own: int, ratio: float, stop: tuple[int, int] | None) -> OwnRank:
         rank, score, docs, scores = self._own_rank(ids, own, ratio, stop)

@@ -110,39 +110,41 @@ def filter_questions(store: RunStore, tally: Tally, check_language: bool = False
 
     With ``check_language`` a question not in its chunk's language is dropped as ``wrong_language``."""
     store.begin()
-    for block in batched(store.answered_chunks(), LANGUAGE_BLOCK):
-        verdicts = iter(_in_language(block, check_language).tolist())
-        for seq, chunk, answer in block:
-            if answer is None:  # after an interruption or a fatal error
-                tally.never_asked.append(FailedChunk(chunk.id, chunk.source, chunk.page, "not asked yet", True))
-                continue
-            tally.usage += answer.usage
-            if not answer.ok:
-                tally.failed.append(FailedChunk(chunk.id, chunk.source, chunk.page, answer.error or "",
-                                                answer.transient))
-                continue
-            tally.short_chunks += answer.short
-            checked = chunk.language if check_language else None
-            for n, question in enumerate(answer.questions):
-                tally.generated += 1
-                reason = filters.question_drop_reason(question, chunk.text, checked, chunk_language=chunk.language,
-                                                      language_ok=next(verdicts))
-                reference = answer.answers[n] if answer.answers else None
-                # Dedupe only among survivors, so a dropped question never shadows a good later copy.
-                if reason is None and not store.add_question(seq, n, question, dedupe.normalize_question(question),
-                                                             reference):
-                    reason = "duplicate"
-                if reason:
-                    tally.drop_counts[reason] += 1
+    for seq, chunk, answer, language_ok in _language_checked(store.answered_chunks(), check_language):
+        if answer is None:  # after an interruption or a fatal error
+            tally.never_asked.append(FailedChunk(chunk.id, chunk.source, chunk.page, "not asked yet", True))
+            continue
+        tally.usage += answer.usage
+        if not answer.ok:
+            tally.failed.append(FailedChunk(chunk.id, chunk.source, chunk.page, answer.error or "", answer.transient))
+            continue
+        tally.short_chunks += answer.short
+        checked = chunk.language if check_language else None
+        for n, question in enumerate(answer.questions):
+            tally.generated += 1
+            reason = filters.question_drop_reason(question, chunk.text, checked, chunk_language=chunk.language,
+                                                  language_ok=language_ok[n])
+            reference = answer.answers[n] if answer.answers else None
+            # Dedupe only among survivors, so a dropped question never shadows a good later copy.
+            if reason is None and not store.add_question(seq, n, question, dedupe.normalize_question(question),
+                                                         reference):
+                reason = "duplicate"
+            if reason:
+                tally.drop_counts[reason] += 1
     store.commit()
 
 
-def _in_language(block, check_language: bool) -> np.ndarray:
-    """The language check of every question of a block of answered chunks, in order, made at once (with
-    ``check_language`` off every question passes it)."""
-    asked = [(filters.question_text(q), chunk.language if check_language else None)
-             for _, chunk, answer in block if answer is not None and answer.ok for q in answer.questions]
-    return language.in_languages([q for q, _ in asked], [code for _, code in asked])
+def _language_checked(answered, check_language: bool):
+    """``answered`` (seq, chunk, answer) rows with each question's language check, made for ``LANGUAGE_BLOCK``
+    chunks at once (``language.in_languages``); with ``check_language`` off every question passes it."""
+    for block in batched(answered, LANGUAGE_BLOCK):
+        usable = [answer.questions if answer is not None and answer.ok else [] for _, _, answer in block]
+        texts = [filters.question_text(q) for questions in usable for q in questions]
+        codes = [chunk.language if check_language else None
+                 for (_, chunk, _), questions in zip(block, usable) for _ in questions]
+        verdicts = iter(language.in_languages(texts, codes).tolist())
+        for (seq, chunk, answer), questions in zip(block, usable):
+            yield seq, chunk, answer, [next(verdicts) for _ in questions]
 
 
 def cap_documents(config: GenerateConfig, store: RunStore, near: np.ndarray, tally: Tally) -> np.ndarray:
