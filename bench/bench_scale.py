@@ -106,7 +106,8 @@ def end_to_end(n_chunks: int, embed: bool, work: Path) -> dict:
     manifest = json.loads((out / "synthqa.json").read_text())
     return {"name": f"{n_chunks // 1000}k end to end", "out": out, "corpus": corpus, "manifest": manifest,
             "timings": manifest["timings"], "chunks": manifest["counts"]["chunks_asked"], "wall": wall,
-            "rss": sampler.peak, "rss_tree": sampler.peak_tree, "embed": embed}
+            "rss": sampler.peak, "rss_tree": sampler.peak_tree, "embed": embed,
+            "load": os.getloadavg()[0]}
 
 
 # ------------------------------------------------------------------------- stages after asking, directly
@@ -156,7 +157,8 @@ def post_ask(folder: Path) -> dict:
     chunks_asked = json.loads((folder / "inputs.json").read_text())["asked"]
     return {"name": f"{chunks_asked // 1000}k after asking", "timings": result["timings"], "chunks": chunks_asked,
             "wall": time.perf_counter() - started, "rss": max(sampler.peak, result["maxrss"]),
-            "rss_tree": max(sampler.peak_tree, result["maxrss"]), "rss_start": result["rss_start"], "embed": False}
+            "rss_tree": max(sampler.peak_tree, result["maxrss"]), "rss_start": result["rss_start"], "embed": False,
+            "load": os.getloadavg()[0], "cpu": result["cpu"]}
 
 
 def run_post_ask(folder: Path) -> None:
@@ -179,8 +181,9 @@ def run_post_ask(folder: Path) -> None:
     with RunStore(workdir / WORK_FILENAME, fresh=False) as store:
         store.attach_cache(cache_path(folder))
         assemble_and_write(config, prompts.load_template(None), inputs, store, endpoint, progress, workdir)
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"timings": progress.seconds, "maxrss": maxrss, "rss_start": rss_start}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"timings": progress.seconds, "maxrss": usage.ru_maxrss * 1024, "rss_start": rss_start,
+                      "cpu": usage.ru_utime + usage.ru_stime}))
 
 
 # ------------------------------------------------------------------------- decisions compared
@@ -253,16 +256,17 @@ def compare_bm25(run: dict) -> str:
 # ------------------------------------------------------------------------- report
 def table(rows: list[dict]) -> str:
     head = (f"{'point':<20} {'chunks':>9} {'count':>6} {'read':>7} {'ask':>7} {'filter':>7} {'near-dup':>8} "
-            f"{'round trip':>10} {'split':>6} {'write':>7} {'after ask':>9} {'peak RSS':>9} {'+workers':>9}")
+            f"{'round trip':>10} {'split':>6} {'write':>7} {'after ask':>9} {'peak RSS':>9} {'+workers':>9} {'load':>5} {'CPU s':>6}")
     lines = [head, "-" * len(head)]
     for r in rows:
         t = r["timings"]
         after = sum(t.get(k, 0.0) for k in POST_STAGES)
+        cpu = f"{r['cpu']:.0f}" if "cpu" in r else "—"
         cell = lambda k: f"{t[k]:.1f}" if k in t else "—"  # noqa: E731
         lines.append(f"{r['name'] + (' +emb' if r['embed'] else ''):<20} {r['chunks']:>9,} {cell('count'):>6} "
                      f"{cell('read'):>7} {cell('ask'):>7} {cell('filter'):>7} {cell('near_duplicates'):>8} "
                      f"{cell('roundtrip'):>10} {cell('split'):>6} {cell('write'):>7} {after:>9.1f} "
-                     f"{r['rss'] / 2**20:>7,.0f}MB {r['rss_tree'] / 2**20:>7,.0f}MB")
+                     f"{r['rss'] / 2**20:>7,.0f}MB {r['rss_tree'] / 2**20:>7,.0f}MB {r['load']:>5.1f} {cpu:>6}")
     return "\n".join(lines)
 
 
@@ -321,7 +325,9 @@ def main() -> None:
         print(table(rows[-1:]), flush=True)
         shutil.rmtree(folder, ignore_errors=True)
     print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print("\nseconds per stage (count and read overlap ask; 'after ask' = filter … write)\n" + table(rows))
+    print("\nseconds per stage (count and read overlap ask; 'after ask' = filter … write; load = the 1-minute load "
+          "average as the point ended; CPU s = the after-asking process's CPU seconds, steadier than wall time "
+          "on a shared machine)\n" + table(rows))
     if dedupe_lines:
         print(f"\n{'near duplicates':<34} {'questions':>8} {'all pairs':>10} {'blocking':>10}")
         print("\n".join(dedupe_lines))

@@ -75,3 +75,29 @@ def test_threads_share_the_model_and_agree():
     for t in threads:
         t.join()
     assert results == [expected] * 4
+
+
+def _bench_questions() -> list[str]:
+    rows = (TEXTS.parent / "langid_questions.tsv").read_text(encoding="utf-8").splitlines()
+    return [row.split("\t", 1)[1] for row in rows if row and not row.startswith("#")]
+
+
+def test_checking_many_questions_at_once_decides_as_py3langids_rank():
+    """The batched check (one automaton walk for all texts, one sparse product) against py3langid's own
+    ``rank`` per question: the same decision for every question of the language bench in every language,
+    script aliases (Serbian), featureless and upper-case texts, and a code the model does not have."""
+    questions = [*_bench_questions(), "", "   ", "12 34 56", "ÉTÉ : QUI PAIE LES HEURES ?", "Кој плаќа?"]
+    codes = ["en", "fr", "de", "es", "nl", "pt", "it", "sr", "ru", "ja", "xx"]
+    pairs = [(q, c) for q in questions for c in codes]
+    model = language._model()
+    expected = [dict(model.rank(q)).get(c, 0.0) >= language.MIN_QUESTION_PROBABILITY for q, c in pairs]
+    got = language.in_languages([q for q, _ in pairs], [c for _, c in pairs])
+    assert got.tolist() == expected
+    assert sum(expected) > len(questions) * 0.9  # the set holds questions in and out of each language
+    assert [language.in_language(q, c) for q, c in pairs[:40]] == expected[:40]
+
+
+def test_undetermined_or_unchecked_questions_pass_the_batched_check():
+    got = language.in_languages(["How long are files kept?", "Wie lange?"], [language.UNDETERMINED, None])
+    assert got.tolist() == [True, True]
+    assert language.in_languages([], []).tolist() == []

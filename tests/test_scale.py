@@ -205,6 +205,7 @@ def test_disk_bm25_ranks_and_candidates_equal_bm25s_dense_scores(tmp_path, monke
     monkeypatch.setattr(bm25index, "SLICE_ENTRIES", 500)  # many postings slices and forward blocks
     monkeypatch.setattr(bm25index, "FORWARD_ENTRIES", 300)
     monkeypatch.setattr(bm25index, "RANGE_ENTRIES", 8)  # questions scored in many chunk ranges
+    monkeypatch.setattr(bm25index, "BLOCK_DOCS", 7)  # chunks tokenised in many blocks, their words numbered anew
     corpus, questions, own = _bm25_case(seed)
     dense = roundtrip.bm25_scores(questions, corpus)
     ranks = roundtrip.ranks_from_scores(dense, own)

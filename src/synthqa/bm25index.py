@@ -20,9 +20,9 @@ Ranks and candidate lists are exact: the same as scoring every chunk.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import tempfile
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +66,7 @@ class DiskBM25:
         self.n_docs = 0
         self.indptr = np.zeros(1, dtype=np.int64)
         self.max_weight = np.zeros(0, dtype=np.float32)
+        self.entry_start = np.zeros(1, dtype=np.int64)  # where each chunk's words start in the forward files
 
     # ------------------------------------------------------------------ build
     def build(self, texts: Iterable[str], on_docs=None) -> DiskBM25:
@@ -76,17 +77,11 @@ class DiskBM25:
         df = np.zeros(0, dtype=np.int64)
         with open(self._path("fwd_terms"), "wb") as terms_f, open(self._path("fwd_tf"), "wb") as tf_f:
             for block in batched(texts, BLOCK_DOCS):
-                ids: list[int] = []
-                tfs: list[int] = []
-                for tokens in tokenize(block):
-                    tf = Counter(self.vocab.setdefault(t, len(self.vocab)) for t in tokens if t)
-                    ids += tf.keys()
-                    tfs += tf.values()
-                    doc_lens.append(len(tokens))
-                    counts.append(len(tf))
-                block_ids = np.array(ids, dtype=np.int32)
+                block_ids, tfs, lens, distinct = self._counted(block)
+                doc_lens += lens.tolist()
+                counts += distinct.tolist()
                 block_ids.tofile(terms_f)
-                np.array(tfs, dtype=np.float32).tofile(tf_f)
+                tfs.tofile(tf_f)
                 df = np.concatenate([df, np.zeros(len(self.vocab) - len(df), np.int64)])
                 df += np.bincount(block_ids, minlength=len(df))
                 if on_docs:
@@ -97,10 +92,25 @@ class DiskBM25:
         self._write_postings(np.asarray(doc_lens, dtype=np.int64), np.asarray(counts, dtype=np.int64), idf)
         return self
 
+    def _counted(self, block: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A block of chunks as (word id, count) entries, chunk by chunk, with each chunk's token count and
+        number of distinct words. bm25s numbers the block's words; they are mapped to the index's ids at once
+        and counted with numpy (a Counter per chunk was most of the indexing time)."""
+        import bm25s
+
+        tokenized = bm25s.tokenize(list(block), stopwords="en", return_ids=True, show_progress=False)
+        to_index = np.array([self.vocab.setdefault(t, len(self.vocab)) for t in tokenized.vocab], dtype=np.int64)
+        lens = np.array([len(ids) for ids in tokenized.ids], dtype=np.int64)
+        flat = np.fromiter(itertools.chain.from_iterable(tokenized.ids), dtype=np.int64, count=int(lens.sum()))
+        keys = np.repeat(np.arange(len(block), dtype=np.int64), lens) * len(self.vocab) + to_index[flat]
+        entries, tf = np.unique(keys, return_counts=True)
+        doc, term = np.divmod(entries, len(self.vocab))
+        return term.astype(np.int32), tf.astype(np.float32), lens, np.bincount(doc, minlength=len(block))
+
     def _write_postings(self, doc_lens: np.ndarray, counts: np.ndarray, idf: np.ndarray) -> None:
         """Forward (chunk → word, tf) files → postings (word → chunk, weight), one slice of words at a time."""
         avgdl = doc_lens.mean() if len(doc_lens) else np.float64(1.0)  # np.float64, as bm25s has it
-        entry_start = np.concatenate([[0], np.cumsum(counts)])
+        entry_start = self.entry_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         n_entries = int(entry_start[-1])
         bounds = _slice_bounds(self.indptr, SLICE_ENTRIES)
         self.max_weight = np.zeros(len(self.vocab), dtype=np.float32)
@@ -108,10 +118,13 @@ class DiskBM25:
             slices = [Path(tmp) / f"slice-{i}" for i in range(len(bounds) - 1)]
             with contextlib.ExitStack() as stack:
                 outs = [stack.enter_context(open(path, "wb")) for path in slices]
+                forward = stack.enter_context(open(self._path("fwd_weights"), "wb"))
                 for start in range(0, n_entries, FORWARD_ENTRIES):
                     rows = self._weighted(start, min(start + FORWARD_ENTRIES, n_entries), entry_start, doc_lens,
                                           avgdl, idf)
-                    cuts = np.searchsorted(rows["term"], bounds)  # rows come sorted by slice, see _weighted
+                    rows["weight"].tofile(forward)  # chunk by chunk: a question's own chunk score is read here
+                    rows = rows[np.argsort(rows["term"], kind="stable")]
+                    cuts = np.searchsorted(rows["term"], bounds)  # rows are sorted by word, so by slice
                     for i, out in enumerate(outs):
                         rows[cuts[i]:cuts[i + 1]].tofile(out)
             with open(self._path("docs"), "wb") as docs_f, open(self._path("weights"), "wb") as weights_f:
@@ -123,11 +136,10 @@ class DiskBM25:
                     if len(rows):
                         starts = np.flatnonzero(np.r_[True, rows["term"][1:] != rows["term"][:-1]])
                         self.max_weight[rows["term"][starts]] = np.maximum.reduceat(rows["weight"], starts)
-        for name in ("fwd_terms", "fwd_tf"):
-            self._path(name).unlink()
+        self._path("fwd_tf").unlink()
 
     def _weighted(self, start: int, stop: int, entry_start: np.ndarray, doc_lens: np.ndarray, avgdl, idf):
-        """Forward entries ``start:stop`` with their chunk and BM25 weight, ordered by word (then chunk)."""
+        """Forward entries ``start:stop`` with their chunk and BM25 weight, in chunk order."""
         rows = np.empty(stop - start, dtype=_ENTRY)
         rows["term"] = np.fromfile(self._path("fwd_terms"), dtype=np.int32, count=stop - start, offset=4 * start)
         tf = np.fromfile(self._path("fwd_tf"), dtype=np.float32, count=stop - start, offset=4 * start)
@@ -135,7 +147,7 @@ class DiskBM25:
         dl = doc_lens[rows["doc"]]
         # the very expression bm25s evaluates per chunk (float64 throughout, stored as float32)
         rows["weight"] = idf[rows["term"]] * (tf / (K1 * ((1 - B) + B * dl / avgdl) + tf))
-        return rows[np.argsort(rows["term"], kind="stable")]
+        return rows
 
     def _path(self, name: str) -> Path:
         return self.folder / f"{name}.bin"
@@ -167,9 +179,23 @@ class _Postings:
         self.docs = np.asarray(np.memmap(index._path("docs"), dtype=np.int32, mode="r")) if n else np.zeros(0, np.int32)
         self.weights = (np.asarray(np.memmap(index._path("weights"), dtype=np.float32, mode="r")) if n
                         else np.zeros(0, np.float32))
+        self.forward_terms = (np.asarray(np.memmap(index._path("fwd_terms"), dtype=np.int32, mode="r")) if n
+                              else np.zeros(0, np.int32))
+        self.forward_weights = (np.asarray(np.memmap(index._path("fwd_weights"), dtype=np.float32, mode="r")) if n
+                                else np.zeros(0, np.float32))
 
     def close(self) -> None:
-        del self.docs, self.weights
+        del self.docs, self.weights, self.forward_terms, self.forward_weights
+
+    def own_score(self, ids: list[int], own: int) -> float:
+        """BM25 score of chunk ``own``, read from its forward row (one slice, not a search per word's postings),
+        summed in float32 in the question's word order, as bm25s sums."""
+        lo, hi = int(self.index.entry_start[own]), int(self.index.entry_start[own + 1])
+        weight = dict(zip(self.forward_terms[lo:hi].tolist(), self.forward_weights[lo:hi].tolist()))
+        total = np.float32(0)
+        for term in ids:
+            total = np.float32(total + np.float32(weight.get(term, 0.0)))
+        return float(total)
 
     def weights_of(self, term: int, docs: np.ndarray) -> np.ndarray:
         """Weight of ``term`` in each of ``docs`` (ascending), 0 where it does not occur."""
@@ -177,13 +203,6 @@ class _Postings:
         posting = self.docs[lo:hi]
         at = np.minimum(np.searchsorted(posting, docs), hi - lo - 1)
         return np.where(posting[at] == docs, self.weights[lo + at], np.float32(0))
-
-    def scores(self, ids: list[int], docs: np.ndarray) -> np.ndarray:
-        """BM25 scores of ``docs``, summed in float32 in word order as bm25s sums them."""
-        total = np.zeros(len(docs), dtype=np.float32)
-        for term in ids:
-            total += self.weights_of(term, docs)
-        return total
 
     def own_rank(self, ids: list[int], own: int, ratio: float, stop: tuple[int, int] | None) -> OwnRank:
         rank, score, docs, scores = self._own_rank(ids, own, ratio, stop)
@@ -195,7 +214,7 @@ class _Postings:
         none = (np.zeros(0, dtype=np.int64), np.zeros(0, np.float32))
         if not ids:  # every chunk scores 0: ties go to the lower index
             return own + 1, 0.0, *none
-        own_score = float(self.scores(ids, np.array([own]))[0])
+        own_score = self.own_score(ids, own)
         query = _Query(self.index, ids, float(np.float32(ratio * own_score)) * _SAFETY if own_score > 0 else 0.0)
         better = before = 0  # chunks ranking above the own one; (own score 0) scoring chunks before it
         found: list[np.ndarray] = []
@@ -230,15 +249,21 @@ class _Postings:
         for col in query.essential:
             start, stop = int(indptr[query.terms[col]]), int(indptr[query.terms[col] + 1])
             posting = self.docs[start:stop]
-            a, b = np.searchsorted(posting, lo), np.searchsorted(posting, hi)
+            a, b = (0, stop - start) if hi - lo == self.index.n_docs else (np.searchsorted(posting, lo),
+                                                                           np.searchsorted(posting, hi))
             docs.append(posting[a:b])
             weights.append(self.weights[start + a:start + b])
             cols.append(np.full(b - a, col, dtype=np.int64))
         if not docs or not sum(map(len, docs)):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        candidates, rows = np.unique(np.concatenate(docs), return_inverse=True)
-        table = np.zeros((len(candidates), len(query.terms)), dtype=np.float32)
-        table[rows, np.concatenate(cols)] = np.concatenate(weights)
+        if len(docs) == 1:  # one word's postings: already distinct and in order
+            candidates = docs[0]
+            table = np.zeros((len(candidates), len(query.terms)), dtype=np.float32)
+            table[:, query.essential[0]] = weights[0]
+        else:
+            candidates, rows = np.unique(np.concatenate(docs), return_inverse=True)
+            table = np.zeros((len(candidates), len(query.terms)), dtype=np.float32)
+            table[rows, np.concatenate(cols)] = np.concatenate(weights)
         reach = table.astype(np.float64) @ query.times
         rest = query.rest
         keep = reach >= query.threshold - rest
@@ -278,10 +303,18 @@ def _joined(arrays: list[np.ndarray], dtype) -> np.ndarray:
 
 
 def _ranges(entries: int, n_docs: int) -> list[tuple[int, int]]:
-    """Chunk-index ranges that split ``entries`` postings into parts of about ``RANGE_ENTRIES``: scoring a
-    vague question part by part lets it stop once its rank is known to be censored."""
-    parts = max(1, -(-entries // RANGE_ENTRIES))
-    cuts = np.linspace(0, n_docs, parts + 1).round().astype(np.int64).tolist()
+    """Chunk-index ranges holding about ``RANGE_ENTRIES``, then twice as many postings each time: scoring a vague
+    question part by part lets it stop once its rank is known to be censored, and the doubling keeps the
+    parts of a question whose words are common to a few (equal parts grew with the corpus, and the numpy calls
+    of each part with them)."""
+    if entries <= RANGE_ENTRIES:
+        return [(0, n_docs)]
+    cuts, covered, size = [0], 0, RANGE_ENTRIES
+    while covered + size < entries:
+        covered += size
+        cuts.append(round(n_docs * covered / entries))
+        size *= 2
+    cuts.append(n_docs)
     return list(zip(cuts[:-1], cuts[1:]))
 
 

@@ -267,18 +267,22 @@ STYLE_RULES = {
 
 
 def question_drop_reason(question: str, chunk_text: str, language: str | None = None, *,
-                         chunk_language: str | None = None, style: str = "question") -> str | None:
+                         chunk_language: str | None = None, style: str = "question",
+                         language_ok: bool | None = None) -> str | None:
     """Why one generated query should be dropped, as a key of ``QUESTION_DROP_REASONS``; None to keep it.
 
     ``language`` is the chunk's language code when questions are checked against it (else None);
     ``chunk_language`` is the chunk's language for the grounding check even when they are not (default:
     ``language``, else detected: a person's edit in ``curate``), so English questions a prompt asks for
-    about a French chunk are not judged by it. ``style`` picks the bounds of ``STYLE_RULES``."""
+    about a French chunk are not judged by it. ``style`` picks the bounds of ``STYLE_RULES``. ``language_ok``:
+    the language check of ``question_text(question)`` already made for many questions at once
+    (``language.in_languages``); None makes it here."""
     rules = STYLE_RULES[style]
-    q = " ".join(question.split())
+    q = question_text(question)
     if not q:
         return "empty"
-    if language is not None and rules.language_check and not in_language(q, language):
+    if (language is not None and rules.language_check
+            and not (in_language(q, language) if language_ok is None else language_ok)):
         return "wrong_language"
     words = q.split()
     if form_reason := _form_reason(q, words, rules.form):
@@ -311,6 +315,11 @@ def _form_reason(q: str, words: list[str], form: str) -> str | None:
         if not {w.casefold().strip(string.punctuation) for w in words[:3]} & _WH_WORDS:
             return "not_a_question"
     return None
+
+
+def question_text(question: str) -> str:
+    """The question as the checks read it: single spaces, no leading or trailing whitespace."""
+    return " ".join(question.split())
 
 
 def implicit_reference(question: str) -> str | None:

@@ -62,7 +62,7 @@ def share_in_chunk(words: list[str], chunk_text: str) -> float:
 
 @lru_cache(maxsize=512)  # every question of a chunk is checked against the same chunk
 def _chunk_keys(chunk_text: str) -> tuple[frozenset[str], frozenset[str]]:
-    words = content_words(chunk_text)
+    words = list(set(content_words(chunk_text)))  # each distinct word stemmed once
     return frozenset(_ENGLISH.stemWords(words)), frozenset(w[:STEM_CHARS] for w in words)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import __version__, card, coverage, dataset, dedupe, filters, language, roundtrip, splits, styles
 from .. import curate as decisions_file
+from .._compat import batched
 from ..config import GenerateConfig, public_url
 from ..manifest import (
     Counts,
@@ -40,6 +41,7 @@ from .progress import Log, Progress
 # One row per question kept after deduplication, in order: its ranks and up to MAX_EXTRA extra chunk indices.
 RANK_ROW = np.dtype([("bm25", "<i4"), ("embed", "<i4"), ("extra", "<i4", (roundtrip.MAX_EXTRA,))])
 RANKS_FILE = "ranks.bin"
+LANGUAGE_BLOCK = 1024  # answered chunks whose questions' language is checked at once
 
 
 @dataclass
@@ -122,7 +124,7 @@ def filter_questions(store: RunStore, tally: Tally, checked_styles: frozenset[st
     dropped as ``wrong_language``. A chunk failed in any style is listed once among the failed chunks."""
     store.begin()
     listed = ""  # the chunk id last listed as failed or never asked
-    for seq, chunk, style, answer in store.answered_chunks():
+    for seq, chunk, style, answer, language_ok in _language_checked(store.answered_chunks(), checked_styles):
         if answer is None or not answer.ok:
             if chunk.id != listed:
                 listed = chunk.id
@@ -142,7 +144,7 @@ def filter_questions(store: RunStore, tally: Tally, checked_styles: frozenset[st
             tally.generated += 1
             tally.style_generated[style] += 1
             reason = filters.question_drop_reason(question, chunk.text, checked, chunk_language=chunk.language,
-                                                  style=style)
+                                                  style=style, language_ok=language_ok[n])
             reference = answer.answers[n] if answer.answers else None
             # Dedupe only among survivors, so a dropped question never shadows a good later copy.
             if reason is None and not store.add_question(seq, n, question, dedupe.normalize_question(question),
@@ -170,6 +172,19 @@ def near_duplicates_by_style(store: RunStore, style_names: list[str], workdir: P
         near[at] = found
         tally.style_drops[style]["near_duplicate"] += int(found.sum())
     return near
+
+
+def _language_checked(answered, checked_styles: frozenset[str] | set[str]):
+    """``answered`` (seq, chunk, style, answer) rows with each query's language check, made for
+    ``LANGUAGE_BLOCK`` chunks at once (``language.in_languages``); a style not in ``checked_styles`` passes it."""
+    for block in batched(answered, LANGUAGE_BLOCK):
+        usable = [answer.questions if answer is not None and answer.ok else [] for _, _, _, answer in block]
+        texts = [filters.question_text(q) for questions in usable for q in questions]
+        codes = [chunk.language if style in checked_styles else None
+                 for (_, chunk, style, _), questions in zip(block, usable) for _ in questions]
+        verdicts = iter(language.in_languages(texts, codes).tolist())
+        for (seq, chunk, style, answer), questions in zip(block, usable):
+            yield seq, chunk, style, answer, [next(verdicts) for _ in questions]
 
 
 def cap_documents(config: GenerateConfig, store: RunStore, near: np.ndarray, tally: Tally) -> np.ndarray:
