@@ -13,6 +13,7 @@ writes a seeded random sample of 50 queries with their chunks per mix for a pers
     python bench/bench_queries.py --mixes default question:1,keyword:1    # all of corpora/ (slow)
     python bench/bench_queries.py --base-url http://127.0.0.1:8000/v1 --sample-pages 10 --max-steps 5
     python bench/bench_queries.py --dataset OUT --mixes default           # reuse a dataset for the default mix
+    python bench/bench_queries.py --dataset before=OUT1 --dataset after=OUT2 --mixes default   # prompt variants
 
 ``--work DIR`` keeps datasets, models and samples; a rerun into the same DIR asks nothing again. Numbers
 from the tests' fake server are meaningless (its questions are word salad): that run proves the script works.
@@ -37,7 +38,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mixes", nargs="+", default=[DEFAULT_MIX, "question:1,keyword:1"],
                         help="'default' (no --query-styles) and/or --query-styles values")
-    parser.add_argument("--dataset", type=Path, help="reuse this OUT as the default mix instead of generating")
+    parser.add_argument("--dataset", action="append", default=[], metavar="[NAME=]OUT",
+                        help="reuse this OUT as the default mix (or, as NAME=OUT, as a variant named NAME, e.g. "
+                             "a dataset made with another prompt) instead of generating; repeatable")
     parser.add_argument("--base-url", help="OpenAI-compatible endpoint (default: the embedded local model)")
     parser.add_argument("--model", help="model name at the endpoint")
     parser.add_argument("--local-model", help="embedded model preset or GGUF (default: synthqa's)")
@@ -80,11 +83,11 @@ def main() -> int:
 
 
 def generate_mixes(args, work: Path, inputs: Path) -> dict[str, Path]:
-    """One dataset per mix (``--dataset`` stands in for the default mix); each reuses the first's answers."""
-    outs: dict[str, Path] = {}
+    """One dataset per mix, after the ``--dataset`` ones (a mix named there is not generated); each generated
+    one reuses the first's answers."""
+    outs = dict(_named(value) for value in args.dataset)
     for mix in args.mixes:
-        if mix == DEFAULT_MIX and args.dataset:
-            outs[mix] = args.dataset
+        if mix in outs:
             continue
         extra = ["--eval-fraction", str(args.eval_fraction)]
         extra += [] if mix == DEFAULT_MIX else ["--query-styles", mix]
@@ -103,6 +106,16 @@ def generate_mixes(args, work: Path, inputs: Path) -> dict[str, Path]:
     if not outs:
         raise SystemExit("no mix could be generated: see the messages above")
     return outs
+
+
+def _named(value: str) -> tuple[str, Path]:
+    """``--dataset`` "NAME=OUT" → (NAME, OUT); a bare "OUT" is the default mix."""
+    name, sep, path = value.partition("=")
+    name, out = (name, Path(path)) if sep and not Path(value).exists() else (DEFAULT_MIX, Path(value))
+    if not (out / "synthqa.json").is_file():
+        raise SystemExit(f"--dataset {value}: {out} is not a synthqa output folder (no synthqa.json); "
+                         "pass the -o folder of a finished `synthqa generate`")
+    return name, out
 
 
 def style_rows(mix: str, out: Path) -> list[list]:

@@ -315,7 +315,14 @@ def common_eval(outs: dict[str, Path]) -> CommonEval:
 def score(model, common: CommonEval, keys: list[str]) -> dict[str, float]:
     """ndcg@10, accuracy@1, recall@10 … of ``model`` (a SentenceTransformer, or BM25) on ``keys`` of
     ``common``, with the library's evaluator functions (same ranking and metrics as ``synthqa evaluate``)."""
-    from synthqa.evaluate import bm25_scores, embed, rank_by_scores, ranking_metrics
+    from synthqa.evaluate import ranking_metrics
+
+    return ranking_metrics(rankings(model, common, keys), [common.relevant[k] for k in keys])
+
+
+def rankings(model, common: CommonEval, keys: list[str]) -> list[list[str]]:
+    """Each of ``keys``' questions' ranked chunk ids among all of ``common``'s chunks."""
+    from synthqa.evaluate import bm25_scores, embed, rank_by_scores
 
     corpus_ids = list(common.corpus)
     texts, documents = [common.queries[k] for k in keys], [common.corpus[c] for c in corpus_ids]
@@ -324,17 +331,18 @@ def score(model, common: CommonEval, keys: list[str]) -> dict[str, float]:
     else:
         q_emb, c_emb = embed(model, texts, documents)
         scores = model.similarity(q_emb, c_emb).float().cpu().numpy()
-    return ranking_metrics(rank_by_scores(scores, corpus_ids), [common.relevant[k] for k in keys])
+    return rank_by_scores(scores, corpus_ids)
 
 
 def score_by_style(model, common: CommonEval) -> dict[str, dict[str, float]]:
-    """``score`` on all of ``common`` and on each style's questions alone (the per-style evaluation)."""
-    styles = sorted(set(common.styles.values()))
-    result = {"all": score(model, common, list(common.queries))}
-    for style in styles:
-        keys = [k for k, s in common.styles.items() if s == style]
-        result[style] = result["all"] if len(styles) == 1 else score(model, common, keys)
-    return result
+    """``score`` on all of ``common`` and on each style's questions alone: one ranking, cut per style by
+    ``synthqa evaluate``'s own ``style_rows``."""
+    from synthqa.evaluate import ranking_metrics, style_rows
+
+    keys = list(common.queries)
+    ranked, relevant = rankings(model, common, keys), [common.relevant[k] for k in keys]
+    per_style = style_rows({"model": ranked}, relevant, [common.styles[k] for k in keys])
+    return {"all": ranking_metrics(ranked, relevant)} | {s: rows["model"] for s, rows in per_style.items()}
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

@@ -11,6 +11,7 @@ from synthqa.filters import (
     dedupe_questions,
     duplicate_reason,
     filter_questions,
+    implicit_reference,
     question_drop_reason,
 )
 
@@ -328,3 +329,49 @@ def test_questions_not_in_their_chunks_language_are_dropped_and_counted() -> Non
     # Without languages the language is not checked, but the English question's words are not in the French
     # chunk "Texte.": it is dropped as ungrounded, and its later copies are kept once, as before.
     assert filter_questions(items).dropped == {1: "ungrounded_question", 3: "duplicate"}
+
+
+# --- implicit references the 0.5B model wrote on a sample of corpora/ (docs/queries.md) ------------------------
+
+@pytest.mark.parametrize(
+    ("question", "pointer"),
+    [
+        ("How can such data be subject to extra oversight for safety and efficacy?", "such data"),
+        ("How can we prevent such behaviors from occurring?", "such behaviors"),
+        # "dynamic" is named before "this", but an abstract noun names nothing either time
+        ("What are the dynamic of this dynamic?", "this dynamic"),
+        ("What is the main issue and why does this issue matter?", "this issue"),
+        ("What are the main purposes of the training?", "the training"),
+        ("How does the training ensure its accuracy and effectiveness?", "the training ensure"),
+        ("Why is the data incomplete for young applicants?", "the data incomplete"),
+        ("Who decides how the data is shared with insurers?", "the data is"),
+        ("How accurate are the results?", "the results"),
+        ("Can the model refuse to answer questions about chemical weapons?", "the model refuse"),
+    ],
+)
+def test_pointing_words_a_question_never_names_are_implicit_references(question: str, pointer: str) -> None:
+    from synthqa.filters import implicit_reference
+
+    assert implicit_reference(question) == pointer
+    assert question_drop_reason(question, PROSE + TOPICS) == "implicit_reference"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Which groups, such as students and tenants, does continuous surveillance harm?",  # "such as"
+        "Why are algorithms tuned such that false positives stay rare?",
+        "What personal data do landlords collect and how long is the data kept?",  # "data" named before
+        "What is a pretrial risk assessment and who must publish this assessment?",  # a concrete noun
+        "How do you ensure that the training data for CBRN information is reviewed before fine-tuning?",
+        "What are the main issues with the data release and advertisement delivery systems?",  # compounds
+        "How do fine-tuning data support the training process?",
+        "What does the model card of GPT-4 say about red-teaming?",
+        "What are the results of the Winogender Schemas bias evaluation?",  # "of …" says which
+        "How was the model used by the county validated?",
+    ],
+)
+def test_named_subjects_and_compounds_are_not_implicit_references(question: str) -> None:
+    from synthqa.filters import implicit_reference
+
+    assert implicit_reference(question) is None

@@ -202,7 +202,30 @@ _QUALIFIERS = frozenset(
     "against by within across as".split()
 )
 _THE_POINTING = re.compile(r"\bthe " + _POINTING_NOUNS + r"\b(?:\s+(\S+))?", re.I)
-_DEMONSTRATIVE = re.compile(r"\b(?:this|these)\b(?:\s+([\w-]+))?", re.I)
+_DEMONSTRATIVE = re.compile(r"\b(?:this|these|such)\b(?:\s+([\w-]+))?", re.I)
+_NOT_AFTER_SUCH = frozenset("as that a an".split())  # "such as", "such that": not a pointer
+# Nouns that name no thing of their own: "this dynamic" points back even after "the dynamic of …" named it.
+_ABSTRACT_NOUNS = frozenset(
+    "dynamic dynamics aspect aspects concept concepts idea ideas factor factors issue issues matter matters "
+    "phenomenon situation situations thing things topic topics trend trends element elements context".split()
+)
+# A bare "the training" / "the data" as what a question is about names nothing a searcher could find: whose
+# training, which data? These nouns often head a compound ("the training data for CBRN information", "the
+# data release") that does name something, so only the subject with nothing after it counts: the question
+# ends, an auxiliary follows ("the data is …"), or an inverted question's verb does ("How does the training
+# ensure …"). And, like the nouns above, not when qualified or named earlier in the question.
+_BARE_SUBJECT = re.compile(
+    r"\b((?:does|do|did|can|could|should|would|will|may|might|must|is|are|was|were) )?"
+    r"the (?:training|data|dataset|datasets|model|models|sample|samples|tool|tools|results|findings)\b"
+    r"(?:\s+(\S+))?",
+    re.I,
+)
+_AUXILIARIES = frozenset(
+    "is are was were be been can could should would will may might must has have had do does did".split())
+_COMPOUND_HEADS = frozenset(
+    "data set sets process size release card cards procedure procedures material materials method methods "
+    "pipeline phase program regime".split()
+)
 _NOT_POINTING = frozenset("year month week day time way century decade".split())  # "this year" names a time
 _LEFT_OUT = re.compile(
     r"\bthe (?:[\w-]+ ){0,3}[\w-]+ (?:provided|mentioned|described|listed|discussed|outlined|given|shown|"
@@ -302,27 +325,53 @@ def question_text(question: str) -> str:
 def implicit_reference(question: str) -> str | None:
     """The words by which ``question`` leans on something it never names, or None when it stands alone.
 
-    "this principle", "these approaches", "the system", "the examples provided", "How does it relate …".
-    A demonstrative whose noun the question has already named ("What is a pretrial risk assessment and who
-    must publish this assessment?") and "this year" are not references. "What does this policy's section 3
-    require?" is one: a searcher names the policy ("the travel policy's section 3" passes)."""
+    "this principle", "these approaches", "such data", "the system", "the training", "the examples
+    provided", "How does it relate …". A demonstrative whose noun the question has already named ("What is
+    a pretrial risk assessment and who must publish this assessment?") and "this year" are not references,
+    unless the noun is abstract ("the dynamic of this dynamic"). "What does this policy's section 3 require?"
+    is one: a searcher names the policy ("the travel policy's section 3" passes)."""
     for match in _DEMONSTRATIVE.finditer(question):
         noun = (match.group(1) or "").casefold()
-        if noun in _NOT_POINTING or (noun and _named_before(noun, question[:match.start()])):
+        if match.group(0)[:4].casefold() == "such" and (not noun or noun in _NOT_AFTER_SUCH):
+            continue
+        if noun in _NOT_POINTING or (
+                noun and noun not in _ABSTRACT_NOUNS and _named_before(noun, question[:match.start()])):
             continue
         return match.group(0)
     for match in _THE_POINTING.finditer(question):
         noun = match.group(0).split()[1]
-        after = (match.group(1) or "").strip("?.,;:!")
-        # "the algorithm designed to …", "the system used by …", "the framework for …", "the panel Equal …"
-        qualified = after.casefold() in _QUALIFIERS or after[:1].isupper() or (
-            after.casefold().endswith(("ed", "ing")) and not match.group(1).endswith(("?", ".")))
-        if not qualified and not _named_before(noun, question[:match.start()]):
+        if not _qualified(match.group(1)) and not _named_before(noun, question[:match.start()]):
             return match.group(0).rstrip("?.,;:!")
+    for match in _BARE_SUBJECT.finditer(question):
+        inverted, following = match.group(1), match.group(2)
+        start = match.start() + len(inverted or "")
+        noun = question[start:].split()[1]
+        if _bare(following, inverted) and not _named_before(noun, question[:start]):
+            return question[start:match.end()].rstrip("?.,;:!")
     for pattern in (_LEFT_OUT, _PRONOUN_SUBJECT):
         if found := pattern.search(question):
             return found.group(0)
     return None
+
+
+def _qualified(following: str | None) -> bool:
+    """Whether the word after "the <noun>" says which one: "the algorithm designed to …", "the system used
+    by …", "the framework for …", "the panel Equal …"."""
+    after = (following or "").strip("?.,;:!")
+    return after.casefold() in _QUALIFIERS or after[:1].isupper() or (
+        after.casefold().endswith(("ed", "ing")) and not following.endswith(("?", ".")))
+
+
+def _bare(following: str | None, inverted: str | None) -> bool:
+    """Whether "the data"-style subject stands alone (see ``_BARE_SUBJECT``)."""
+    word = (following or "").casefold()
+    if not word:
+        return True
+    if word.strip("?.,;:!") in _COMPOUND_HEADS:
+        return False
+    if word[-1] in "?.,;:!":
+        return True
+    return not _qualified(following) and (word in _AUXILIARIES or inverted is not None)
 
 
 def _named_before(noun: str, before: str) -> bool:
