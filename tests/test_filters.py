@@ -350,8 +350,6 @@ def test_questions_not_in_their_chunks_language_are_dropped_and_counted() -> Non
     ],
 )
 def test_pointing_words_a_question_never_names_are_implicit_references(question: str, pointer: str) -> None:
-    from synthqa.filters import implicit_reference
-
     assert implicit_reference(question) == pointer
     assert question_drop_reason(question, PROSE + TOPICS) == "implicit_reference"
 
@@ -372,6 +370,4 @@ def test_pointing_words_a_question_never_names_are_implicit_references(question:
     ],
 )
 def test_named_subjects_and_compounds_are_not_implicit_references(question: str) -> None:
-    from synthqa.filters import implicit_reference
-
     assert implicit_reference(question) is None

@@ -80,6 +80,19 @@ def test_each_style_has_its_bundled_prompt_and_the_question_style_takes_a_users_
     assert [p.template.name for p in plans] == ["mine", "keyword"]
 
 
+def test_the_embedded_model_gets_a_ceiling_for_questions_too_a_served_model_only_for_other_styles():
+    plans = styles.load_plans((("question", 2), ("keyword", 1), ("situation", 3)))
+    served = {p.style: p.max_tokens() for p in styles.for_endpoint(plans, local=False)}
+    assert served == {"question": None, "keyword": styles.JSON_TOKENS + 32, "situation": styles.JSON_TOKENS + 3 * 160}
+    embedded = {p.style: p.max_tokens() for p in styles.for_endpoint(plans, local=True)}
+    assert embedded == {**served, "question": styles.JSON_TOKENS + 2 * styles.TOKENS_PER_QUERY["question"]}
+    # reference answers need room of their own
+    with_answers = styles.for_endpoint(plans, local=True)[0].max_tokens(answers=True)
+    assert with_answers > embedded["question"]
+    # the longest question the filters keep fits under the ceiling with room to spare
+    assert styles.TOKENS_PER_QUERY["question"] * 4 > 400
+
+
 # ---------------------------------------------------------------- the filters of each style
 @pytest.mark.parametrize(("query", "reason"), [
     ("pretrial risk assessment bias validation", None),

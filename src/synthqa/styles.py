@@ -8,7 +8,7 @@ the templates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import filters, prompts, questions
@@ -25,7 +25,8 @@ DESCRIPTIONS = {
 STYLES = tuple(PROMPT_FILES)
 # Completion tokens a query of each style may take at most (6 words, 80 words, with room to spare), and the
 # JSON object around the queries.
-TOKENS_PER_QUERY = {"keyword": 32, "situation": 160}
+# A question is at most 60 words or 400 characters (filters.MAX_WORDS/MAX_CHARS), about 100 tokens.
+TOKENS_PER_QUERY = {"question": 128, "keyword": 32, "situation": 160}
 JSON_TOKENS = 24
 MAX_PER_STYLE = 20
 
@@ -37,13 +38,15 @@ class StylePlan:
     style: str
     template: prompts.PromptTemplate
     n: int
+    capped: bool = False  # questions get a completion ceiling too (the embedded model: see ``for_endpoint``)
 
     def max_tokens(self, answers: bool = False) -> int | None:
-        """The completion ceiling of one request: None for questions (their requests stay those of a run
-        before styles), else the style's longest queries plus the JSON around them. A small model asked for
-        keywords can write one endless string (the embedded 0.5B model: 3,556 tokens, 14 minutes, then the
-        request timed out); cut off, its complete queries are kept and the chunk is asked again."""
-        if self.style == QUESTION:
+        """The completion ceiling of one request: the style's longest queries plus the JSON around them;
+        None for questions asked of a served model (their requests stay those of a run before styles, and
+        reasoning models refuse ``max_tokens``). A small model can write one endless string (the embedded
+        0.5B model: a 3,556-token "keyword", 14 minutes, then the request timed out); cut off, its complete
+        queries are kept and the chunk is asked again."""
+        if self.style == QUESTION and not self.capped:
             return None
         per_query = TOKENS_PER_QUERY[self.style] + (questions.COMPLETION_TOKENS_PER_ANSWER if answers else 0)
         return JSON_TOKENS + per_query * self.n
@@ -85,6 +88,14 @@ def format_mix(mix: tuple[tuple[str, int], ...]) -> str:
 def load_plans(mix: tuple[tuple[str, int], ...], prompt_path: Path | None = None) -> tuple[StylePlan, ...]:
     """The plan of each style of ``mix``; ``prompt_path`` (``--prompt``) replaces the question style's prompt."""
     return tuple(StylePlan(style, load_style_template(style, prompt_path), n) for style, n in mix)
+
+
+def for_endpoint(plans: tuple[StylePlan, ...], local: bool) -> tuple[StylePlan, ...]:
+    """``plans`` as asked of this endpoint: the embedded model's question requests get a ceiling as well. Its
+    llama.cpp server goes on generating after the client gives up on a runaway answer (asked for one
+    question, the 0.5B model packed several into one string and ran for minutes), and every request behind
+    it waits."""
+    return tuple(replace(plan, capped=True) for plan in plans) if local else plans
 
 
 def main_template(plans: tuple[StylePlan, ...]) -> prompts.PromptTemplate:

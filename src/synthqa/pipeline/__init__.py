@@ -79,6 +79,7 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
         log(f"prompt {template.name!r} has no $language: questions are not checked against their chunk's "
             "language (see prompts/README.md)")
     endpoint = resolve_endpoint(config, log)
+    plans = styles.for_endpoint(plans, endpoint.local)
     check_out(config, template, endpoint)
     shown = Progress(progress, log)
     if config.dry_run:
