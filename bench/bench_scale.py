@@ -45,7 +45,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 from fakeserver import FakeOpenAI, questions_for  # noqa: E402
 from synthcorpus import TextMaker, write_text_corpus  # noqa: E402
 
-from synthqa import chunks, dedupe, filters, language, prompts, roundtrip  # noqa: E402
+from synthqa import chunks, dedupe, filters, language, prompts, roundtrip, styles  # noqa: E402
 from synthqa.cache import Cache, cache_path  # noqa: E402
 from synthqa.config import GenerateConfig  # noqa: E402
 from synthqa.pdfs import DocumentReport  # noqa: E402
@@ -180,7 +180,8 @@ def run_post_ask(folder: Path) -> None:
     workdir = folder / ".synthqa" / "work"
     with RunStore(workdir / WORK_FILENAME, fresh=False) as store:
         store.attach_cache(cache_path(folder))
-        assemble_and_write(config, prompts.load_template(None), inputs, store, endpoint, progress, workdir)
+        plans = styles.load_plans(config.style_mix, config.prompt_path)
+        assemble_and_write(config, styles.main_template(plans), inputs, store, endpoint, progress, workdir, plans)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"timings": progress.seconds, "maxrss": usage.ru_maxrss * 1024, "rss_start": rss_start,
                       "cpu": usage.ru_utime + usage.ru_stime}))

@@ -11,7 +11,7 @@ from e2e import CORPORA, cli_env, generate, make_policy_folder, read_out, run_cl
 from fakeserver import FakeOpenAI
 from pdfmaker import make_pdf
 
-from synthqa import prompts
+from synthqa import styles
 from synthqa.config import GenerateConfig
 from synthqa.errors import ConfigError, EndpointError
 from synthqa.pipeline import config_for_retry, resolve_endpoint, run_generate
@@ -121,9 +121,9 @@ def test_transport_failures_on_the_cluster_are_asked_again_by_the_driver(docs, t
     out = tmp_path / "out"
     with FakeOpenAI(faults={"503": 1.0}) as fake:
         config = _config(docs, out, fake, max_retries=0)
-        template = prompts.load_template(None)
+        plans = styles.load_plans(config.style_mix, config.prompt_path)
         endpoint = resolve_endpoint(config, print)
-        asked = synthqa_ray.ask_on_ray(config, template, endpoint, log=lambda line: None, progress=False)
+        asked = synthqa_ray.ask_on_ray(config, plans, endpoint, log=lambda line: None, progress=False)
         assert asked.asked > 0 and asked.transient == asked.asked and asked.committed == 0
         assert _cached(out) == 0  # a transport failure is not an answer: nothing cached
         fake.faults = {}  # the endpoint recovers: the normal pipeline asks what the cluster could not

@@ -86,7 +86,7 @@ def generate_on_ray(config: GenerateConfig, *, address: str | None = None, ask_t
     ray = _ray()
     started = _connect(ray, address, log)
     try:
-        asked = ask_on_ray(config, template, endpoint, ask_tasks=ask_tasks, log=log, progress=progress, plans=plans)
+        asked = ask_on_ray(config, plans, endpoint, ask_tasks=ask_tasks, log=log, progress=progress)
     finally:
         if started:
             ray.shutdown()
@@ -95,15 +95,14 @@ def generate_on_ray(config: GenerateConfig, *, address: str | None = None, ask_t
     return run_generate(config, log, progress, asked_before=asked.usage, ask_seconds_before=asked.seconds)
 
 
-def ask_on_ray(config: GenerateConfig, template: prompts.PromptTemplate, endpoint: Endpoint, *,
-               ask_tasks: int | None = None, log: Log = print, progress: bool = True,
-               plans: tuple[StylePlan, ...] | None = None) -> ClusterAsking:
+def ask_on_ray(config: GenerateConfig, plans: tuple[StylePlan, ...], endpoint: Endpoint, *,
+               ask_tasks: int | None = None, log: Log = print, progress: bool = True) -> ClusterAsking:
     """Read, chunk and ask every input on the connected Ray cluster; commit each answer to OUT's cache.
 
-    One request per chunk and query style of ``plans`` (default: questions through ``template``). Requests
+    One request per chunk and query style of ``plans`` (``styles.load_plans``). Requests
     the cache answers already are not asked (its failed ones are with ``--retry-failed``); transport
     failures are not committed, so the pipeline that follows asks them again."""
-    plans = plans or (StylePlan(styles.QUESTION, template, config.questions_per_chunk),)
+    template = styles.main_template(plans)
     import ray.data
 
     started = time.perf_counter()

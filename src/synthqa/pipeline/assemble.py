@@ -70,18 +70,17 @@ class Tally:
 
 
 def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, store: RunStore, endpoint,
-                       progress: Progress, workdir: Path, log: Log = print,
-                       plans: tuple[styles.StylePlan, ...] | None = None) -> Manifest:
+                       progress: Progress, workdir: Path, plans: tuple[styles.StylePlan, ...],
+                       log: Log = print) -> Manifest:
     """Turn answers into filtered, scored, split rows and write the dataset folder; returns the manifest.
 
-    ``plans``: the run's query styles (default: questions through ``template`` alone). Filters, near
+    ``plans``: the run's query styles (``styles.load_plans``). Filters, near
     duplicates and counts go by style; the split stays by chunk, so a chunk's queries share its split.
 
     The rows the filters kept are saved (``.synthqa/generated-queries.parquet``, with the embedder's corpus
     vectors) before a person's decisions (``OUT/curation.jsonl``) are applied, so a rerun keeps the decisions
     and ``synthqa curate`` can apply new ones without asking anything.
     """
-    plans = plans or (styles.StylePlan(styles.QUESTION, template, config.questions_per_chunk),)
     tally = Tally(top_k=max(roundtrip.TOP_K, config.min_roundtrip_rank or 0))
     with progress.stage("question filters", "filter") as stage:
         filter_questions(store, tally, checked_styles={p.style for p in plans if p.checks_language})
