@@ -40,7 +40,8 @@ def check_out(config: GenerateConfig, template: prompts.PromptTemplate, endpoint
     if diffs and not config.overwrite:
         raise OutputError(
             f"{out} holds a dataset made with other settings ({'; '.join(diffs)}): "
-            "pass --overwrite to replace it (cached answers are reused), or choose another -o"
+            "pass --overwrite to replace it (answers cached for the same chunk text, prompt, model and question count "
+            "are reused), or choose another -o"
         )
 
 
