@@ -335,3 +335,20 @@ def test_a_dry_run_counts_requests_per_chunk_and_style_and_what_the_cache_answer
     assert fake.requests == 0 and same.returncode == 0 and other.returncode == 0
     assert f"to ask             0 requests, one per chunk and style ({2 * asked} already cached)" in same.stdout
     assert f"to ask             {asked} requests, one per chunk and style ({asked} already cached)" in other.stdout
+
+
+def test_the_per_document_cap_and_the_short_count_treat_every_style_alike(docs, tmp_path):
+    """Each (chunk, style) request gets one query of two asked: a chunk short in both styles is one short chunk,
+    and the cap takes each chunk's first keyword in the same round as its first question."""
+    with FakeOpenAI(questions_per_chunk=1) as fake:
+        proc = generate(docs, tmp_path / "out", fake, "--query-styles", "question:2,keyword:2",
+                        "--max-questions-per-document", "3")
+    assert proc.returncode == 0, proc.stderr
+    data = manifest(tmp_path / "out")
+    asked = data["counts"]["chunks_asked"]
+    assert all(d["chunks_asked"] >= 3 for d in data["documents"])  # so each document is capped to 3 of 2 × chunks
+    assert data["counts"]["short_chunks"] == asked
+    kept = Counter(q["style"] for key, rows in read_out(tmp_path / "out").items() if key.startswith("queries/")
+                   for q in rows)
+    assert sum(kept.values()) == 3 * len(data["documents"])
+    assert kept["question"] and kept["keyword"], kept

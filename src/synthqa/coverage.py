@@ -3,7 +3,7 @@ document from swamping a short one.
 
 ``--max-questions-per-document N`` keeps at most N of a document's questions (after the question filters and
 near duplicates, before round-trip ranking and the train/eval split). It keeps them round by round: every
-chunk's first question before any chunk's second, and within a round in the order of a seeded hash of the
+chunk's first query of each style before any chunk's second, and within a round in the order of a seeded hash of the
 question id. So a capped document keeps as many of its chunks as it can, the same seed keeps the same
 questions, and since the split is made per chunk afterwards, the cap cannot move a question across it.
 
@@ -34,8 +34,8 @@ def question_key(seed: int, query_id: str) -> int:
 def cap_per_document(documents: Sequence[int], nth: Sequence[int], keys: Sequence[int], limit: int | None) -> np.ndarray:
     """True for each question the cap drops.
 
-    ``documents[i]`` is question i's document number, ``nth[i]`` its place among its chunk's kept questions
-    (0 for the first), ``keys[i]`` its ``question_key``. Each document keeps its ``limit`` questions that come
+    ``documents[i]`` is question i's document number, ``nth[i]`` its place among its chunk's kept queries
+    of its style (0 for the first), ``keys[i]`` its ``question_key``. Each document keeps its ``limit`` questions that come
     first by (nth, key)."""
     documents = np.asarray(documents, dtype=np.int64)
     dropped = np.zeros(len(documents), dtype=bool)

@@ -123,6 +123,7 @@ def filter_questions(store: RunStore, tally: Tally, checked_styles: frozenset[st
     dropped as ``wrong_language``. A chunk failed in any style is listed once among the failed chunks."""
     store.begin()
     listed = ""  # the chunk id last listed as failed or never asked
+    short = -1  # the chunk last counted short: a chunk short in two styles is one short chunk
     for seq, chunk, style, answer, language_ok in _language_checked(store.answered_chunks(), checked_styles):
         if answer is None or not answer.ok:
             if chunk.id != listed:
@@ -136,7 +137,9 @@ def filter_questions(store: RunStore, tally: Tally, checked_styles: frozenset[st
                 tally.usage += answer.usage
             continue
         tally.usage += answer.usage
-        tally.short_chunks += answer.short
+        if answer.short and seq != short:
+            short = seq
+            tally.short_chunks += 1
         tally.style_answered[style] += 1
         checked = chunk.language if style in checked_styles else None
         for n, question in enumerate(answer.questions):
@@ -196,12 +199,13 @@ def cap_documents(config: GenerateConfig, store: RunStore, near: np.ndarray, tal
         chunk_id[seq] = chunk.id
     positions, docs, nth, keys = array("q"), array("q"), array("q"), array("q")
     style_of: list[str] = []
-    last_seq, place = -1, 0
+    last_seq, place = (-1, ""), 0
     for pos, seq, n, _, _, style in store.question_rows():
         if near[pos]:
             continue
-        place = place + 1 if seq == last_seq else 0
-        last_seq = seq
+        # each style's first query of a chunk is in the first round, so a cap never favours the first style
+        place = place + 1 if (seq, style) == last_seq else 0
+        last_seq = (seq, style)
         positions.append(pos)
         docs.append(int(doc_of[seq]))
         nth.append(place)
