@@ -85,11 +85,17 @@ def test_run_in_progress_reads_the_cache_while_it_is_written(tmp_path):
         text = inspect_dataset(out, width=100)
         assert "run in progress" in text
         flat = " ".join(text.split())
-        assert "chunks answered: 3" in flat and "questions so far: 6" in flat
+        assert "chunks answered: 3" in flat and "queries so far: 6" in flat and "requests" not in flat
         assert "failed chunks: 1" in flat and "unparseable answer" in flat
         assert "600 prompt + 69 completion" in flat
         writer.put("late", Answer("e" * 16, ("Q?",), usage=Usage(1, 1, 1)))  # still writable meanwhile
         assert "chunks answered: 4" in " ".join(inspect_dataset(out, width=100).split())
+        # a styled run asks the same chunk once per style: one chunk, two requests
+        key = answer_key(model="m", prompt_sha256="p", chunk_text="c0", n_questions=1, temperature=0.0,
+                         style="keyword")
+        writer.put(key, Answer(f"{0:016x}", ("zero trust deadline",), usage=Usage(1, 1, 1)))
+        flat = " ".join(inspect_dataset(out, width=100).split())
+        assert "chunks answered: 4 (5 requests: one per chunk and query style)" in flat
 
 
 def test_cli_on_a_real_generated_folder(tmp_path):

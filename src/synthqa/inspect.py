@@ -203,26 +203,33 @@ def format_pair(row: dict, width: int, max_chunk_chars: int = 600, top_k: int | 
 
 
 def progress_view(out: Path, width: int) -> str:
-    """Progress of a run still going, from its cache opened read-only (never blocks the writer)."""
-    answered = failed = questions = short = prompt_t = completion_t = 0
+    """Progress of a run still going, from its cache opened read-only (never blocks the writer). A run with
+    query styles asks each chunk once per style: chunks are counted once, requests beside them."""
+    answered: set[str] = set()
+    failed: set[str] = set()
+    requests = questions = short = prompt_t = completion_t = 0
     reasons: dict[str, int] = {}
     with Cache(cache_path(out), readonly=True) as cache:
         for a in cache.answers():
             prompt_t += a.usage.prompt_tokens
             completion_t += a.usage.completion_tokens
             if a.ok:
-                answered += 1
+                requests += 1
+                answered.add(a.chunk_id)
                 questions += len(a.questions)
                 short += a.short
             else:
-                failed += 1
+                failed.add(a.chunk_id)
                 key = (a.error or "?").split(":")[0][:60]
                 reasons[key] = reasons.get(key, 0) + 1
+    chunks = str(len(answered))
+    if requests > len(answered):
+        chunks += f" ({requests} requests: one per chunk and query style)"
     lines = [_rule(f"run in progress in {out} (no {MANIFEST} yet)", width),
-             _field("chunks answered", str(answered), 19, width),
-             _field("questions so far", str(questions), 19, width),
+             _field("chunks answered", chunks, 19, width),
+             _field("queries so far", str(questions), 19, width),
              _field("short answers", str(short), 19, width),
-             _field("failed chunks", f"{failed} " + _counts(reasons) if failed else "0", 19, width),
+             _field("failed chunks", f"{len(failed)} " + _counts(reasons) if failed else "0", 19, width),
              _field("tokens", _tokens(None, prompt_t, completion_t), 19, width)]
     return "\n".join(lines)
 
