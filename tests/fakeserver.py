@@ -105,7 +105,7 @@ class FakeOpenAI:
                  always_fail_substring: str | None = None, reject_formats: tuple[str, ...] = (),
                  hang_seconds: float = 3.0, retry_after: float = 0.05, language: str | None = None,
                  wrong_language: int = 0, wrong_on_reask: bool = False, ungrounded_substring: str | None = None,
-                 keywords_as_questions: bool = False):
+                 keywords_as_questions: bool = False, reject_max_tokens: bool = False):
         unknown = set(faults or {}) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown fault modes {sorted(unknown)}; known: {FAULTS}")
@@ -116,6 +116,7 @@ class FakeOpenAI:
         self.language, self.wrong_language, self.wrong_on_reask = language, wrong_language, wrong_on_reask
         self.ungrounded_substring = ungrounded_substring
         self.keywords_as_questions = keywords_as_questions  # keyword queries come back as questions ("…?")
+        self.reject_max_tokens = reject_max_tokens  # as OpenAI's reasoning models: 400 to a request with max_tokens
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -319,6 +320,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, f"The model `{model}` does not exist or you do not have access to it.",
                                "invalid_request_error", "model_not_found")
         fault, fmt_type = fake.record(body)
+        if fake.reject_max_tokens and "max_tokens" in body:  # OpenAI's words to a reasoning model's request
+            return self._error(400, "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                               "'max_completion_tokens' instead.", "invalid_request_error", "unsupported_parameter")
         if fmt_type in fake.reject_formats:  # llama.cpp's server answers 500 to a json_schema it cannot use
             return self._error(500, f"Unsupported response_format type: {fmt_type}", "server_error")
         if fake.latency:

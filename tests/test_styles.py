@@ -352,3 +352,16 @@ def test_the_per_document_cap_and_the_short_count_treat_every_style_alike(docs, 
                    for q in rows)
     assert sum(kept.values()) == 3 * len(data["documents"])
     assert kept["question"] and kept["keyword"], kept
+
+
+def test_a_model_that_refuses_max_tokens_gets_its_keyword_requests_without_the_ceiling(docs, tmp_path):
+    """OpenAI's reasoning models answer 400 to max_tokens; the keyword style's ceiling must not cost the run."""
+    with FakeOpenAI(reject_max_tokens=True) as fake:
+        proc = generate(docs, tmp_path / "out", fake, "--query-styles", MIX, "--concurrency", "1")
+        log = list(fake.log)
+    assert proc.returncode == 0, proc.stderr
+    data = manifest(tmp_path / "out")
+    by_style = {c["style"]: c for c in data["styles"]}
+    assert by_style["keyword"]["kept"] == by_style["keyword"]["chunks_answered"] == data["counts"]["chunks_asked"]
+    capped = [entry for entry in log if entry["max_tokens"] is not None]
+    assert len(capped) == 1 and capped[0]["style"] == "keyword"  # refused once, then asked without it

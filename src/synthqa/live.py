@@ -62,6 +62,10 @@ class Session:
         self.host = endpoint_host(client)
         self.reached = False  # becomes True once the endpoint has answered anything at all
         self.mode_confirmed = mode == "none"
+        # False once the endpoint refused max_tokens (OpenAI's reasoning models want max_completion_tokens, which
+        # counts their hidden reasoning too: a ceiling sized for the answer would leave it empty). The ceiling
+        # guards against a small local model's endless string; a model that refuses it goes without.
+        self.ceiling = True
         # until a mode is known to work, a rejection must not sit through the client's 5xx retries
         self._probe = client.with_options(max_retries=0)
 
@@ -112,13 +116,16 @@ class Session:
             mode = self.mode
             fmt = response_format(n, mode, answers)
             kwargs = {"response_format": fmt} if fmt else {}
-            if max_tokens is not None:
+            if max_tokens is not None and self.ceiling:
                 kwargs["max_tokens"] = max_tokens
             client = self.client if self.mode_confirmed else self._probe
             try:
                 resp = await create(client)
             except (openai.BadRequestError, openai.InternalServerError, openai.UnprocessableEntityError) as err:
                 self.reached = True
+                if "max_tokens" in kwargs and _mentions_ceiling(err):
+                    self.ceiling = False
+                    continue
                 if mode != "none" and _mentions_format(err):
                     self.fallback(mode)
                     continue
@@ -138,6 +145,11 @@ class Session:
 def _mentions_format(err: openai.APIStatusError) -> bool:
     text = f"{err.message} {json.dumps(err.body, default=str)}".lower()
     return any(word in text for word in ("response_format", "json_schema", "json_object", "schema", "grammar"))
+
+
+def _mentions_ceiling(err: openai.APIStatusError) -> bool:
+    text = f"{err.message} {json.dumps(err.body, default=str)}".lower()
+    return "max_tokens" in text or "max_completion_tokens" in text
 
 
 async def ask(session: Session, chunk: Chunk, *, template: PromptTemplate, n: int, model: str,
