@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -203,6 +204,42 @@ def test_export_then_vllm_results_then_import_gives_the_live_dataset(docs, live,
     again = run_cli("batch", "export", docs, "-o", out, "--model", "fake-model", "--no-embed-roundtrip",
                     "--no-progress", env=cli_env())
     assert again.returncode == 0 and not (out / "batch" / "requests-002.jsonl").exists()  # all cached: no requests
+
+
+def test_query_styles_through_the_batch_api_and_through_files_give_the_live_styled_dataset(docs, tmp_path,
+                                                                                            fake_server):
+    """Each (chunk, style) request goes through its style's prompt, and each result is judged with its
+    style's count: both batch paths write what a live styled run writes."""
+    mix = ("--query-styles", "question:1,keyword:3")
+    live_out = tmp_path / "live"
+    proc = generate(docs, live_out, fake_server, *mix)
+    assert proc.returncode == 0, proc.stderr
+    live_styled = read_out(live_out)
+    assert {q["style"] for key, rows in live_styled.items() if key.startswith("queries/") for q in rows} == {
+        "question", "keyword"}
+
+    out = tmp_path / "api"
+    for _ in range(3):  # submitted, in progress, completed
+        proc = batch(docs, out, fake_server, *mix)
+        assert proc.returncode == 0, proc.stderr
+    assert read_out(out) == live_styled
+    sent = requests_in(out / ".synthqa" / "batch")
+    asked = json.loads((out / "synthqa.json").read_text())["counts"]["chunks_asked"]
+    assert len(sent) == 2 * asked and all("max_tokens" not in r["body"] for r in sent)
+    prompts = Counter("keyword queries" in r["body"]["messages"][-1]["content"] for r in sent)
+    assert prompts == {True: asked, False: asked}
+
+    files = tmp_path / "files"
+    exported = run_cli("batch", "export", docs, "-o", files, "--model", "fake-model", "--no-embed-roundtrip",
+                       "--no-progress", *mix, env=cli_env())
+    assert exported.returncode == 0, exported.stderr
+    requests = files / "batch" / "requests-001.jsonl"
+    (files / "batch" / "results-001.jsonl").write_text(vllm_results(fake_server, requests.read_text()))
+    imported = run_cli("batch", "import", files, files / "batch" / "results-001.jsonl", "--no-progress", env=cli_env())
+    assert imported.returncode == 0, imported.stderr
+    assert read_out(files) == read_out(out)
+    by_style = {s["style"]: s for s in json.loads((files / "synthqa.json").read_text())["styles"]}
+    assert by_style["keyword"]["generated"] == 3 * asked and by_style["question"]["generated"] == asked
 
 
 def test_import_writes_a_follow_up_file_for_unusable_answers(docs, tmp_path, make_fake_server):

@@ -64,8 +64,6 @@ def test_the_config_records_the_canonical_mix_and_refuses_what_makes_no_sense(tm
     with pytest.raises(ConfigError, match="--prompt replaces the prompt of the question style"):
         GenerateConfig(inputs=(tmp_path,), out=tmp_path / "o", query_styles="keyword:2", prompt_path=tmp_path / "p")
     GenerateConfig(inputs=(tmp_path,), out=tmp_path / "o", query_styles=MIX, prompt_path=tmp_path / "p")  # fine
-    with pytest.raises(ConfigError, match="not supported with batches"):
-        GenerateConfig(inputs=(tmp_path,), out=tmp_path / "o", query_styles=MIX, batch="api")
 
 
 def test_each_style_has_its_bundled_prompt_and_the_question_style_takes_a_users_prompt(tmp_path):
@@ -289,7 +287,6 @@ def test_retry_failed_asks_again_in_the_styles_of_the_run(docs, tmp_path):
     (("--query-styles", "question:1", "--questions-per-chunk", "3"), "drop --questions-per-chunk"),
     (("--query-styles", "keyword:1", "--prompt", "mine.txt"), "--prompt replaces the prompt of the question style"),
     (("--query-styles", "keywords:1"), "unknown style 'keywords'"),
-    (("--query-styles", MIX, "--batch"), "not supported with batches"),
 ])
 def test_refusals_are_one_line_before_any_request(docs, tmp_path, extra, says):
     with FakeOpenAI() as fake:

@@ -153,9 +153,6 @@ class GenerateConfig:
         if self.prompt_path is not None and styles.QUESTION not in dict(mix):
             raise ConfigError(f"--prompt replaces the prompt of the question style, which --query-styles "
                               f"{self.query_styles} does not ask for: add question:N, or drop --prompt")
-        if self.batch:
-            raise ConfigError("--query-styles is not supported with batches yet (--batch, batch export): ask live "
-                              "with `synthqa generate` (or --ray), or run one style per folder")
 
     @property
     def style_mix(self) -> tuple[tuple[str, int], ...]:

@@ -129,13 +129,14 @@ class RunStore:
         for seq, *fields in self._db.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks c ORDER BY c.seq"):
             yield seq, Chunk(*fields)
 
-    def chunk_by_key(self, key: str) -> Chunk | None:
-        """The first chunk whose cache key is ``key`` (the batch transport's way back from a result line)."""
+    def request_by_key(self, key: str) -> tuple[Chunk, str] | None:
+        """(the first chunk, the query style) of the request whose cache key is ``key``: the batch transport's
+        way back from a result line."""
         with self._lock:
-            self._db.execute("CREATE INDEX IF NOT EXISTS chunks_key ON chunks(key)")
-            row = self._db.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks c WHERE c.key = ? ORDER BY c.seq LIMIT 1",
-                                   (key,)).fetchone()
-        return Chunk(*row[1:]) if row else None
+            self._db.execute("CREATE INDEX IF NOT EXISTS asks_key ON asks(key)")
+            row = self._db.execute(f"SELECT {_CHUNK_COLUMNS}, k.style FROM asks k JOIN chunks c ON c.seq = k.seq "
+                                   "WHERE k.key = ? ORDER BY c.seq LIMIT 1", (key,)).fetchone()
+        return (Chunk(*row[1:-1]), row[-1]) if row else None
 
     def chunk_texts(self) -> Iterator[str]:
         return (row[0] for row in self._db.execute("SELECT text FROM chunks ORDER BY seq"))

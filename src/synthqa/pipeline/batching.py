@@ -48,6 +48,7 @@ class BatchStep:
         self.config: GenerateConfig = step.config
         self.files = self.config.batch == "files"
         self.folder = self.config.out / (EXPORT_DIRNAME if self.files else f"{CACHE_DIRNAME}/{EXPORT_DIRNAME}")
+        self.plans = {plan.style: plan for plan in step.plans}
         self.unknown = 0
         self.answered = 0  # chunks whose answer came in a result line this run
 
@@ -164,7 +165,7 @@ class BatchStep:
             if not line.strip():
                 continue
             try:
-                result = batchfiles.read_result(line, self.config.questions_per_chunk, self.config.answers)
+                result = batchfiles.read_result(line, self._n, self.config.answers)
             except ValueError:
                 bad += 1
                 if bad == 1:
@@ -173,6 +174,11 @@ class BatchStep:
             self._commit(result, batch_id)
         if bad > 1:
             self.step.log(f"{source}: {bad} lines in all were not batch result lines, skipped")
+
+    def _n(self, key: str) -> int:
+        """The queries the request ``key`` asked for (its style's count)."""
+        request = self.step.store.request_by_key(key)
+        return self.plans[request[1]].n if request else self.config.questions_per_chunk
 
     def _commit(self, result: batchfiles.Result, batch_id: str | None) -> None:
         """One result: answer to the cache, failure to the state, or the request into a follow-up batch."""
@@ -185,9 +191,10 @@ class BatchStep:
         self.step.usage_this_run += result.usage
         # A chunk whose text has left the inputs since it was sent: its answer is still cached (by content), and
         # it is not asked again.
-        chunk = self.step.store.chunk_by_key(result.key)
+        chunk, style = self.step.store.request_by_key(result.key) or (None, None)
         chunk_id = chunk.id if chunk else ""
-        usage, n, verdict = waiting.usage + result.usage, self.config.questions_per_chunk, result.verdict
+        n = self.plans[style].n if style else self.config.questions_per_chunk
+        usage, verdict = waiting.usage + result.usage, result.verdict
         if verdict is None:
             self.state.settle(result.key, result.error, waiting.attempt, usage)
             return
@@ -223,16 +230,19 @@ class BatchStep:
         return made
 
     def _request_lines(self) -> Iterator[tuple[str, str]]:
-        """(key, request line) of each request waiting for a batch."""
-        template, endpoint, c = self.step.template, self.step.endpoint, self.config
+        """(key, request line) of each request waiting for a batch, through its query style's prompt. No
+        ``max_tokens``: a batch has no timeout for a runaway reply to hit, and OpenAI's reasoning models refuse
+        it with no way to ask the line again without it."""
+        endpoint, c = self.step.endpoint, self.config
         for waiting in self.state.unsent():
-            chunk = self.step.store.chunk_by_key(waiting.key)
-            if chunk is None:  # its text left the inputs since it was asked: nothing to ask any more
+            request = self.step.store.request_by_key(waiting.key)
+            if request is None:  # its text left the inputs since it was asked: nothing to ask any more
                 self.state.settle(waiting.key)
                 continue
-            name = language.name(chunk.language) if template.uses_language else None
+            chunk, plan = request[0], self.plans[request[1]]
+            name = language.name(chunk.language) if plan.template.uses_language else None
             yield waiting.key, batchfiles.request_line(
-                waiting.key, template, chunk.text, n=c.questions_per_chunk, language=name, model=endpoint.model,
+                waiting.key, plan.template, chunk.text, n=plan.n, language=name, model=endpoint.model,
                 temperature=c.temperature, attempt=waiting.attempt, mode=endpoint.mode, answers=c.answers)
 
 
