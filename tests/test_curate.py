@@ -80,6 +80,21 @@ def test_an_edit_the_filters_refuse_keeps_the_generated_question():
     assert [r["text"] for r in applied.rows] == [r["text"] for r in GENERATED] and applied.edited == ()
 
 
+def test_an_edit_is_judged_by_the_filters_of_its_querys_style():
+    styled = [dict(row, style="question") for row in GENERATED] + [
+        {"id": "q-c0-keyword-0", "text": "flood deductible river homes", "chunk_id": "c0", "split": "train",
+         "style": "keyword"}]
+    good = {"q-c0-keyword-0": decide("q-c0-keyword-0", "edit", "flood deductible homes near rivers", styled)}
+    applied = apply_decisions(styled, good, CHUNKS)
+    assert applied.refused == {} and applied.edited == ("q-c0-keyword-0",)
+    assert applied.rows[-1]["text"] == "flood deductible homes near rivers"
+    question = {"q-c0-keyword-0": decide("q-c0-keyword-0", "edit", "What is the flood deductible near rivers?", styled)}
+    assert apply_decisions(styled, question, CHUNKS).refused == {"q-c0-keyword-0": "not_keywords"}
+    # and a question's edit into keywords is no question
+    words = {"q-c1-0": decide("q-c1-0", "edit", "cancel policy thirty days notice", styled)}
+    assert apply_decisions(styled, words, CHUNKS).refused == {"q-c1-0": "not_a_question"}
+
+
 def test_a_decision_about_a_regenerated_question_is_outdated_not_applied():
     regenerated = [dict(GENERATED[0], text="What deductible applies to riverside homes?"), *GENERATED[1:]]
     applied = apply_decisions(regenerated, {"q-c0-0": decide("q-c0-0", "reject")}, CHUNKS)

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import filters
+from . import filters, styles
 from .errors import OutputError
 
 CURATION_FILE = "curation.jsonl"
@@ -154,16 +154,24 @@ def apply_decisions(rows: Sequence[dict], latest: Mapping[str, Decision], chunk_
 
 
 def refused_edits(rows: Sequence[dict], edits: Mapping[str, str], chunk_text: Mapping[str, str]) -> dict[str, str]:
-    """Which edits the question filters refuse, and why: each is checked on its own (too short, refers to
-    "the text", copies its chunk …), then against the other questions in ``rows`` and the edits before it
-    for (near) duplicates."""
+    """Which edits the filters of their query's style refuse, and why: each is checked on its own (too short,
+    refers to "the text", copies its chunk, a keyword query that is a question …), then against the other
+    queries of its style in ``rows`` and the edits before it for (near) duplicates."""
+    # a run without --query-styles has no style column: every query is a question
+    style_of = {row["id"]: row.get("style") or styles.QUESTION for row in rows}
     chunk_of = {row["id"]: row["chunk_id"] for row in rows}
-    others = [row["text"] for row in rows if row["id"] not in edits]
+    others: dict[str, list[str]] = {}
+    for row in rows:
+        if row["id"] not in edits:
+            others.setdefault(style_of[row["id"]], []).append(row["text"])
     refused = {}
     for qid, text in edits.items():
-        reason = filters.question_drop_reason(text, chunk_text[chunk_of[qid]]) or filters.duplicate_reason(text, others)
+        style = style_of[qid]
+        same_style = others.setdefault(style, [])
+        reason = (filters.question_drop_reason(text, chunk_text[chunk_of[qid]], style=style)
+                  or filters.duplicate_reason(text, same_style))
         if reason is None:
-            others.append(text)
+            same_style.append(text)
         else:
             refused[qid] = reason
     return refused
