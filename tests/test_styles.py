@@ -362,3 +362,14 @@ def test_a_model_that_refuses_max_tokens_gets_its_keyword_requests_without_the_c
     assert by_style["keyword"]["kept"] == by_style["keyword"]["chunks_answered"] == data["counts"]["chunks_asked"]
     capped = [entry for entry in log if entry["max_tokens"] is not None]
     assert len(capped) == 1 and capped[0]["style"] == "keyword"  # refused once, then asked without it
+
+
+def test_the_asking_line_counts_requests_of_a_styled_run_and_chunks_of_a_plain_one(runs, docs):
+    """The stage lines (shown with progress on) say what was asked: a styled run asks requests, not chunks."""
+    with FakeOpenAI() as fake:
+        for name, extra, says in (("styled", ("--query-styles", MIX), "requests (a chunk in a style) asked"),
+                                  ("plain", (), "chunks asked")):
+            proc = run_cli("generate", docs, "-o", runs[name]["out"], "--base-url", fake.base_url,
+                           "--no-embed-roundtrip", *extra)
+            assert proc.returncode == 0, proc.stderr
+            assert f"asking: 0 {says}, {len(runs[name]['log'])} answered from the cache" in proc.stderr

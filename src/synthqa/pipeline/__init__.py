@@ -242,7 +242,8 @@ class AskStep:
                 first = await anext(pending, None)
                 if first is not None:  # everything cached: no endpoint (or local server) is needed at all
                     await ask_all(self.config, self.template, self.endpoint, _chain(first, pending), self.on_answer)
-                stage.detail = (f"{self.asked:,} chunks asked, {self.cached:,} answered from the cache, "
+                what = "chunks" if len(self.plans) == 1 else "requests (a chunk in a style)"
+                stage.detail = (f"{self.asked:,} {what} asked, {self.cached:,} answered from the cache, "
                                 f"{self.usage_this_run.requests:,} requests")
         finally:
             if self.bar is not None:

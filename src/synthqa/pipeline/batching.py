@@ -68,7 +68,8 @@ class BatchStep:
                 await transport.close()
                 if self.step.bar is not None:
                     self.step.bar.close()
-            stage.detail = (f"{self.step.asked:,} new chunks to ask, {self.answered:,} answered from batch results, "
+            what = "chunks" if len(self.plans) == 1 else "requests (a chunk in a style)"
+            stage.detail = (f"{self.step.asked:,} new {what} to ask, {self.answered:,} answered from batch results, "
                             f"{self.step.cached:,} from the cache, {self.state.count_waiting():,} requests waiting")
         if self.unknown:
             self.step.log(f"{self.unknown} result line(s) name no request of this run (unknown custom_id): not used")
