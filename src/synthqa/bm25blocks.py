@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-LIGHT_ENTRIES = 32_768  # a question with more essential postings is scored per question, with early stopping
+LIGHT_ENTRIES = 4096  # a question with more essential postings is scored per question, with early stopping
 BLOCK_ENTRIES = 1_000_000  # postings gathered at once for a block of questions: ~50 MB of working arrays
 
 
@@ -91,18 +91,22 @@ def forward_lookup(forward_terms: np.ndarray, forward_weights: np.ndarray, entry
                    docs: np.ndarray, terms: np.ndarray) -> np.ndarray:
     """The weight of ``terms[i]`` in chunk ``docs[i]`` (0 where absent): a binary search in each chunk's forward
     row (its words ascending), all pairs stepping together."""
-    lo, end = entry_start[docs].copy(), entry_start[docs + 1]
-    hi = end.copy()
-    while True:
-        active = np.flatnonzero(lo < hi)
-        if not len(active):
-            break
-        mid = (lo[active] + hi[active]) // 2
-        less = forward_terms[mid] < terms[active]
-        lo[active[less]] = mid[less] + 1
-        hi[active[~less]] = mid[~less]
-    found = lo < end
-    found[found] = forward_terms[lo[found]] == terms[found]
+    base, end = entry_start[docs], entry_start[docs + 1]
+    n = end - base
+    last = len(forward_terms) - 1
+    while len(n) and n.max() > 1:  # lower bound, branch-free: every search halves its range each step
+        half = n >> 1
+        probe = base + half
+        base = np.where(forward_terms[np.minimum(probe, last)] < terms, probe, base)
+        n = n - half
+    found = n > 0
+    if len(base):
+        at = np.minimum(base, last)
+        below = found & (forward_terms[at] < terms)
+        base = base + below
+        found &= (base < end)
+        found[found] = forward_terms[base[found]] == terms[found]
+    lo = base
     out = np.zeros(len(docs), dtype=np.float32)
     out[found] = forward_weights[lo[found]]
     return out
