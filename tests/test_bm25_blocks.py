@@ -51,14 +51,14 @@ def path(request, monkeypatch):
     return request.param
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_ranks_scores_and_candidates_equal_bm25s_dense_scores(tmp_path, path, seed):
-    corpus, questions, own = _case(seed)
+def assert_equal_to_dense(index: bm25index.DiskBM25, questions: list[str], own: list[int], corpus: list[str],
+                          stop: tuple[int, int]) -> list[int]:
+    """``index.own_ranks`` against bm25s's dense scores of every chunk: ranks, own scores, candidates and their
+    scores exact; with ``stop`` ranks censored beyond k. Returns the dense ranks."""
     dense = roundtrip.bm25_scores(questions, corpus)
     ranks = roundtrip.ranks_from_scores(dense, own)
-    index = bm25index.DiskBM25(tmp_path / "bm25").build(iter(corpus))
     exact = list(index.own_ranks(questions, own, roundtrip.EXTRA_BM25_RATIO))
-    censored = list(index.own_ranks(questions, own, roundtrip.EXTRA_BM25_RATIO, stop=(5, 2)))
+    censored = list(index.own_ranks(questions, own, roundtrip.EXTRA_BM25_RATIO, stop=stop))
     for row, (j, want, got, cut) in enumerate(zip(own, ranks, exact, censored)):
         own_score = float(dense[row, j])
         ok = dense[row] >= roundtrip.EXTRA_BM25_RATIO * own_score
@@ -67,12 +67,20 @@ def test_ranks_scores_and_candidates_equal_bm25s_dense_scores(tmp_path, path, se
         assert (got.rank, got.score) == (want, own_score), row
         assert np.array_equal(got.candidates, candidates), row
         assert np.array_equal(got.scores, dense[row, candidates]), row
-        assert cut.rank == min(want, 6), row  # "> 5" beyond k
-        if len(candidates) <= 2:  # beyond m candidates the list is never used, and may be partial
+        assert cut.rank == min(want, stop[0] + 1), row  # "> k" beyond k
+        if len(candidates) <= stop[1]:  # beyond m candidates the list is never used, and may be partial
             assert np.array_equal(cut.candidates, candidates), row
+    return ranks
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ranks_scores_and_candidates_equal_bm25s_dense_scores(tmp_path, path, seed):
+    corpus, questions, own = _case(seed)
+    index = bm25index.DiskBM25(tmp_path / "bm25").build(iter(corpus))
+    ranks = assert_equal_to_dense(index, questions, own, corpus, stop=(5, 2))
     # the case holds what the block scorer must get right: first, middling and censored ranks, ties between
-    # the repeated chunk's copies (the later copy ranks second), questions scoring 0 everywhere
-    assert ranks[-2] == 2 and ranks[-1] == 1 and exact[-3].score == 0.0
+    # the repeated chunk's copies (the later copy ranks second), a question scoring 0 everywhere
+    assert ranks[-2] == 2 and ranks[-1] == 1 and ranks[-3] == own[-3] + 1
     assert min(ranks) == 1 and max(ranks) > 6 and len(set(ranks)) > 8
     assert sum(r > 6 for r in ranks[240:-3]) >= 3  # all-common-word questions beyond k
 
