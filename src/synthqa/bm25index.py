@@ -12,7 +12,10 @@ at a million chunks) and scores every chunk for every question (O(questions × c
   bound (its largest weight in any chunk); the words whose bounds add up to less than the threshold that
   matters (``ratio`` × the own chunk's score) cannot lift a chunk to that threshold on their own, so a chunk
   without an essential word can neither outrank the own chunk nor be an extra relevant one (MaxScore).
-  The common words of a question are rarely essential, so each question reads a few short postings lists.
+  The common words of a question are rarely essential, so each question reads a few short postings lists;
+- questions whose essential postings are short are scored a block at a time (``bm25blocks``: the same
+  decisions in a few numpy calls per block); the others one by one in chunk ranges, stopping once the rank
+  is known to be beyond ``stop``.
 
 Ranks and candidate lists are exact: the same as scoring every chunk.
 """
