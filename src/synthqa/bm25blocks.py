@@ -1,7 +1,7 @@
 """BM25 own-chunk ranks for a block of questions at once (``bm25index.DiskBM25.own_ranks`` calls it).
 
-Scoring question by question cost dozens of small numpy calls each (3 ms a question at 20k chunks, most of
-the round trip). Here every step runs once per block on flat arrays: the own chunks' scores, the essential
+Scoring question by question costs dozens of small numpy calls each (about 0.5 ms of CPU a question at 20k
+chunks, 0.3 ms at 3k). Here every step runs once per block on flat arrays: the own chunks' scores, the essential
 words' postings of every question gathered together, the (question, chunk) pairs found by one sort, the
 bound that prunes them, the remaining words' weights looked up in the chunks' forward rows by a vectorised
 binary search, and the exact float32 sums in each question's word order. The decisions are
@@ -106,9 +106,8 @@ def forward_lookup(forward_terms: np.ndarray, forward_weights: np.ndarray, entry
         base = base + below
         found &= (base < end)
         found[found] = forward_terms[base[found]] == terms[found]
-    lo = base
     out = np.zeros(len(docs), dtype=np.float32)
-    out[found] = forward_weights[lo[found]]
+    out[found] = forward_weights[base[found]]
     return out
 
 
@@ -178,7 +177,7 @@ def _essential_postings(postings, plans: Sequence[Plan]) -> tuple[np.ndarray, ..
     indptr = postings.index.indptr
     rows = [(q, c, int(indptr[p.terms[c]]), int(indptr[p.terms[c] + 1] - indptr[p.terms[c]]))
             for q, p in enumerate(plans) for c in p.essential]
-    q_of, col_of, start, length = (np.array(x, dtype=np.int64) for x in zip(*rows)) if rows else [np.zeros(0, np.int64)] * 4
+    q_of, col_of, start, length = (np.array(x, dtype=np.int64) for x in (zip(*rows) if rows else [[]] * 4))
     total = int(length.sum())
     offsets = np.cumsum(length) - length
     entry = np.repeat(start - offsets, length) + np.arange(total)
