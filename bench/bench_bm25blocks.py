@@ -63,12 +63,12 @@ def main() -> None:
         base_cpu, base = ranks(index, questions, own, -1)
         print(f"{len(texts):,} chunks, {len(questions):,} questions, load average "
               f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-        print(f"{'path':<34} {'CPU s':>7} {'ms/question':>12}  results")
-        print(f"{'per question (baseline)':<34} {base_cpu:>7.2f} {1000 * base_cpu / len(questions):>12.3f}  —")
+        print(f"{'path':<36} {'CPU s':>7} {'ms/question':>12}  results")
+        print(f"{'per question (baseline)':<36} {base_cpu:>7.2f} {1000 * base_cpu / len(questions):>12.3f}  —")
         for light in (int(x) for x in args.light.split(",")):
             cpu, got = ranks(index, questions, own, light)
             same = sum(a == b for a, b in zip(got, base))
-            print(f"{f'blocks, ≤ {light:,} essential postings':<34} {cpu:>7.2f} "
+            print(f"{f'blocks, ≤ {light:,} essential postings':<36} {cpu:>7.2f} "
                   f"{1000 * cpu / len(questions):>12.3f}  {same:,} of {len(base):,} equal")
 
 
