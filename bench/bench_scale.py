@@ -297,6 +297,9 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, help="work folder (kept, so corpora are generated once)")
     parser.add_argument("--reference", type=Path, help="a finished `synthqa generate corpora` folder whose "
                         "questions (a real model's) the near-duplicate comparison also runs on")
+    parser.add_argument("--keep", action="store_true", help="keep each after-asking point's folder (its dataset, to "
+                        "compare two versions' data files) and reuse a folder prepared earlier instead of preparing "
+                        "its answers again")
     parser.add_argument("--post-ask", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.post_ask:
@@ -321,10 +324,12 @@ def main() -> None:
     post += [(p, _size(p[len("post"):])) for p in points if p.startswith("post")]  # e.g. post20k: any size
     for _, n in post:
         folder = work / f"post-{n}"
-        prepare_answers(n, folder)
+        if not (args.keep and (folder / "inputs.json").exists() and not (folder / "synthqa.json").exists()):
+            prepare_answers(n, folder)
         rows.append(post_ask(folder))
         print(table(rows[-1:]), flush=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
     print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print("\nseconds per stage (count and read overlap ask; 'after ask' = filter … write; load = the 1-minute load "
           "average as the point ended; CPU s = the after-asking process's CPU seconds, steadier than wall time "

@@ -17,7 +17,7 @@ from rapidfuzz import fuzz, process
 
 from e2e import generate, make_policy_folder, policy_pages, run_cli
 from pdfmaker import make_pdf
-from synthqa import bm25index, dataset, dedupe, roundtrip, splits
+from synthqa import bm25index, dataset, dedupe, splits
 from synthqa.config import GenerateConfig
 from synthqa.errors import InputError
 from synthqa.pipeline import inputs as inputs_module
@@ -26,6 +26,7 @@ from synthqa.pipeline.inputs import Inputs, ThreadedFeed, stream_inputs
 from synthqa.pipeline import assemble
 from synthqa.pipeline.progress import Progress
 from synthqa.store import RunStore
+from test_bm25_blocks import assert_equal_to_dense
 from test_documents import make_docx
 from test_splits import markdown_with_five_headings, text_of_forty_chunks
 
@@ -207,21 +208,8 @@ def test_disk_bm25_ranks_and_candidates_equal_bm25s_dense_scores(tmp_path, monke
     monkeypatch.setattr(bm25index, "RANGE_ENTRIES", 8)  # questions scored in many chunk ranges
     monkeypatch.setattr(bm25index, "BLOCK_DOCS", 7)  # chunks tokenised in many blocks, their words numbered anew
     corpus, questions, own = _bm25_case(seed)
-    dense = roundtrip.bm25_scores(questions, corpus)
-    ranks = roundtrip.ranks_from_scores(dense, own)
     index = bm25index.DiskBM25(tmp_path / "bm25").build(iter(corpus))
-    exact = list(index.own_ranks(questions, own, roundtrip.EXTRA_BM25_RATIO))
-    stopped = list(index.own_ranks(questions, own, roundtrip.EXTRA_BM25_RATIO, stop=(3, 2)))
-    for row, (j, want, got, cut) in enumerate(zip(own, ranks, exact, stopped)):
-        own_score = float(dense[row, j])
-        ok = dense[row] >= roundtrip.EXTRA_BM25_RATIO * own_score
-        ok[j] = False
-        candidates = np.flatnonzero(ok) if own_score > 0 else np.zeros(0, dtype=np.int64)
-        assert (got.rank, got.score) == (want, own_score), row
-        assert np.array_equal(got.candidates, candidates) and np.array_equal(got.scores, dense[row, candidates])
-        assert cut.rank == min(want, 4)  # censored beyond 3
-        if len(candidates) <= 2:  # a stopped question has more candidates than are ever used
-            assert np.array_equal(cut.candidates, candidates), row
+    ranks = assert_equal_to_dense(index, questions, own, corpus, stop=(3, 2))
     assert len(set(ranks)) > 5 and max(ranks) > 4  # the case has first, middling and censored ranks
 
 

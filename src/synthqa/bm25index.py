@@ -12,7 +12,10 @@ at a million chunks) and scores every chunk for every question (O(questions × c
   bound (its largest weight in any chunk); the words whose bounds add up to less than the threshold that
   matters (``ratio`` × the own chunk's score) cannot lift a chunk to that threshold on their own, so a chunk
   without an essential word can neither outrank the own chunk nor be an extra relevant one (MaxScore).
-  The common words of a question are rarely essential, so each question reads a few short postings lists.
+  The common words of a question are rarely essential, so each question reads a few short postings lists;
+- questions whose essential postings are short are scored a block at a time (``bm25blocks``: the same
+  decisions in a few numpy calls per block); the others one by one in chunk ranges, stopping once the rank
+  is known to be beyond ``stop``.
 
 Ranks and candidate lists are exact: the same as scoring every chunk.
 """
@@ -29,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import bm25blocks
 from ._compat import batched
 
 K1, B = 1.5, 0.75
@@ -162,11 +166,25 @@ class DiskBM25:
         """
         postings = _Postings(self)
         try:
-            for tokens, own_doc in zip(tokenize(questions), own):
-                ids = [self.vocab[t] for t in tokens if t in self.vocab]
-                yield postings.own_rank(ids, int(own_doc), ratio, stop)
+            ids = [[self.vocab[t] for t in tokens if t in self.vocab] for tokens in tokenize(questions)]
+            own = np.asarray(own, dtype=np.int64)
+            scores = bm25blocks.own_scores(postings.forward_terms, postings.forward_weights, self.entry_start, ids,
+                                           own)
+            plans = [bm25blocks.plan(q, self.max_weight, self.indptr, _threshold(ratio, s))
+                     for q, s in zip(ids, scores.tolist())]
+            light = [i for i, p in enumerate(plans) if p.ids and p.entries <= bm25blocks.LIGHT_ENTRIES]
+            done: dict[int, OwnRank] = {}
+            for block in bm25blocks.blocks(light, plans):
+                done.update(postings.block_ranks(block, plans, own, scores, ratio, stop))
+            for i, p in enumerate(plans):
+                yield done.pop(i) if i in done else postings.own_rank(p.ids, int(own[i]), ratio, stop)
         finally:
             postings.close()
+
+
+def _threshold(ratio: float, own_score: float) -> float:
+    """The score a chunk must reach to matter for a question: ratio × its own chunk's score, a hair under."""
+    return float(np.float32(ratio * own_score)) * _SAFETY if own_score > 0 else 0.0
 
 
 class _Postings:
@@ -204,6 +222,33 @@ class _Postings:
         at = np.minimum(np.searchsorted(posting, docs), hi - lo - 1)
         return np.where(posting[at] == docs, self.weights[lo + at], np.float32(0))
 
+    def block_ranks(self, block: list[int], plans: list[bm25blocks.Plan], own: np.ndarray, own_scores: np.ndarray,
+                    ratio: float, stop: tuple[int, int] | None) -> dict[int, OwnRank]:
+        """``own_rank`` for the questions ``block`` (indices into ``plans``, ``own``, ``own_scores``) at once,
+        each scored in full (no early stop), its rank censored at the end as ``own_rank`` censors."""
+        found = bm25blocks.score_block(self, [plans[i] for i in block])
+        q, s, o = found.question, own_scores[block], own[block]
+        better = (found.score > s[q]) | ((found.score == s[q]) & (found.doc < o[q]))
+        n_better = np.bincount(q, weights=better, minlength=len(block)).astype(np.int64)
+        n_before = np.bincount(q, weights=found.doc < o[q], minlength=len(block)).astype(np.int64)
+        # compared in float32 (ratio × score rounded to float32), as _own_rank's array-against-float compares
+        threshold = (ratio * s.astype(np.float64)).astype(np.float32)
+        candidate = (found.score >= threshold[q]) & (found.doc != o[q])
+        bounds = np.searchsorted(q, np.arange(len(block) + 1))
+        out = {}
+        for k, i in enumerate(block):
+            if s[k] > 0:
+                rank = 1 + int(n_better[k])
+                keep = np.flatnonzero(candidate[bounds[k]:bounds[k + 1]]) + bounds[k]
+                docs, scores = found.doc[keep], found.score[keep]
+            else:  # chunks holding none of the words score 0 too: those before the own one rank higher
+                rank = 1 + int(n_better[k]) + int(o[k]) - int(n_before[k])
+                docs, scores = np.zeros(0, dtype=np.int64), np.zeros(0, np.float32)
+            if stop and rank > stop[0]:
+                rank = stop[0] + 1
+            out[i] = OwnRank(rank, float(s[k]), docs.astype(np.int64), scores)
+        return out
+
     def own_rank(self, ids: list[int], own: int, ratio: float, stop: tuple[int, int] | None) -> OwnRank:
         rank, score, docs, scores = self._own_rank(ids, own, ratio, stop)
         if stop and rank > stop[0]:
@@ -215,7 +260,7 @@ class _Postings:
         if not ids:  # every chunk scores 0: ties go to the lower index
             return own + 1, 0.0, *none
         own_score = self.own_score(ids, own)
-        query = _Query(self.index, ids, float(np.float32(ratio * own_score)) * _SAFETY if own_score > 0 else 0.0)
+        query = _Query(self.index, ids, _threshold(ratio, own_score))
         better = before = 0  # chunks ranking above the own one; (own score 0) scoring chunks before it
         found: list[np.ndarray] = []
         found_scores: list[np.ndarray] = []
