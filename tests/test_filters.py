@@ -11,9 +11,9 @@ from synthqa.filters import (
     dedupe_questions,
     duplicate_reason,
     filter_questions,
-    implicit_reference,
     question_drop_reason,
 )
+from synthqa.standalone import implicit_reference
 
 PROSE = (
     "Automated systems should be developed with consultation from diverse communities, stakeholders, and\n"

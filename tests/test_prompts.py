@@ -96,3 +96,38 @@ def test_language_is_optional_and_a_template_without_it_loads_as_before(tmp_path
     assert named.uses_language
     assert render(named, chunk="c", n_questions=2, language="German")[1].startswith("Ask 2 in German:")
     assert render(named, chunk="c", n_questions=2)[1].startswith("Ask 2 in the language of the chunk:")
+
+
+def test_openers_differ_per_chunk_and_are_the_same_for_the_same_chunk():
+    template = load_template()
+    assert template.uses_openers
+    chunks = [f"Section {i}: pretrial risk assessments must be validated and published." for i in range(60)]
+    hints = [render(template, chunk=c, n_questions=2, language="English")[1] for c in chunks]
+    assert hints == [render(template, chunk=c, n_questions=2, language="English")[1] for c in chunks]
+    firsts = [prompts.openers_for(c, 2)[0] for c in chunks]
+    assert set(firsts) == set(prompts.OPENERS)  # the rotation reaches every opener over a collection
+    first, second = prompts.openers_for(chunks[0], 2)
+    assert first != second
+    assert f'Start the first question with "{first}" and the second with "{second}".' in hints[0]
+    assert "$" not in hints[0]
+
+
+def test_opener_hint_names_one_word_per_question():
+    assert prompts.opener_hint("c", 1).startswith('Start the question with "')
+    three = prompts.opener_hint("c", 3)
+    assert three.count('"') == 6 and ", the second with" in three and " and the third with " in three
+    assert len(set(prompts.openers_for("c", len(prompts.OPENERS)))) == len(prompts.OPENERS)
+
+
+def test_openers_stay_out_of_a_chunk_in_another_language_and_templates_without_them(tmp_path):
+    template = load_template()
+    french = render(template, chunk="Les évaluations des risques.", n_questions=2, language="French")[1]
+    assert "Start each question with a different word." in french and '"How"' not in french
+    # a template that does not name $language asks in its own words: English openers whatever the chunk
+    fixed = load_template(write(tmp_path, "Ask $n_questions.\n<chunk>\n$chunk\n</chunk>\n$openers\n", "f.txt"))
+    assert fixed.uses_openers and not fixed.uses_language
+    assert 'Start the first question with "' in render(fixed, chunk="c", n_questions=2, language="French")[1]
+    old = load_template(write(tmp_path, "Ask $n_questions about:\n<chunk>\n$chunk\n</chunk>\n", "o.txt"))
+    assert not old.uses_openers and prompts.request_openers(old, "c", 2, "English") == ""
+    with pytest.raises(PromptError, match=r"\$language and \$openers exist"):
+        load_template(write(tmp_path, "---\n$n_questions $opener $chunk\n", "typo.txt"))

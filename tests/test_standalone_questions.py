@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from synthqa.chunks import split_pages
-from synthqa.filters import chunk_skip_reason, filter_questions, implicit_reference, question_drop_reason
+from synthqa.filters import chunk_skip_reason, filter_questions, question_drop_reason
+from synthqa.standalone import implicit_reference
 from synthqa.grounding import question_grounded, question_grounding
 from synthqa.pdfs import load_pages
 
