@@ -80,6 +80,14 @@ _COMPOUND_HEADS = frozenset(
     "pipeline phase program regime".split()
 )
 _NOT_POINTING = frozenset("year month week day time way century decade".split())  # "this year" names a time
+# "the old decision", "the previous version", "the latter approach": an adjective that points back at
+# something the chunk named before, so the question cannot say which one. Qualified ("the same protections
+# as …", "the original source of the content") or named earlier in the question, it says which.
+_BACK_POINTING = re.compile(
+    r"\bthe (?:old|former|latter|previous|prior|preceding|original|aforementioned|aforesaid|same|"
+    r"following|abovementioned)\s+([\w-]+)(?:\s+(\S+))?",
+    re.I,
+)
 _LEFT_OUT = re.compile(
     r"\bthe (?:[\w-]+ ){0,3}[\w-]+ (?:provided|mentioned|described|listed|discussed|outlined|given|shown|"
     r"presented|cited|noted|highlighted)(?=\s*(?:[?.,;:!]|$)|\s+(?:above|below|earlier|previously|here|and|or)\b)",
@@ -124,6 +132,9 @@ def implicit_reference(question: str) -> str | None:
         noun = question[start:].split()[1]
         if _bare(following, inverted) and not _named_before(noun, question[:start]):
             return question[start:match.end()].rstrip("?.,;:!")
+    for match in _BACK_POINTING.finditer(question):
+        if not _qualified(match.group(2)) and not _named_before(match.group(1), question[:match.start()]):
+            return match.group(0) if match.group(2) is None else match.group(0).rsplit(None, 1)[0]
     for pattern in (_LEFT_OUT, _PRONOUN_SUBJECT):
         if found := pattern.search(question):
             return found.group(0)
