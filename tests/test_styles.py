@@ -16,7 +16,7 @@ import pytest
 from e2e import generate, make_policy_folder, read_out, run_cli
 from fakeserver import FakeOpenAI
 
-from synthqa import styles
+from synthqa import language, prompts, styles
 from synthqa.cache import answer_key
 from synthqa.config import GenerateConfig
 from synthqa.errors import ConfigError
@@ -173,10 +173,13 @@ def test_without_styles_requests_keys_and_files_are_those_before_styles(runs):
     assert "style" not in queries.column_names and all(i.count("-") == 2 for i in queries["id"].to_pylist())
     assert "style" not in (out / "README.md").read_text().split("## How it was made")[0]
     assert "style" not in plain["stdout"]
-    # the cache holds exactly the keys of synthqa before styles: the chunk's text, 2 questions, its language
+    # the cache holds exactly the keys of synthqa before styles: the chunk's text, 2 questions, its language,
+    # and (since the default prompt names $openers) the opener sentence its request carried
     corpus = [row for rows in read_out(out).values() for row in rows if "skip_reason" in row and not row["skip_reason"]]
     expected = {hashlib.sha256(json.dumps([data["model"], data["prompt"]["sha256"], c["text"], 2, 0.0,
-                                           c["language"]], ensure_ascii=False).encode()).hexdigest() for c in corpus}
+                                           c["language"], "openers:" + prompts.opener_hint(
+                                               c["text"], 2, language.name(c["language"]))],
+                                          ensure_ascii=False).encode()).hexdigest() for c in corpus}
     with sqlite3.connect(out / ".synthqa" / "cache.sqlite") as db:
         assert {k for (k,) in db.execute("SELECT key FROM answers")} == expected
     assert plain["rerun_requests"] == 0 and "resuming: " in plain["rerun_stderr"]
