@@ -160,6 +160,8 @@ _INTERROGATIVES = frozenset(
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n|•")
 _WH_WORDS = frozenset({"what", "which", "who", "whom", "whose", "when", "where", "why", "how"})
+_QUESTION_MARK = re.compile(r"[?\uff1f\u061f\u037e]|;\s*$")  # also full-width, Arabic, Greek (";" at the end)
+_STATEMENT_BREAK = re.compile(r"[;.]\s+\S")  # a sentence or clause ends and another begins
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,9 @@ def _form_reason(q: str, words: list[str], form: str) -> str | None:
         # "In which year …" / "Under what conditions …": a preposition before the question word
         if not {w.casefold().strip(string.punctuation) for w in words[:3]} & _WH_WORDS:
             return "not_a_question"
+    if not _QUESTION_MARK.search(q) and _STATEMENT_BREAK.search(q):
+        # a question word put in front of the chunk's statements: "Which communities include …; … . This …"
+        return "not_a_question"
     return None
 
 

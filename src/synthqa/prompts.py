@@ -23,7 +23,7 @@ VARIABLES = ("chunk", "n_questions", "language", "openers")
 # every question with "What" and the next with "How" whatever the prompt says; a different pair per chunk
 # spreads them the way searchers' queries are spread. "What" stays one of them: it is a real opener.
 # Wh-words and yes/no openers alternate, so neighbours (one chunk's pair) are of different kinds.
-OPENERS = ("How", "Can", "Why", "Does", "When", "Which", "Is", "Who", "What")
+OPENERS = ("How", "Can", "Why", "Does", "Which", "Is", "What")
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 DEFAULT_NAME = "default.txt"
 SEPARATOR = "---"
