@@ -21,8 +21,9 @@ from .language import UNDETERMINED_NAME
 VARIABLES = ("chunk", "n_questions", "language", "openers")
 # The first words $openers rotates through. A small model asked with one prompt for every chunk starts nearly
 # every question with "What" and the next with "How" whatever the prompt says; a different pair per chunk
-# spreads them the way searchers' queries are spread. "What" stays one of them: it is a real opener.
-# Wh-words and yes/no openers alternate, so neighbours (one chunk's pair) are of different kinds.
+# spreads them the way searchers' queries are spread. "What" stays one of them: it is a real opener. Wh-words
+# and yes/no openers mostly alternate, so one chunk's pair is of two kinds. No "Who" or "When": forced on a
+# chunk without a person or a date, the 0.5B model wrote "Who is the sensitive domain data?" (docs/queries.md).
 OPENERS = ("How", "Can", "Why", "Does", "Which", "Is", "What")
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 DEFAULT_NAME = "default.txt"
@@ -126,7 +127,7 @@ def openers_for(chunk: str, n_questions: int) -> tuple[str, ...]:
 
 
 def opener_hint(chunk: str, n_questions: int, language: str | None = None) -> str:
-    """The sentence ``$openers`` becomes: 'Start the first question with "Why" and the second with "When".'
+    """The sentence ``$openers`` becomes: 'Start the first question with "Why" and the second with "Does".'
 
     The words are English; for a chunk in another language (``language`` by name) it asks only for different
     first words, as an English word would pull the questions out of their language."""
