@@ -64,6 +64,8 @@ def test_the_config_records_the_canonical_mix_and_refuses_what_makes_no_sense(tm
     with pytest.raises(ConfigError, match="--prompt replaces the prompt of the question style"):
         GenerateConfig(inputs=(tmp_path,), out=tmp_path / "o", query_styles="keyword:2", prompt_path=tmp_path / "p")
     GenerateConfig(inputs=(tmp_path,), out=tmp_path / "o", query_styles=MIX, prompt_path=tmp_path / "p")  # fine
+    with pytest.raises(ConfigError, match="not supported with batches"):
+        GenerateConfig(inputs=(tmp_path,), out=tmp_path / "o", query_styles=MIX, batch="api")
 
 
 def test_each_style_has_its_bundled_prompt_and_the_question_style_takes_a_users_prompt(tmp_path):
@@ -287,6 +289,7 @@ def test_retry_failed_asks_again_in_the_styles_of_the_run(docs, tmp_path):
     (("--query-styles", "question:1", "--questions-per-chunk", "3"), "drop --questions-per-chunk"),
     (("--query-styles", "keyword:1", "--prompt", "mine.txt"), "--prompt replaces the prompt of the question style"),
     (("--query-styles", "keywords:1"), "unknown style 'keywords'"),
+    (("--query-styles", MIX, "--batch"), "not supported with batches"),
 ])
 def test_refusals_are_one_line_before_any_request(docs, tmp_path, extra, says):
     with FakeOpenAI() as fake:
@@ -332,44 +335,3 @@ def test_a_dry_run_counts_requests_per_chunk_and_style_and_what_the_cache_answer
     assert fake.requests == 0 and same.returncode == 0 and other.returncode == 0
     assert f"to ask             0 requests, one per chunk and style ({2 * asked} already cached)" in same.stdout
     assert f"to ask             {asked} requests, one per chunk and style ({asked} already cached)" in other.stdout
-
-
-def test_the_per_document_cap_and_the_short_count_treat_every_style_alike(docs, tmp_path):
-    """Each (chunk, style) request gets one query of two asked: a chunk short in both styles is one short chunk,
-    and the cap takes each chunk's first keyword in the same round as its first question."""
-    with FakeOpenAI(questions_per_chunk=1) as fake:
-        proc = generate(docs, tmp_path / "out", fake, "--query-styles", "question:2,keyword:2",
-                        "--max-questions-per-document", "3")
-    assert proc.returncode == 0, proc.stderr
-    data = manifest(tmp_path / "out")
-    asked = data["counts"]["chunks_asked"]
-    assert all(d["chunks_asked"] >= 3 for d in data["documents"])  # so each document is capped to 3 of 2 × chunks
-    assert data["counts"]["short_chunks"] == asked
-    kept = Counter(q["style"] for key, rows in read_out(tmp_path / "out").items() if key.startswith("queries/")
-                   for q in rows)
-    assert sum(kept.values()) == 3 * len(data["documents"])
-    assert kept["question"] and kept["keyword"], kept
-
-
-def test_a_model_that_refuses_max_tokens_gets_its_keyword_requests_without_the_ceiling(docs, tmp_path):
-    """OpenAI's reasoning models answer 400 to max_tokens; the keyword style's ceiling must not cost the run."""
-    with FakeOpenAI(reject_max_tokens=True) as fake:
-        proc = generate(docs, tmp_path / "out", fake, "--query-styles", MIX, "--concurrency", "1")
-        log = list(fake.log)
-    assert proc.returncode == 0, proc.stderr
-    data = manifest(tmp_path / "out")
-    by_style = {c["style"]: c for c in data["styles"]}
-    assert by_style["keyword"]["kept"] == by_style["keyword"]["chunks_answered"] == data["counts"]["chunks_asked"]
-    capped = [entry for entry in log if entry["max_tokens"] is not None]
-    assert len(capped) == 1 and capped[0]["style"] == "keyword"  # refused once, then asked without it
-
-
-def test_the_asking_line_counts_requests_of_a_styled_run_and_chunks_of_a_plain_one(runs, docs):
-    """The stage lines (shown with progress on) say what was asked: a styled run asks requests, not chunks."""
-    with FakeOpenAI() as fake:
-        for name, extra, says in (("styled", ("--query-styles", MIX), "requests (a chunk in a style) asked"),
-                                  ("plain", (), "chunks asked")):
-            proc = run_cli("generate", docs, "-o", runs[name]["out"], "--base-url", fake.base_url,
-                           "--no-embed-roundtrip", *extra)
-            assert proc.returncode == 0, proc.stderr
-            assert f"asking: 0 {says}, {len(runs[name]['log'])} answered from the cache" in proc.stderr
