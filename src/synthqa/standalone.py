@@ -110,7 +110,7 @@ def implicit_reference(question: str) -> str | None:
     """The words by which ``question`` leans on something it never names, or None when it stands alone.
 
     "this principle", "these approaches", "such data", "the system", "the training", "the examples
-    provided", "How does it relate …". A demonstrative whose noun the question has already named ("What is
+    provided", "the old decision", "How does it relate …". A demonstrative whose noun the question has already named ("What is
     a pretrial risk assessment and who must publish this assessment?") and "this year" are not references,
     unless the noun is abstract ("the dynamic of this dynamic"). "What does this policy's section 3 require?"
     is one: a searcher names the policy ("the travel policy's section 3" passes)."""
