@@ -20,7 +20,8 @@ from collections import Counter
 from pathlib import Path
 
 from synthqa.chunks import split_pages
-from synthqa.filters import QUESTION_DROP_REASONS, chunk_skip_reason, filter_questions, implicit_reference
+from synthqa.filters import QUESTION_DROP_REASONS, chunk_skip_reason, filter_questions
+from synthqa.standalone import implicit_reference
 from synthqa.grounding import question_grounding
 from synthqa.pdfs import load_pages
 

@@ -17,7 +17,7 @@ def test_key_changes_with_everything_that_changes_the_answer():
     base = key()
     assert base == key()
     for change in (dict(model="m2"), dict(prompt_sha256="q"), dict(chunk_text="other"), dict(n_questions=3),
-                   dict(temperature=0.5), dict(answers=True)):
+                   dict(temperature=0.5), dict(answers=True), dict(openers="Start with \"Why\".")):
         assert key(**change) != base
 
 

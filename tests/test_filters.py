@@ -11,9 +11,9 @@ from synthqa.filters import (
     dedupe_questions,
     duplicate_reason,
     filter_questions,
-    implicit_reference,
     question_drop_reason,
 )
+from synthqa.standalone import implicit_reference
 
 PROSE = (
     "Automated systems should be developed with consultation from diverse communities, stakeholders, and\n"
@@ -156,12 +156,31 @@ def test_good_questions_are_kept(question: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "question",
+    [
+        "Which automated systems should undergo pre-deployment testing.",  # no "?", one sentence: a question
+        # other scripts' question marks: Greek ";" at the end, full-width, Arabic
+        "Which automated systems should undergo testing; which need ongoing monitoring;",
+        "Which automated systems should undergo testing. And which need ongoing monitoring？",
+        "Which automated systems should undergo testing. And which need ongoing monitoring؟",
+    ],
+)
+def test_a_question_without_an_ascii_question_mark_is_still_a_question(question: str) -> None:
+    assert question_drop_reason(question, PROSE) is None
+
+
+@pytest.mark.parametrize(
     ("question", "reason"),
     [
         ("", "empty"),
         ("   \n ", "empty"),
         ("Automated systems must be tested before deployment.", "not_a_question"),
         ("List the five principles of the Blueprint", "not_a_question"),
+        # a question word put in front of statements (an opener hint followed badly): no question mark, and
+        # a sentence or clause ends inside it
+        ("Which systems must be tested; testing covers pre-deployment and monitoring. This includes audits.",
+         "not_a_question"),
+        ("Does the testing, monitoring, or consultation; Human oversight roles", "not_a_question"),
         ("Why test?", "too_short"),
         ("What " + "very " * 60 + "long question is this?", "too_long"),
         ("What is the meaning of " + "x" * 400 + "?", "too_long"),

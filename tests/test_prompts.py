@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import sqlite3
 from pathlib import Path
 
 import pytest
+from e2e import generate, make_policy_folder, read_out
+from fakeserver import FakeOpenAI
 
-from synthqa import prompts
+from synthqa import language, prompts
+from synthqa.cache import answer_key
 from synthqa.errors import PromptError
 from synthqa.prompts import load_template, render
 
@@ -96,3 +101,60 @@ def test_language_is_optional_and_a_template_without_it_loads_as_before(tmp_path
     assert named.uses_language
     assert render(named, chunk="c", n_questions=2, language="German")[1].startswith("Ask 2 in German:")
     assert render(named, chunk="c", n_questions=2)[1].startswith("Ask 2 in the language of the chunk:")
+
+
+OPENERS_TEMPLATE = ("Questions only.\n---\nWrite $n_questions questions in $language about this chunk.\n"
+                    "<chunk>\n$chunk\n</chunk>\n$openers Answer in JSON.\n")
+
+
+def test_openers_differ_per_chunk_and_are_the_same_for_the_same_chunk(tmp_path):
+    template = load_template(write(tmp_path, OPENERS_TEMPLATE))
+    assert template.uses_openers and not load_template().uses_openers  # the default prompt does not use it
+    chunks = [f"Section {i}: pretrial risk assessments must be validated and published." for i in range(60)]
+    hints = [render(template, chunk=c, n_questions=2, language="English")[1] for c in chunks]
+    assert hints == [render(template, chunk=c, n_questions=2, language="English")[1] for c in chunks]
+    firsts = [prompts.openers_for(c, 2)[0] for c in chunks]
+    assert set(firsts) == set(prompts.OPENERS)  # the rotation reaches every opener over a collection
+    first, second = prompts.openers_for(chunks[0], 2)
+    assert first != second
+    assert f'Start the first question with "{first}" and the second with "{second}". Answer' in hints[0]
+    assert "$" not in hints[0]
+
+
+def test_a_prompt_with_openers_keys_each_request_by_its_sentence_and_a_rerun_asks_nothing(tmp_path):
+    docs, out = make_policy_folder(tmp_path / "docs", docs=1, pages=3), tmp_path / "out"
+    prompt = write(tmp_path, OPENERS_TEMPLATE)
+    with FakeOpenAI() as fake:
+        assert generate(docs, out, fake, "--prompt", prompt).returncode == 0
+        asked = fake.stats()["requests"]
+        again = generate(docs, out, fake, "--prompt", prompt)
+        assert again.returncode == 0 and fake.stats()["requests"] == asked  # same requests: all from the cache
+    data = json.loads((out / "synthqa.json").read_text())
+    corpus = [row for rows in read_out(out).values() for row in rows if "skip_reason" in row and not row["skip_reason"]]
+    expected = {answer_key(model=data["model"], prompt_sha256=data["prompt"]["sha256"], chunk_text=c["text"],
+                           n_questions=2, temperature=0.0, language=c["language"],
+                           openers=prompts.opener_hint(c["text"], 2, language.name(c["language"])))
+                for c in corpus}
+    with sqlite3.connect(out / ".synthqa" / "cache.sqlite") as db:
+        assert {k for (k,) in db.execute("SELECT key FROM answers")} == expected and len(expected) == asked
+
+
+def test_opener_hint_names_one_word_per_question():
+    assert prompts.opener_hint("c", 1).startswith('Start the question with "')
+    three = prompts.opener_hint("c", 3)
+    assert three.count('"') == 6 and ", the second with" in three and " and the third with " in three
+    assert len(set(prompts.openers_for("c", len(prompts.OPENERS)))) == len(prompts.OPENERS)
+
+
+def test_openers_stay_out_of_a_chunk_in_another_language_and_templates_without_them(tmp_path):
+    template = load_template(write(tmp_path, OPENERS_TEMPLATE))
+    french = render(template, chunk="Les évaluations des risques.", n_questions=2, language="French")[1]
+    assert "Start each question with a different word." in french and '"How"' not in french
+    # a template that does not name $language asks in its own words: English openers whatever the chunk
+    fixed = load_template(write(tmp_path, "Ask $n_questions.\n<chunk>\n$chunk\n</chunk>\n$openers\n", "f.txt"))
+    assert fixed.uses_openers and not fixed.uses_language
+    assert 'Start the first question with "' in render(fixed, chunk="c", n_questions=2, language="French")[1]
+    old = load_template(write(tmp_path, "Ask $n_questions about:\n<chunk>\n$chunk\n</chunk>\n", "o.txt"))
+    assert not old.uses_openers and prompts.request_openers(old, "c", 2, "English") == ""
+    with pytest.raises(PromptError, match=r"\$language and \$openers exist"):
+        load_template(write(tmp_path, "---\n$n_questions $opener $chunk\n", "typo.txt"))

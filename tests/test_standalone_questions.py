@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from synthqa.chunks import split_pages
-from synthqa.filters import chunk_skip_reason, filter_questions, implicit_reference, question_drop_reason
+from synthqa.filters import chunk_skip_reason, filter_questions, question_drop_reason
+from synthqa.standalone import implicit_reference
 from synthqa.grounding import question_grounded, question_grounding
 from synthqa.pdfs import load_pages
 
@@ -47,6 +48,13 @@ SAFE = (
         ("What are the main topics discussed in this panel discussion?", "this panel"),
         # Borderline, decided: a searcher names the policy; "the travel policy's section 3" passes.
         ("What does this policy's section 3 require of employees?", "this policy"),
+        # an adjective pointing back at what the chunk named before it (the sample's "the old decision")
+        ("What are the main points of the old decision?", "the old decision"),
+        ("How do safeguards help ensure future decisions do not result in the same errors?", "the same errors"),
+        ("Why was the previous version withdrawn?", "the previous version"),
+        ("Which of the latter approaches costs less?", "the latter approaches"),
+        ("What are the following steps an agency must take?", "the following steps"),
+        ("Who reviews the original decision?", "the original decision"),
     ],
 )
 def test_implicit_references_are_found(question: str, pointer: str | None) -> None:
@@ -69,6 +77,12 @@ def test_implicit_references_are_found(question: str, pointer: str | None) -> No
         "What is the algorithm designed to identify high-need patients accused of?",
         "What are the services provided by Medicare to people over 65?",
         "Which pretrial risk assessment tools are used in courts?",
+        # qualified, or named earlier: they say which one
+        "Do contractors get the same protections as employees under the Blueprint for an AI Bill of Rights?",
+        "How can the original source of a synthetic image be traced with content provenance?",
+        "Does a reassessed decision replace the old decision made by the automated system?",
+        "What replaced the former Office of Science and Technology Policy guidance on AI?",
+        "What did the 2023 executive order keep from the previous executive order on AI?",
     ],
 )
 def test_questions_that_name_what_they_ask_about_pass(question: str) -> None:

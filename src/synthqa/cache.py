@@ -46,11 +46,14 @@ def cache_path(out: Path) -> Path:
 
 
 def answer_key(*, model: str, prompt_sha256: str, chunk_text: str, n_questions: int, temperature: float,
-               language: str | None = None, answers: bool = False, style: str | None = None) -> str:
+               language: str | None = None, answers: bool = False, style: str | None = None,
+               openers: str | None = None) -> str:
     """Content key of an answer: anything that changes what the LLM would write changes the key.
 
     ``language`` is the chunk's language as the prompt names it (None when the prompt does not); ``style`` the
-    query style (None or "question": the key of a run before styles existed, whose requests are the same)."""
+    query style (None or "question": the key of a run before styles existed, whose requests are the same);
+    ``openers`` the opener hint a ``$openers`` template put into the request (None when it has none): it comes
+    from code, not from the template file, so the template's hash alone would not cover it."""
     fields = [model, prompt_sha256, chunk_text, n_questions, float(temperature)]
     if language is not None:
         fields.append(language)
@@ -58,6 +61,8 @@ def answer_key(*, model: str, prompt_sha256: str, chunk_text: str, n_questions: 
         fields.append("answers")
     if style not in (None, "question"):  # besides its own prompt's hash: answers of two styles never mix
         fields.append(f"style:{style}")
+    if openers is not None:
+        fields.append(f"openers:{openers}")
     payload = json.dumps(fields, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 

@@ -263,6 +263,7 @@ def cache_key(config: GenerateConfig, template: prompts.PromptTemplate, endpoint
         language=chunk.language if template.uses_language else None,
         answers=config.answers,
         style=style,
+        openers=prompts.request_openers(template, chunk.text, n, language.name(chunk.language)) or None,
     )
 
 
