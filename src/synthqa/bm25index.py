@@ -177,7 +177,7 @@ class DiskBM25:
             for block in bm25blocks.blocks(light, plans):
                 done.update(postings.block_ranks(block, plans, own, scores, ratio, stop))
             for i, p in enumerate(plans):
-                yield done.pop(i) if i in done else postings.own_rank(p.ids, int(own[i]), ratio, stop)
+                yield done.pop(i) if i in done else postings.own_rank(p, int(own[i]), float(scores[i]), ratio, stop)
         finally:
             postings.close()
 
@@ -204,16 +204,6 @@ class _Postings:
 
     def close(self) -> None:
         del self.docs, self.weights, self.forward_terms, self.forward_weights
-
-    def own_score(self, ids: list[int], own: int) -> float:
-        """BM25 score of chunk ``own``, read from its forward row (one slice, not a search per word's postings),
-        summed in float32 in the question's word order, as bm25s sums."""
-        lo, hi = int(self.index.entry_start[own]), int(self.index.entry_start[own + 1])
-        weight = dict(zip(self.forward_terms[lo:hi].tolist(), self.forward_weights[lo:hi].tolist()))
-        total = np.float32(0)
-        for term in ids:
-            total = np.float32(total + np.float32(weight.get(term, 0.0)))
-        return float(total)
 
     def weights_of(self, term: int, docs: np.ndarray) -> np.ndarray:
         """Weight of ``term`` in each of ``docs`` (ascending), 0 where it does not occur."""
@@ -249,18 +239,21 @@ class _Postings:
             out[i] = OwnRank(rank, float(s[k]), docs.astype(np.int64), scores)
         return out
 
-    def own_rank(self, ids: list[int], own: int, ratio: float, stop: tuple[int, int] | None) -> OwnRank:
-        rank, score, docs, scores = self._own_rank(ids, own, ratio, stop)
+    def own_rank(self, plan: bm25blocks.Plan, own: int, own_score: float, ratio: float,
+                 stop: tuple[int, int] | None) -> OwnRank:
+        """One question's rank, scored chunk range by chunk range; ``own_score`` and ``plan.threshold`` as
+        ``own_ranks`` computed them for every question at once."""
+        rank, score, docs, scores = self._own_rank(plan, own, own_score, ratio, stop)
         if stop and rank > stop[0]:
             rank = stop[0] + 1
         return OwnRank(rank, score, docs, scores)
 
-    def _own_rank(self, ids: list[int], own: int, ratio: float, stop: tuple[int, int] | None):
+    def _own_rank(self, plan: bm25blocks.Plan, own: int, own_score: float, ratio: float,
+                  stop: tuple[int, int] | None):
         none = (np.zeros(0, dtype=np.int64), np.zeros(0, np.float32))
-        if not ids:  # every chunk scores 0: ties go to the lower index
+        if not plan.ids:  # every chunk scores 0: ties go to the lower index
             return own + 1, 0.0, *none
-        own_score = self.own_score(ids, own)
-        query = _Query(self.index, ids, _threshold(ratio, own_score))
+        query = _Query(self.index, plan.ids, plan.threshold)
         better = before = 0  # chunks ranking above the own one; (own score 0) scoring chunks before it
         found: list[np.ndarray] = []
         found_scores: list[np.ndarray] = []
