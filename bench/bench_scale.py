@@ -181,7 +181,7 @@ def run_post_ask(folder: Path) -> None:
     with RunStore(workdir / WORK_FILENAME, fresh=False) as store:
         store.attach_cache(cache_path(folder))
         plans = styles.load_plans(config.style_mix, config.prompt_path)
-        assemble_and_write(config, styles.main_template(plans), inputs, store, endpoint, progress, workdir, plans)
+        assemble_and_write(config, inputs, store, endpoint, progress, workdir, plans)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"timings": progress.seconds, "maxrss": usage.ru_maxrss * 1024, "rss_start": rss_start,
                       "cpu": usage.ru_utime + usage.ru_stime}))

@@ -109,7 +109,7 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
                 add_failures(state, store)
             cache.close()
             store.attach_cache(cache_path(config.out))
-            manifest = assemble_and_write(config, template, inputs, store, endpoint, shown, workdir, plans, log)
+            manifest = assemble_and_write(config, inputs, store, endpoint, shown, workdir, plans, log)
             if state is not None:
                 state.clear_cycle()
     shutil.rmtree(workdir, ignore_errors=True)

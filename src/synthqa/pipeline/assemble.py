@@ -31,7 +31,7 @@ RANKS_FILE = "ranks.bin"
 LANGUAGE_BLOCK = 1024  # answered chunks whose questions' language is checked at once
 
 
-def assemble_and_write(config: GenerateConfig, template, inputs: Inputs, store: RunStore, endpoint,
+def assemble_and_write(config: GenerateConfig, inputs: Inputs, store: RunStore, endpoint,
                        progress: Progress, workdir: Path, plans: tuple[styles.StylePlan, ...],
                        log: Log = print) -> Manifest:
     """Turn answers into filtered, scored, split rows and write the dataset folder; returns the manifest.
