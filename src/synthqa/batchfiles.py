@@ -10,7 +10,7 @@ the chunk's cache key. A result line (OpenAI's output and error files, vLLM's ``
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .prompts import PromptTemplate
@@ -61,16 +61,25 @@ def pack(lines: Iterable[tuple[str, str]], max_lines: int = MAX_LINES,
         yield group
 
 
-def read_result(line: str, n: int | Callable[[str], int], answers: bool = False) -> Result:
-    """The ``Result`` of one line of an output or error file; ``ValueError`` when it is not a result line.
-    ``n``: the queries its request asked for, or a function of the line's key giving them (query styles ask
-    each their own number)."""
+def read_result(line: str, n: int, answers: bool = False) -> Result:
+    """The ``Result`` of one line of an output or error file, its request having asked for ``n`` queries;
+    ``ValueError`` when it is not a result line."""
+    return judge_result(parse_result(line), n, answers)
+
+
+def parse_result(line: str) -> dict:
+    """One line of an output or error file as its record (``custom_id`` names the request); ``ValueError`` when
+    it is not a result line. Apart from ``judge_result`` so the caller can look the request up first (query
+    styles ask each their own number of queries)."""
     record = json.loads(line)
     if not isinstance(record, dict) or not isinstance(record.get("custom_id"), str):
         raise ValueError("not a batch result line (no custom_id)")
+    return record
+
+
+def judge_result(record: dict, n: int, answers: bool = False) -> Result:
+    """The ``Result`` of a parsed result line whose request asked for ``n`` queries."""
     key, response, error = record["custom_id"], record.get("response") or {}, record.get("error")
-    if callable(n):
-        n = n(key)
     status, body = response.get("status_code"), response.get("body")
     if status == 200 and isinstance(body, dict) and body.get("choices"):
         choice = body["choices"][0] or {}

@@ -22,7 +22,7 @@ from ..cache import CACHE_DIRNAME
 from ..config import GenerateConfig
 from ..errors import ConfigError, InputError
 from ..questions import answered, give_up
-from ..records import Answer
+from ..records import Answer, Chunk
 
 EXPORT_DIRNAME = "batch"  # OUT/batch/: requests files for vllm run-batch (never uploaded)
 SECRETS = ("pdf_password",)
@@ -166,23 +166,23 @@ class BatchStep:
             if not line.strip():
                 continue
             try:
-                result = batchfiles.read_result(line, self._n, self.config.answers)
+                record = batchfiles.parse_result(line)
             except ValueError:
                 bad += 1
                 if bad == 1:
                     self.step.log(f"{source} line {number} is not a batch result line: skipped")
                 continue
-            self._commit(result, batch_id)
+            # its chunk and style: the count the reply is judged by (None: a chunk that has left the inputs)
+            request = self.step.store.request_by_key(record["custom_id"])
+            n = self.plans[request[1]].n if request else self.config.questions_per_chunk
+            self._commit(batchfiles.judge_result(record, n, self.config.answers), batch_id, request, n)
         if bad > 1:
             self.step.log(f"{source}: {bad} lines in all were not batch result lines, skipped")
 
-    def _n(self, key: str) -> int:
-        """The queries the request ``key`` asked for (its style's count)."""
-        request = self.step.store.request_by_key(key)
-        return self.plans[request[1]].n if request else self.config.questions_per_chunk
-
-    def _commit(self, result: batchfiles.Result, batch_id: str | None) -> None:
-        """One result: answer to the cache, failure to the state, or the request into a follow-up batch."""
+    def _commit(self, result: batchfiles.Result, batch_id: str | None, request: tuple[Chunk, str] | None,
+                n: int) -> None:
+        """One result (of ``request``, its chunk and style, asking for ``n`` queries): answer to the cache, failure
+        to the state, or the request into a follow-up batch."""
         waiting = self.state.waiting(result.key)
         if waiting is None or waiting.batch is None or (batch_id and waiting.batch != batch_id):
             # a results file imported before (`results-*.jsonl` names it again) is no stranger: skipped quietly
@@ -192,9 +192,8 @@ class BatchStep:
         self.step.usage_this_run += result.usage
         # A chunk whose text has left the inputs since it was sent: its answer is still cached (by content), and
         # it is not asked again.
-        chunk, style = self.step.store.request_by_key(result.key) or (None, None)
+        chunk = request[0] if request else None
         chunk_id = chunk.id if chunk else ""
-        n = self.plans[style].n if style else self.config.questions_per_chunk
         usage, verdict = waiting.usage + result.usage, result.verdict
         if verdict is None:
             self.state.settle(result.key, result.error, waiting.attempt, usage)
