@@ -33,8 +33,7 @@ import querystats  # noqa: E402
 
 from synthqa import language, prompts  # noqa: E402
 from synthqa.filters import question_drop_reason  # noqa: E402
-from synthqa.local import DEFAULT_PRESET, PRESETS, resolve_model  # noqa: E402
-from synthqa.local import LocalServer  # noqa: E402
+from synthqa.local import DEFAULT_PRESET, PRESETS, LocalServer, resolve_model  # noqa: E402
 from synthqa.questions import build_messages, parse_questions, response_format  # noqa: E402
 
 N_QUESTIONS = 2
