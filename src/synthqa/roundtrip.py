@@ -311,7 +311,7 @@ class Scorer:
         tasks, again = itertools.tee(tasks)  # the pool reads a few blocks ahead; ``again`` keeps them till used
         ranked = self._ranked(tasks)
         try:
-            for task, hits in zip(again, ranked):
+            for hits, task in zip(ranked, again):  # ranked first: it ends (its workers stop) before zip does
                 yield from self._block_rows(task, hits)
                 self.progress("score", len(task.questions))
         finally:

@@ -134,7 +134,7 @@ def _judged(answered, checked_styles: frozenset[str] | set[str], workers: int):
     judged = pool.ordered_map(filters.drop_reasons, tasks, workers, pool.worker_died("filtering questions"),
                               preload=[filters.__name__])
     with contextlib.closing(judged):  # stops the workers at once on any way out
-        for block, reasons in zip(again, judged):
+        for reasons, block in zip(judged, again):  # judged first: it ends (its workers stop) before zip does
             for (seq, chunk, style, answer), why in zip(block, reasons):
                 yield seq, chunk, style, answer, why
 
