@@ -1,5 +1,5 @@
 """Worker processes for the stages that use the machine's cores (``--workers``): reading the inputs, and
-ranking questions in the round trip.
+after asking judging the questions (filters) and ranking them (round trip).
 
 ``ordered_map`` is ``map`` over a process pool with results in input order, so what a stage decides never
 depends on the number of workers. A window of ``WINDOW_PER_WORKER`` tasks per worker bounds what waits in
