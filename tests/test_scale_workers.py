@@ -1,6 +1,5 @@
 """The stages after asking over worker processes (``--workers``): the same question filters' decisions and the
-same round-trip ranks and extra chunks for any number of workers, a worker that dies is one clear error, and
-Ctrl-C stops the workers at once."""
+same round-trip ranks and extra chunks for any number of workers, and a worker that dies is one clear error."""
 
 from __future__ import annotations
 
@@ -8,9 +7,6 @@ import contextlib
 import os
 import random
 import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import psutil
@@ -136,47 +132,3 @@ def test_a_ranking_process_that_dies_is_one_error_not_a_hang(corpus, tmp_path, m
                                           r"in this process\)$"):
         list(rows)
     assert not [p for p in _worker_pids() if psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-
-
-SCRIPT = textwrap.dedent("""
-    import contextlib, signal, sys, threading
-    from pathlib import Path
-    import psutil
-    from synthqa import roundtrip
-    from test_scale_workers import _corpus, _questions, _scorer, _worker_pids
-
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever the parent left, as the CLI installs it
-    roundtrip.QUESTION_BLOCK = 8
-    corpus = _corpus()
-    try:
-        with contextlib.closing(_scorer(corpus, Path(sys.argv[1]), 2).score(_questions(corpus))) as rows:
-            for row in rows:  # as the pipeline reads them; Ctrl-C arrives after the first
-                workers = _worker_pids()
-                print(*workers, flush=True)
-                threading.Event().wait()
-    except KeyboardInterrupt:
-        alive = [p for p in workers if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-        print("alive", *alive, flush=True)
-        sys.exit(130)
-""")
-
-
-@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "from-a-background-job"])
-def test_ctrl_c_stops_the_ranking_processes_at_once(tmp_path, sigint_ignored):
-    tests = Path(__file__).parent
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")]))
-    preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
-    # stderr to a file and no wait for the end of stdout: the fork server, a child of the script, holds them too
-    with open(tmp_path / "stderr", "w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path)], stdout=subprocess.PIPE,
-                                stderr=stderr, text=True, env=env, preexec_fn=preexec)
-    with contextlib.ExitStack() as stack:
-        stack.callback(proc.kill)
-        stack.callback(proc.stdout.close)
-        workers = [int(p) for p in proc.stdout.readline().split()]
-        assert len(workers) == 2, (tmp_path / "stderr").read_text()
-        proc.send_signal(signal.SIGINT)
-        status = proc.wait(timeout=300)  # a guard against a hang, not a measure
-        said = proc.stdout.readline().split()
-    assert status == 130, (tmp_path / "stderr").read_text()
-    assert said == ["alive"], said  # every worker stopped before the run ended
