@@ -50,6 +50,7 @@ from synthqa.cache import Cache, cache_path  # noqa: E402
 from synthqa.config import GenerateConfig  # noqa: E402
 from synthqa.pdfs import DocumentReport  # noqa: E402
 from synthqa.pipeline import Endpoint, cache_key  # noqa: E402
+from synthqa.pool import default_workers  # noqa: E402
 from synthqa.records import Page  # noqa: E402
 from synthqa.text import Cleaning  # noqa: E402
 from synthqa.store import WORK_FILENAME, RunStore  # noqa: E402
@@ -84,14 +85,15 @@ class RssSampler:
         self._thread.join()
 
 
-def end_to_end(n_chunks: int, embed: bool, work: Path) -> dict:
+def end_to_end(n_chunks: int, embed: bool, work: Path, workers: int | None = None) -> dict:
     """`synthqa generate` over a synthetic corpus against the fake server; timings, counts, peak RSS."""
     corpus, out = work / f"corpus-{n_chunks}", work / f"out-{n_chunks}"
     if not corpus.exists():
         write_text_corpus(corpus, n_chunks)
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "synthqa", "generate", str(corpus), "-o", str(out), "--concurrency",
-           str(CONCURRENCY), "--no-progress", *([] if embed else ["--no-embed-roundtrip"])]
+           str(CONCURRENCY), "--no-progress", *([] if embed else ["--no-embed-roundtrip"]),
+           *(["--workers", str(workers)] if workers else [])]
     with FakeOpenAI() as fake:
         env = dict(os.environ, OPENAI_API_KEY="sk-bench")
         started = time.perf_counter()
@@ -107,7 +109,7 @@ def end_to_end(n_chunks: int, embed: bool, work: Path) -> dict:
     return {"name": f"{n_chunks // 1000}k end to end", "out": out, "corpus": corpus, "manifest": manifest,
             "timings": manifest["timings"], "chunks": manifest["counts"]["chunks_asked"], "wall": wall,
             "rss": sampler.peak, "rss_tree": sampler.peak_tree, "embed": embed,
-            "load": os.getloadavg()[0]}
+            "load": os.getloadavg()[0], "workers": workers or default_workers()}
 
 
 # ------------------------------------------------------------------------- stages after asking, directly
@@ -144,10 +146,11 @@ def prepare_answers(n_chunks: int, folder: Path) -> None:
     (folder / "inputs.json").write_text(json.dumps({**counts, "documents": counts["pages"] // 40}))
 
 
-def post_ask(folder: Path) -> dict:
+def post_ask(folder: Path, workers: int | None = None) -> dict:
     """The stages after asking over a prepared folder, in a fresh process: timings and its peak RSS."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--post-ask", str(folder)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, __file__, "--post-ask", str(folder),
+                             *(["--workers", str(workers)] if workers else [])], stdout=subprocess.PIPE, text=True)
     sampler = RssSampler(proc.pid)
     stdout, _ = proc.communicate()
     sampler.stop()
@@ -158,10 +161,10 @@ def post_ask(folder: Path) -> dict:
     return {"name": f"{chunks_asked // 1000}k after asking", "timings": result["timings"], "chunks": chunks_asked,
             "wall": time.perf_counter() - started, "rss": max(sampler.peak, result["maxrss"]),
             "rss_tree": max(sampler.peak_tree, result["maxrss"]), "rss_start": result["rss_start"], "embed": False,
-            "load": os.getloadavg()[0], "cpu": result["cpu"]}
+            "load": os.getloadavg()[0], "cpu": result["cpu"], "workers": result["workers"]}
 
 
-def run_post_ask(folder: Path) -> None:
+def run_post_ask(folder: Path, workers: int | None = None) -> None:
     """(In the fresh process.) Open the prepared store and cache, run ``assemble_and_write``."""
     from synthqa.pipeline.assemble import assemble_and_write
     from synthqa.pipeline.inputs import Inputs
@@ -174,7 +177,7 @@ def run_post_ask(folder: Path) -> None:
                     pages_per_doc=Counter(dict.fromkeys(sources, 40)),
                     documents={s: DocumentReport(s, Cleaning()) for s in sources})
     config = GenerateConfig(inputs=(folder,), out=folder, base_url="http://127.0.0.1:9/v1", model=MODEL,
-                            embed_roundtrip=False)
+                            embed_roundtrip=False, workers=workers)
     endpoint = Endpoint(False, MODEL, config.base_url, "json_schema", CONCURRENCY)
     progress = Progress(False, print)
     workdir = folder / ".synthqa" / "work"
@@ -184,7 +187,7 @@ def run_post_ask(folder: Path) -> None:
         assemble_and_write(config, inputs, store, endpoint, progress, workdir, plans)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"timings": progress.seconds, "maxrss": usage.ru_maxrss * 1024, "rss_start": rss_start,
-                      "cpu": usage.ru_utime + usage.ru_stime}))
+                      "cpu": usage.ru_utime + usage.ru_stime, "workers": config.workers or default_workers()}))
 
 
 # ------------------------------------------------------------------------- decisions compared
@@ -257,7 +260,7 @@ def compare_bm25(run: dict) -> str:
 # ------------------------------------------------------------------------- report
 def table(rows: list[dict]) -> str:
     head = (f"{'point':<20} {'chunks':>9} {'count':>6} {'read':>7} {'ask':>7} {'filter':>7} {'near-dup':>8} "
-            f"{'round trip':>10} {'split':>6} {'write':>7} {'after ask':>9} {'peak RSS':>9} {'+workers':>9} {'load':>5} {'CPU s':>6}")
+            f"{'round trip':>10} {'split':>6} {'write':>7} {'after ask':>9} {'peak RSS':>9} {'+workers':>9} {'load':>5} {'CPU s':>6} {'workers':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         t = r["timings"]
@@ -267,7 +270,8 @@ def table(rows: list[dict]) -> str:
         lines.append(f"{r['name'] + (' +emb' if r['embed'] else ''):<20} {r['chunks']:>9,} {cell('count'):>6} "
                      f"{cell('read'):>7} {cell('ask'):>7} {cell('filter'):>7} {cell('near_duplicates'):>8} "
                      f"{cell('roundtrip'):>10} {cell('split'):>6} {cell('write'):>7} {after:>9.1f} "
-                     f"{r['rss'] / 2**20:>7,.0f}MB {r['rss_tree'] / 2**20:>7,.0f}MB {r['load']:>5.1f} {cpu:>6}")
+                     f"{r['rss'] / 2**20:>7,.0f}MB {r['rss_tree'] / 2**20:>7,.0f}MB {r['load']:>5.1f} {cpu:>6} "
+                     f"{r['workers']:>7}")
     return "\n".join(lines)
 
 
@@ -300,10 +304,11 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep each after-asking point's folder (its dataset, to "
                         "compare two versions' data files) and reuse a folder prepared earlier instead of preparing "
                         "its answers again")
+    parser.add_argument("--workers", type=int, help="synthqa's --workers (default: the cores)")
     parser.add_argument("--post-ask", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.post_ask:
-        return run_post_ask(args.post_ask)
+        return run_post_ask(args.post_ask, args.workers)
     points = args.points.split(",")
     work = args.dir or Path(tempfile.mkdtemp(prefix="synthqa-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -314,7 +319,7 @@ def main() -> None:
         dedupe_lines += corpora_dedupe(work, args.reference)
     for point, n in (("10k", 10_000), ("100k", 100_000)):
         if point in points:
-            rows.append(end_to_end(n, embed=point == "10k", work=work))
+            rows.append(end_to_end(n, embed=point == "10k", work=work, workers=args.workers))
             print(table(rows[-1:]), flush=True)
             if point == "10k":
                 texts, _ = survivors(rows[-1]["corpus"], rows[-1]["out"], rows[-1]["manifest"]["model"])
@@ -326,14 +331,14 @@ def main() -> None:
         folder = work / f"post-{n}"
         if not (args.keep and (folder / "inputs.json").exists() and not (folder / "synthqa.json").exists()):
             prepare_answers(n, folder)
-        rows.append(post_ask(folder))
+        rows.append(post_ask(folder, args.workers))
         print(table(rows[-1:]), flush=True)
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print("\nseconds per stage (count and read overlap ask; 'after ask' = filter … write; load = the 1-minute load "
           "average as the point ended; CPU s = the after-asking process's CPU seconds, steadier than wall time "
-          "on a shared machine)\n" + table(rows))
+          "on a shared machine, its worker processes' not counted)\n" + table(rows))
     if dedupe_lines:
         print(f"\n{'near duplicates':<34} {'questions':>8} {'all pairs':>10} {'blocking':>10}")
         print("\n".join(dedupe_lines))

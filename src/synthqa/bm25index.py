@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import math
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -94,7 +95,26 @@ class DiskBM25:
         self.indptr = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
         idf = np.array([math.log(1 + (self.n_docs - d + 0.5) / (d + 0.5)) for d in df.tolist()], dtype=np.float32)
         self._write_postings(np.asarray(doc_lens, dtype=np.int64), np.asarray(counts, dtype=np.int64), idf)
+        self._save_header()
         return self
+
+    def _save_header(self) -> None:
+        """What ``open`` needs besides the big files: the words in id order and the small arrays."""
+        self._path("vocab").write_text(json.dumps(list(self.vocab)), encoding="utf-8")
+        np.savez(self.folder / "header.npz", indptr=self.indptr, max_weight=self.max_weight,
+                 entry_start=self.entry_start)
+
+    @classmethod
+    def open(cls, folder: Path) -> DiskBM25:
+        """The index ``build`` left in ``folder`` (a worker process maps the same files as the parent)."""
+        index = cls(folder)
+        words = json.loads(index._path("vocab").read_text(encoding="utf-8"))
+        index.vocab = {w: i for i, w in enumerate(words)}
+        with np.load(index.folder / "header.npz") as header:
+            index.indptr, index.max_weight = header["indptr"], header["max_weight"]
+            index.entry_start = header["entry_start"]
+        index.n_docs = len(index.entry_start) - 1
+        return index
 
     def _counted(self, block: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """A block of chunks as (word id, count) entries, chunk by chunk, with each chunk's token count and
@@ -180,6 +200,29 @@ class DiskBM25:
                 yield done.pop(i) if i in done else postings.own_rank(p, int(own[i]), float(scores[i]), ratio, stop)
         finally:
             postings.close()
+
+
+@dataclass(frozen=True)
+class RankTask:
+    """A block of questions to rank against the index in ``folder`` (``own_ranks``'s arguments)."""
+
+    folder: str
+    questions: list[str]
+    own: list[int]
+    ratio: float
+    stop: tuple[int, int] | None
+
+
+_opened: dict[str, DiskBM25] = {}  # a worker process's index, opened at its first task
+
+
+def rank_block(task: RankTask) -> list[OwnRank]:
+    """``own_ranks`` of one block of questions, in a worker process (``roundtrip.Scorer`` with workers)."""
+    index = _opened.get(task.folder)
+    if index is None:
+        _opened.clear()
+        index = _opened[task.folder] = DiskBM25.open(Path(task.folder))
+    return list(index.own_ranks(task.questions, task.own, task.ratio, task.stop))
 
 
 def _threshold(ratio: float, own_score: float) -> float:

@@ -70,7 +70,7 @@ class GenerateConfig:
     local_model: str | None = None  # a preset name or a path to a GGUF file
     local_threads: int | None = None
     # reading
-    workers: int | None = None  # processes parsing the inputs; None: the cores
+    workers: int | None = None  # processes reading the inputs, filtering and ranking questions; None: the cores
     # sharing
     push_to_hub: str | None = None
     private: bool = False

@@ -29,6 +29,7 @@ NEAR_DUPLICATE_RATIO = 92  # rapidfuzz token_sort_ratio between two questions
 RARE_WORDS = 4  # a question is filed under every pair of its 4 rarest words: 6 keys
 WORD_PREFIX = 4  # words are compared by their first 4 letters, so "system"/"systems" count as one
 KEYS_IN_MEMORY = 2_000_000  # (key, question) rows held at once: 24 MB
+THREADED_PAIRS = 100_000  # a smaller comparison is done on one thread: starting threads would cost more
 
 _PUNCT = str.maketrans("", "", string.punctuation + "“”‘’–—…")
 
@@ -61,11 +62,12 @@ def blocking_keys(words: set[str], df: Counter) -> list[int]:
 
 
 def near_duplicates(texts: Callable[[], Iterable[str]], fetch: Callable[[np.ndarray], Sequence[str]],
-                    workdir: Path | None = None, block: int = 1024) -> np.ndarray:
+                    workdir: Path | None = None, block: int = 1024, workers: int = 1) -> np.ndarray:
     """True for each question (in order) that nearly repeats an earlier kept one.
 
     ``texts()`` yields the normalised texts in order (it is called twice); ``fetch(positions)`` returns the
     texts at ascending positions (called once per block of keys, for the questions that share a key).
+    ``workers``: rapidfuzz threads for the large groups' comparisons (the decisions do not depend on it).
     """
     df: Counter = Counter()
     n = 0
@@ -74,7 +76,7 @@ def near_duplicates(texts: Callable[[], Iterable[str]], fetch: Callable[[np.ndar
         n += 1
     with tempfile.TemporaryDirectory(dir=workdir, prefix="neardup-") as tmp:
         pairs = [
-            _similar_pairs(keys, positions, fetch, block)
+            _similar_pairs(keys, positions, fetch, block, workers)
             for keys, positions in _keys_by_block(texts(), df, n, Path(tmp))
         ]
     later = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros(0, dtype=np.int64)
@@ -113,7 +115,8 @@ def _keys_by_block(texts: Iterable[str], df: Counter, n: int, tmp: Path) -> Iter
         yield rows[:, 0], rows[:, 1]
 
 
-def _similar_pairs(keys: np.ndarray, positions: np.ndarray, fetch, block: int) -> tuple[np.ndarray, np.ndarray]:
+def _similar_pairs(keys: np.ndarray, positions: np.ndarray, fetch, block: int,
+                   workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(later, earlier) positions of the questions filed under a common key that reach the ratio."""
     order = np.lexsort((positions, keys))
     keys, positions = keys[order], positions[order]
@@ -132,7 +135,8 @@ def _similar_pairs(keys: np.ndarray, positions: np.ndarray, fetch, block: int) -
         for start in range(1, len(group), block):
             stop = min(start + block, len(group))
             scores = process.cdist(texts[start:stop], texts[:stop], scorer=fuzz.ratio, processor=None,
-                                   score_cutoff=NEAR_DUPLICATE_RATIO, dtype=np.uint8, workers=1)
+                                   score_cutoff=NEAR_DUPLICATE_RATIO, dtype=np.uint8,
+                                   workers=workers if (stop - start) * stop >= THREADED_PAIRS else 1)
             rows, cols = np.nonzero(scores >= NEAR_DUPLICATE_RATIO)
             before = cols < rows + start  # only earlier questions count
             later.append(group[rows[before] + start])

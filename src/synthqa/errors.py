@@ -9,6 +9,7 @@
     │   └── LocalModelError      the embedded llama.cpp backend could not start or died
     ├── CacheError               the SQLite cache is corrupt or cannot be written
     ├── DatasetError             a folder does not follow the output contract
+    ├── WorkerError              a worker process of a stage after asking died (--workers)
     └── HubError                 pushing to the Hub failed (bad repo id, no token …)
 
 The CLI maps each class to an exit code and prints ``str(err)`` alone — never a traceback — so messages
@@ -60,6 +61,10 @@ class CacheError(SynthQAError):
 
 class DatasetError(SynthQAError):
     """A folder or Hub id does not follow synthqa's output contract."""
+
+
+class WorkerError(SynthQAError):
+    """A worker process of a stage after asking died (out of memory, a crash in a C library)."""
 
 
 class HubError(SynthQAError):

@@ -22,7 +22,7 @@ from rapidfuzz import fuzz, process
 from .dedupe import NEAR_DUPLICATE_RATIO, dedupe_questions, normalize_question, sort_tokens  # noqa: F401
 from .grounding import (GROUNDED_LANGUAGES, MIN_GROUNDED_SHARE, content_words,
                         question_grounding, share_in_chunk)
-from .language import detect, in_language
+from .language import detect, in_language, in_languages
 from .standalone import implicit_reference, refers_to_context
 
 CHUNK_SKIP_REASONS: dict[str, str] = {
@@ -240,6 +240,29 @@ def _form_reason(q: str, words: list[str], form: str) -> str | None:
         # a question word put in front of the chunk's statements: "Which communities include …; … . This …"
         return "not_a_question"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkQueries:
+    """One answer's queries and what judging them needs (``drop_reasons``); ``check_language``: its style's
+    prompt names ``$language``, so a query not in the chunk's language is dropped."""
+
+    chunk_text: str
+    chunk_language: str | None
+    style: str
+    queries: tuple[str, ...]
+    check_language: bool
+
+
+def drop_reasons(block: Sequence[ChunkQueries]) -> list[list[str | None]]:
+    """``question_drop_reason`` of every query of a block of answers, the language check made for the whole
+    block at once (``language.in_languages``). Pure, so the pipeline can judge blocks in worker processes."""
+    texts = [question_text(q) for item in block for q in item.queries]
+    codes = [item.chunk_language if item.check_language else None for item in block for _ in item.queries]
+    verdicts = iter(in_languages(texts, codes).tolist())
+    return [[question_drop_reason(q, item.chunk_text, item.chunk_language if item.check_language else None,
+                                  chunk_language=item.chunk_language, style=item.style, language_ok=next(verdicts))
+             for q in item.queries] for item in block]
 
 
 def question_text(question: str) -> str:

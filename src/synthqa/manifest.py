@@ -62,7 +62,8 @@ class Options:
     local: bool
     local_model: str | None
     local_threads: int | None
-    workers: int | None  # processes reading the inputs; None: the cores of the machine that ran it
+    workers: int | None  # processes reading the inputs and judging and ranking questions; None: the cores of the
+    # machine that ran it
     max_questions_per_document: int | None  # cap on the questions kept per document (seeded choice)
     min_questions_per_document: int | None  # documents keeping fewer are flagged as under-covered
 

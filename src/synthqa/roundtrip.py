@@ -19,6 +19,7 @@ inputs (``synthqa evaluate``, calibration benches).
 from __future__ import annotations
 
 
+import itertools
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -29,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from . import models
+from . import models, pool
 from ._compat import batched
-from .bm25index import DiskBM25
+from .bm25index import DiskBM25, OwnRank, RankTask, rank_block
 from .errors import ConfigError
 from .vectors import VectorIndex, encode
 
@@ -287,8 +288,8 @@ class Scorer:
     def __init__(self, corpus: Callable[[], Iterable[str]], text_of: Callable[[int], str], workdir: Path,
                  use_embeddings: bool | None = None, top_k: int | None = TOP_K,
                  on_progress: Callable[[str, int], None] | None = None,
-                 corpus_vectors: np.ndarray | None = None) -> None:
-        self.top_k, self.passages = top_k, SharedPassages(text_of)
+                 corpus_vectors: np.ndarray | None = None, workers: int = 1) -> None:
+        self.top_k, self.passages, self.workers = top_k, SharedPassages(text_of), workers
         self.progress = on_progress or (lambda stage, n: None)
         self.model = _embedder() if use_embedder(use_embeddings) else None
         self.embedder = EMBEDDER if self.model is not None else None
@@ -305,20 +306,40 @@ class Scorer:
         """(BM25 rank, embedding rank or None, extra relevant chunk indices) per (question, own index)."""
         # Stopping early is exact only when no cosine filter can thin the BM25 candidates afterwards.
         stop = (self.top_k, EXTRA_MAX_CANDIDATES) if self.top_k and self.vectors is None else None
-        for block in batched(questions, QUESTION_BLOCK):
-            texts, own = [q for q, _ in block], np.array([o for _, o in block], dtype=np.int64)
-            embed_rank, vecs, own_cos = None, None, None
-            if self.vectors is not None:
-                vecs = encode(self.model, texts)
-                embed_rank, own_cos = self.vectors.own_ranks(vecs, own)
-            for k, hit in enumerate(self.bm25.own_ranks(texts, own.tolist(), EXTRA_BM25_RATIO, stop)):
-                cos_ok = None
-                if vecs is not None and len(hit.candidates):
-                    cos_ok = self.vectors.cosines(vecs[k], hit.candidates) >= own_cos[k] - EXTRA_COSINE_MARGIN
-                extras = choose_extras(int(own[k]), hit.candidates, hit.scores, cos_ok, self.passages)
-                yield (self._censor(hit.rank), None if embed_rank is None else self._censor(int(embed_rank[k])),
-                       extras)
-            self.progress("score", len(block))
+        tasks = (RankTask(str(self.bm25.folder), [q for q, _ in block], [o for _, o in block], EXTRA_BM25_RATIO, stop)
+                 for block in batched(questions, QUESTION_BLOCK))
+        tasks, again = itertools.tee(tasks)  # the pool reads a few blocks ahead; ``again`` keeps them till used
+        ranked = self._ranked(tasks)
+        try:
+            for hits, task in zip(ranked, again):  # ranked first: it ends (its workers stop) before zip does
+                yield from self._block_rows(task, hits)
+                self.progress("score", len(task.questions))
+        finally:
+            ranked.close()  # stops the workers at once: an error, Ctrl-C, or a caller that stops reading
+
+    def _block_rows(self, task: RankTask, hits: Iterable[OwnRank]) -> Iterator[tuple[int, int | None, list[int]]]:
+        """One block's rows from its BM25 hits: the embedding ranks (with the embedder) and extra chunks."""
+        own = np.array(task.own, dtype=np.int64)
+        embed_rank, vecs, own_cos = None, None, None
+        if self.vectors is not None:
+            vecs = encode(self.model, task.questions)
+            embed_rank, own_cos = self.vectors.own_ranks(vecs, own)
+        for k, hit in enumerate(hits):
+            cos_ok = None
+            if vecs is not None and len(hit.candidates):
+                cos_ok = self.vectors.cosines(vecs[k], hit.candidates) >= own_cos[k] - EXTRA_COSINE_MARGIN
+            extras = choose_extras(int(own[k]), hit.candidates, hit.scores, cos_ok, self.passages)
+            yield (self._censor(hit.rank), None if embed_rank is None else self._censor(int(embed_rank[k])),
+                   extras)
+
+    def _ranked(self, tasks: Iterator[RankTask]) -> Iterator[Iterable[OwnRank]]:
+        """Each block's BM25 ranks, in order: in this process, or in ``workers`` processes mapping the index
+        files (blocks of consecutive questions, so the costly vague questions spread over the workers)."""
+        if self.workers <= 1:
+            yield from (self.bm25.own_ranks(t.questions, t.own, t.ratio, t.stop) for t in tasks)
+            return
+        yield from pool.ordered_map(rank_block, tasks, self.workers, pool.worker_died("ranking questions for the "
+                                    "round trip"), preload=[rank_block.__module__])
 
     def _censor(self, rank: int) -> int:
         return rank if self.top_k is None else min(rank, self.top_k + 1)

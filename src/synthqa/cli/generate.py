@@ -80,8 +80,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--answers", action="store_true", help="also ask for a short reference answer to each question "
                    "(same request; stored in the queries' answer column; needed by `synthqa export --format ragas`)")
     g.add_argument("--pdf-password", help="password for encrypted PDFs")
-    g.add_argument("--workers", type=positive_int, help="processes reading the inputs in parallel (default: the "
-                   "cores); order and chunk ids do not depend on it")
+    g.add_argument("--workers", type=positive_int, help="processes reading the inputs, then filtering and ranking "
+                   "the questions (default: the cores); the dataset does not depend on it")
     m = p.add_argument_group("LLM endpoint")
     m.add_argument("--model", help=f"model name (default {DEFAULT_MODEL}, or the local preset's)")
     m.add_argument("--base-url", help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL, else api.openai.com)")

@@ -8,13 +8,15 @@ in a few bytes per chunk or question, so memory holds one block of rows whatever
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from array import array
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from .. import card, coverage, dataset, dedupe, filters, language, roundtrip, splits, styles
+from .. import card, coverage, dataset, dedupe, filters, language, pool, roundtrip, splits, styles
 from .. import curate as decisions_file
 from .._compat import batched
 from ..config import GenerateConfig
@@ -28,7 +30,7 @@ from .tally import Tally, build_manifest
 # One row per question kept after deduplication, in order: its ranks and up to MAX_EXTRA extra chunk indices.
 RANK_ROW = np.dtype([("bm25", "<i4"), ("embed", "<i4"), ("extra", "<i4", (roundtrip.MAX_EXTRA,))])
 RANKS_FILE = "ranks.bin"
-LANGUAGE_BLOCK = 1024  # answered chunks whose questions' language is checked at once
+FILTER_BLOCK = 1024  # answers judged at once (their queries' language checked together), a task of the pool
 
 
 def assemble_and_write(config: GenerateConfig, inputs: Inputs, store: RunStore, endpoint,
@@ -45,10 +47,12 @@ def assemble_and_write(config: GenerateConfig, inputs: Inputs, store: RunStore, 
     """
     tally = Tally(top_k=max(roundtrip.TOP_K, config.min_roundtrip_rank or 0))
     with progress.stage("question filters", "filter") as stage:
-        filter_questions(store, tally, checked_styles={p.style for p in plans if p.checks_language})
+        filter_questions(store, tally, checked_styles={p.style for p in plans if p.checks_language},
+                         workers=stage_workers(config, -(-store.chunks * len(plans) // FILTER_BLOCK)))
         stage.detail = f"{tally.generated:,} questions, {store.questions:,} pass the filters and exact duplicates"
     with progress.stage("near duplicates", "near_duplicates") as stage:
-        near = near_duplicates_by_style(store, [p.style for p in plans], workdir, tally)
+        near = near_duplicates_by_style(store, [p.style for p in plans], workdir, tally,
+                                        config.workers or pool.default_workers())
         tally.drop_counts["near_duplicate"] = int(near.sum())
         stage.detail = f"{int(near.sum()):,} of {len(near):,} questions dropped"
     dropped = near
@@ -77,16 +81,18 @@ def assemble_and_write(config: GenerateConfig, inputs: Inputs, store: RunStore, 
     return manifest
 
 
-def filter_questions(store: RunStore, tally: Tally, checked_styles: frozenset[str] | set[str] = frozenset()) -> None:
+def filter_questions(store: RunStore, tally: Tally, checked_styles: frozenset[str] | set[str] = frozenset(),
+                     workers: int = 1) -> None:
     """Every answer's queries through their style's filters and exact deduplication (within the style), into
     the store.
 
     A query of a style in ``checked_styles`` (its prompt names ``$language``) not in its chunk's language is
-    dropped as ``wrong_language``. A chunk failed in any style is listed once among the failed chunks."""
+    dropped as ``wrong_language``. A chunk failed in any style is listed once among the failed chunks.
+    ``workers``: processes judging blocks of answers (``filters.drop_reasons``); the rest stays in order here."""
     store.begin()
     listed = ""  # the chunk id last listed as failed or never asked
     short = -1  # the chunk last counted short: a chunk short in two styles is one short chunk
-    for seq, chunk, style, answer, language_ok in _language_checked(store.answered_chunks(), checked_styles):
+    for seq, chunk, style, answer, reasons in _judged(store.answered_chunks(), checked_styles, workers):
         if answer is None or not answer.ok:
             if chunk.id != listed:
                 listed = chunk.id
@@ -103,12 +109,9 @@ def filter_questions(store: RunStore, tally: Tally, checked_styles: frozenset[st
             short = seq
             tally.short_chunks += 1
         tally.style_answered[style] += 1
-        checked = chunk.language if style in checked_styles else None
-        for n, question in enumerate(answer.questions):
+        for n, (question, reason) in enumerate(zip(answer.questions, reasons)):
             tally.generated += 1
             tally.style_generated[style] += 1
-            reason = filters.question_drop_reason(question, chunk.text, checked, chunk_language=chunk.language,
-                                                  style=style, language_ok=language_ok[n])
             reference = answer.answers[n] if answer.answers else None
             # Dedupe only among survivors, so a dropped question never shadows a good later copy.
             if reason is None and not store.add_question(seq, n, question, dedupe.normalize_question(question),
@@ -120,11 +123,29 @@ def filter_questions(store: RunStore, tally: Tally, checked_styles: frozenset[st
     store.commit()
 
 
-def near_duplicates_by_style(store: RunStore, style_names: list[str], workdir: Path, tally: Tally) -> np.ndarray:
+def _judged(answered, checked_styles: frozenset[str] | set[str], workers: int):
+    """``answered`` (seq, chunk, style, answer) rows with each query's drop reason (``filters.drop_reasons``),
+    judged ``FILTER_BLOCK`` answers at a time, in ``workers`` processes when more than one."""
+    blocks, again = itertools.tee(batched(answered, FILTER_BLOCK))  # the pool reads a few blocks ahead
+    tasks = ([filters.ChunkQueries(chunk.text, chunk.language, style,
+                                   tuple(answer.questions) if answer is not None and answer.ok else (),
+                                   style in checked_styles) for _, chunk, style, answer in block]
+             for block in blocks)
+    judged = pool.ordered_map(filters.drop_reasons, tasks, workers, pool.worker_died("filtering questions"),
+                              preload=[filters.__name__])
+    with contextlib.closing(judged):  # stops the workers at once on any way out
+        for reasons, block in zip(judged, again):  # judged first: it ends (its workers stop) before zip does
+            for (seq, chunk, style, answer), why in zip(block, reasons):
+                yield seq, chunk, style, answer, why
+
+
+def near_duplicates_by_style(store: RunStore, style_names: list[str], workdir: Path, tally: Tally,
+                             workers: int = 1) -> np.ndarray:
     """True for each kept query that nearly repeats an earlier one of its own style: a keyword query and a
-    question about the same fact are two ways to find the chunk, not one query twice."""
+    question about the same fact are two ways to find the chunk, not one query twice. ``workers``: threads
+    comparing large groups of candidates."""
     if len(style_names) == 1:
-        near = dedupe.near_duplicates(store.question_norms, store.norms_at, workdir)
+        near = dedupe.near_duplicates(store.question_norms, store.norms_at, workdir, workers=workers)
         tally.style_drops[style_names[0]]["near_duplicate"] += int(near.sum())
         return near
     style_of = np.array(list(store.question_styles()), dtype=object)
@@ -132,23 +153,10 @@ def near_duplicates_by_style(store: RunStore, style_names: list[str], workdir: P
     for style in style_names:
         at = np.flatnonzero(style_of == style)
         found = dedupe.near_duplicates(lambda style=style: store.question_norms(style),
-                                       lambda local, at=at: store.norms_at(at[local]), workdir)
+                                       lambda local, at=at: store.norms_at(at[local]), workdir, workers=workers)
         near[at] = found
         tally.style_drops[style]["near_duplicate"] += int(found.sum())
     return near
-
-
-def _language_checked(answered, checked_styles: frozenset[str] | set[str]):
-    """``answered`` (seq, chunk, style, answer) rows with each query's language check, made for
-    ``LANGUAGE_BLOCK`` chunks at once (``language.in_languages``); a style not in ``checked_styles`` passes it."""
-    for block in batched(answered, LANGUAGE_BLOCK):
-        usable = [answer.questions if answer is not None and answer.ok else [] for _, _, _, answer in block]
-        texts = [filters.question_text(q) for questions in usable for q in questions]
-        codes = [chunk.language if style in checked_styles else None
-                 for (_, chunk, style, _), questions in zip(block, usable) for _ in questions]
-        verdicts = iter(language.in_languages(texts, codes).tolist())
-        for (seq, chunk, style, answer), questions in zip(block, usable):
-            yield seq, chunk, style, answer, [next(verdicts) for _ in questions]
 
 
 def cap_documents(config: GenerateConfig, store: RunStore, near: np.ndarray, tally: Tally) -> np.ndarray:
@@ -202,18 +210,25 @@ def score_questions(config: GenerateConfig, store: RunStore, near: np.ndarray, w
             bars[step].update(n)
 
         scorer = roundtrip.Scorer(store.chunk_texts, store.chunk_text, workdir, config.embed_roundtrip, tally.top_k,
-                                  on_progress)
+                                  on_progress, workers=stage_workers(config, -(-kept // roundtrip.QUESTION_BLOCK)))
         tally.embedder, tally.vectors = scorer.embedder, scorer.vectors
         questions = ((text, seq) for pos, seq, _, text, _, _ in store.question_rows() if not near[pos])
-        with open(workdir / RANKS_FILE, "wb") as out:
+        # closed on any way out (Ctrl-C included), which stops the ranking processes at once
+        with open(workdir / RANKS_FILE, "wb") as out, contextlib.closing(scorer.score(questions)) as scored:
             rows = np.zeros(1, dtype=RANK_ROW)
-            for bm25_rank, embed_rank, extras in scorer.score(questions):
+            for bm25_rank, embed_rank, extras in scored:
                 rows["bm25"], rows["embed"] = bm25_rank, -1 if embed_rank is None else embed_rank
                 rows["extra"] = (extras + [-1] * roundtrip.MAX_EXTRA)[: roundtrip.MAX_EXTRA]
                 rows.tofile(out)
     finally:
         for bar in bars.values():
             bar.close()
+
+
+def stage_workers(config: GenerateConfig, tasks: int) -> int:
+    """Processes for a stage after asking with ``tasks`` blocks of work: --workers (default: the cores), at most
+    one per block, and this process alone for a single block, where starting workers would only cost."""
+    return 1 if tasks < 2 else min(config.workers or pool.default_workers(), tasks)
 
 
 def assign_splits(config: GenerateConfig, store: RunStore) -> tuple[np.ndarray, np.ndarray]:

@@ -21,9 +21,10 @@ from .._compat import batched
 from ..config import GenerateConfig
 from ..errors import InputError
 from ..pdfs import DocumentReport
+from ..pool import default_workers
 from ..records import Chunk, SkippedChunk, SkippedFile, SkippedPage
 from .progress import Log, Progress
-from .reading import COUNT_BATCH, POOL_MIN_PAGES, FileTask, count_pages, default_workers, ordered_map, read_file
+from .reading import COUNT_BATCH, POOL_MIN_PAGES, FileTask, count_pages, ordered_map, read_file
 
 # While the reading thread runs, hand the GIL over every 1 ms instead of Python's 5 ms, so the event loop
 # dispatches requests and reads answers on time: measured 1.29 → 1.10 × the latency limit (bench_pipeline).

@@ -1,0 +1,85 @@
+"""Worker processes for the stages that use the machine's cores (``--workers``): reading the inputs, and
+after asking judging the questions (filters) and ranking them (round trip).
+
+``ordered_map`` is ``map`` over a process pool with results in input order, so what a stage decides never
+depends on the number of workers. A window of ``WINDOW_PER_WORKER`` tasks per worker bounds what waits in
+memory; the workers are killed as soon as the caller stops (an early end, an error, Ctrl-C), and a worker
+that dies is one clear error, not a hang. Workers start from a fork server (never forked from the threaded
+main process), so callers keep small inputs in their own thread, where starting workers costs more than it
+saves.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from .errors import WorkerError
+
+WINDOW_PER_WORKER = 2
+
+
+def default_workers() -> int:
+    """The cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def ordered_map(fn: Callable, tasks: Iterable, workers: int, died: Callable[[Any], Exception],
+                preload: Sequence[str] = ()) -> Iterator:
+    """``map(fn, tasks)`` over ``workers`` processes (in this thread when 1), results in order.
+
+    A worker that dies (killed for memory, a crash in a C library) raises ``died(task)``, the error naming the
+    oldest task still waited for. ``preload``: modules the fork server imports once for every worker.
+    """
+    if workers <= 1:
+        yield from map(fn, tasks)
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=_context(preload))
+    window: deque = deque()
+    finished = False
+    try:
+        for task in tasks:
+            try:
+                window.append((task, pool.submit(fn, task)))
+            except BrokenProcessPool:  # a worker died while the window's tasks were all done
+                raise died(task) from None
+            if len(window) >= WINDOW_PER_WORKER * workers:
+                yield _result(*window.popleft(), died)
+        while window:
+            yield _result(*window.popleft(), died)
+        finished = True
+    finally:
+        if not finished:  # the caller stopped early (--limit, an error, Ctrl-C): running tasks are dropped at once
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def worker_died(doing: str) -> Callable[[Any], WorkerError]:
+    """``ordered_map``'s ``died`` for a stage after asking: one line naming what the process was doing."""
+    return lambda task: WorkerError(f"a process {doing} died (out of memory, or a crash in a C library): rerun "
+                                    f"with fewer --workers (1 does it in this process)")
+
+
+def _result(task, future, died: Callable[[Any], Exception]):
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise died(task) from None
+
+
+def _context(preload: Sequence[str]):
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        if preload:  # takes effect when the fork server starts (the first pool of the process)
+            context.set_forkserver_preload(list(preload))
+        return context
+    return multiprocessing.get_context("spawn")

@@ -1,0 +1,134 @@
+"""The stages after asking over worker processes (``--workers``): the same question filters' decisions and the
+same round-trip ranks and extra chunks for any number of workers, and a worker that dies is one clear error."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+from pathlib import Path
+
+import psutil
+import pytest
+
+from e2e import policy_pages
+from fakeserver import questions_for
+from synthqa import bm25index, filters, language, roundtrip
+from synthqa.errors import WorkerError
+from synthqa.pipeline import assemble
+from synthqa.records import Answer, Chunk
+
+BLOCK = 48  # questions per task: many blocks from a small set of questions
+
+
+def _corpus() -> list[str]:
+    """About 5,000 chunks of policy prose overlapping by half: words like "clause" are in most of them, so
+    questions of such words have long essential postings and take the per-question path; every eighth word is
+    followed by a rare made-up one, so a question can be specific and two neighbours can both answer it."""
+    rng = random.Random(7)
+    pages = []
+    for page in policy_pages(1300):
+        words = page.split(" ")
+        pages.append(" ".join(w + (" " + "".join(rng.choices("bcdfgklmnprstvz", k=7)) if n % 8 == 7 else "")
+                              for n, w in enumerate(words)))
+    return [page[i:i + 600] for page in pages for i in range(0, 1200, 300)]
+
+
+def _questions(corpus: list[str]) -> list[tuple[str, int]]:
+    specific = [(" ".join(corpus[j].split()[-30:-20]) + "?", j) for j in range(0, len(corpus), 23)]
+    vague = [("Which clause of the policy section applies?", j) for j in range(7, len(corpus), 97)]
+    mixed = [q for pair in zip(specific, vague) for q in pair] + specific[len(vague):]
+    return mixed + [("zyzzyva quux?", 3), ("the and of?", 11)]  # no known word; stopwords only
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[str]:
+    return _corpus()
+
+
+def _scorer(corpus: list[str], tmp: Path, workers: int) -> roundtrip.Scorer:
+    return roundtrip.Scorer(lambda: iter(corpus), corpus.__getitem__, tmp, use_embeddings=False,
+                            top_k=roundtrip.TOP_K, workers=workers)
+
+
+def _worker_pids() -> list[int]:
+    """The pool's processes: children of the fork server, this process's child."""
+    return [g.pid for child in psutil.Process().children() for g in child.children()]
+
+
+def test_ranks_and_extras_are_the_same_for_any_number_of_workers(corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(roundtrip, "QUESTION_BLOCK", BLOCK)
+    questions = _questions(corpus)
+    heavy_blocks: set[int] = set()
+    own_rank = bm25index._Postings.own_rank
+
+    def spy(self, plan, own, *args):
+        heavy_blocks.add(questions.index(next(q for q in questions if q[1] == own)) // BLOCK)
+        return own_rank(self, plan, own, *args)
+
+    monkeypatch.setattr(bm25index._Postings, "own_rank", spy)
+    alone = list(_scorer(corpus, tmp_path / "one", 1).score(questions))
+    monkeypatch.setattr(bm25index._Postings, "own_rank", own_rank)
+    assert len(heavy_blocks) >= 3  # vague questions (the costly ones) sit in many blocks, so every worker gets some
+    assert len(alone) == len(questions) and any(extras for _, _, extras in alone)
+    assert {rank for rank, _, _ in alone} >= {1, roundtrip.TOP_K + 1}
+    for workers in (2, 3):
+        assert list(_scorer(corpus, tmp_path / f"w{workers}", workers).score(questions)) == alone
+
+
+def _answered(corpus: list[str]) -> list[tuple[int, Chunk, str, Answer | None]]:
+    """Rows as ``RunStore.answered_chunks`` gives them: two styles per chunk, English and French chunks, queries
+    of every kind (good ones, in the wrong language, copied, too short), failed and never-asked chunks."""
+    rows = []
+    for seq, text in enumerate(corpus[:400]):
+        code = "fr" if seq % 5 == 0 else "en"
+        chunk = Chunk(f"{seq:016x}", f"doc-{seq // 40}.txt", seq % 40 + 1, 0, text, language=code)
+        questions = questions_for(text, 3, code, wrong=seq % 3 == 0)
+        questions += [text.split(".")[0], "Why?", questions[0]][: seq % 4]  # a copied sentence, too short, a repeat
+        answer = (None if seq % 97 == 5 else Answer(chunk.id, error="HTTP 500") if seq % 89 == 3
+                  else Answer(chunk.id, tuple(questions)))
+        rows += [(seq, chunk, "question", answer), (seq, chunk, "keyword",
+                                                      Answer(chunk.id, tuple(questions_for(text, 2, style="keyword"))))]
+    return rows
+
+
+def test_filter_decisions_are_the_same_for_any_number_of_workers(corpus, monkeypatch):
+    monkeypatch.setattr(assemble, "FILTER_BLOCK", 64)
+    rows = _answered(corpus)
+    # as the pipeline judged them before: question by question, the language check made apart (it is per row)
+    asked = [(chunk, style, answer.questions if answer is not None and answer.ok else ()) for _, chunk, style, answer
+             in rows]
+    ok = iter(language.in_languages([filters.question_text(q) for _, _, queries in asked for q in queries],
+                                    [chunk.language if style == "question" else None
+                                     for chunk, style, queries in asked for _ in queries]).tolist())
+    one_by_one = [[filters.question_drop_reason(q, chunk.text, chunk.language if style == "question" else None,
+                                                chunk_language=chunk.language, style=style, language_ok=next(ok))
+                   for q in queries] for chunk, style, queries in asked]
+    reasons = {r for per_answer in one_by_one for r in per_answer}
+    assert {None, "wrong_language", "copied_sentence"} <= reasons and len(reasons) >= 4, reasons
+    for workers in (1, 2):
+        judged = list(assemble._judged(iter(rows), {"question"}, workers))
+        assert [row[:4] for row in judged] == rows
+        assert [row[4] for row in judged] == one_by_one
+
+
+def test_the_index_opened_from_its_files_is_the_built_one(corpus, tmp_path):
+    built = bm25index.DiskBM25(tmp_path / "bm25").build(corpus[:300])
+    opened = bm25index.DiskBM25.open(tmp_path / "bm25")
+    assert opened.vocab == built.vocab and opened.n_docs == built.n_docs == 300
+    for name in ("indptr", "max_weight", "entry_start"):
+        assert (getattr(opened, name) == getattr(built, name)).all()
+
+
+def test_a_ranking_process_that_dies_is_one_error_not_a_hang(corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(roundtrip, "QUESTION_BLOCK", 8)
+    rows = _scorer(corpus, tmp_path, 2).score(_questions(corpus))
+    next(rows)  # the pool is up
+    for pid in _worker_pids():
+        os.kill(pid, signal.SIGKILL)
+    with pytest.raises(WorkerError, match=r"^a process ranking questions for the round trip died \(out of memory, "
+                                          r"or a crash in a C library\): rerun with fewer --workers \(1 does it "
+                                          r"in this process\)$"):
+        list(rows)
+    assert not [p for p in _worker_pids() if psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
