@@ -1,5 +1,6 @@
 """The stages after asking over worker processes (``--workers``): the same question filters' decisions and the
-same round-trip ranks and extra chunks for any number of workers, and a worker that dies is one clear error."""
+same round-trip ranks and extra chunks for any number of workers, a worker that dies is one clear error, and
+Ctrl-C while the run waits for a worker stops every worker at once."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import contextlib
 import os
 import random
 import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import psutil
@@ -132,3 +136,59 @@ def test_a_ranking_process_that_dies_is_one_error_not_a_hang(corpus, tmp_path, m
                                           r"in this process\)$"):
         list(rows)
     assert not [p for p in _worker_pids() if psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+SCRIPT = textwrap.dedent("""
+    import contextlib, os, signal, sys
+    from pathlib import Path
+    import psutil
+    from synthqa import roundtrip
+    from test_scale_workers import _corpus, _questions, _scorer, _worker_pids
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever the parent left, as the CLI installs it
+    roundtrip.QUESTION_BLOCK = 8
+    corpus = _corpus()
+    workers = []
+    try:
+        with contextlib.closing(_scorer(corpus, Path(sys.argv[1]), 2).score(_questions(corpus))) as rows:
+            for row in rows:  # as the pipeline reads them
+                if not workers:  # the workers freeze: the run now waits for them, as for a slow block
+                    workers = _worker_pids()
+                    for pid in workers:
+                        os.kill(pid, signal.SIGSTOP)
+                    print(*workers, flush=True)
+        print("finished", flush=True)
+    except KeyboardInterrupt:
+        alive = [p for p in workers if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        print("alive", *alive, flush=True)
+        sys.exit(130)
+""")
+
+
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "from-a-background-job"])
+def test_ctrl_c_while_waiting_for_ranking_processes_stops_them_at_once(tmp_path, sigint_ignored):
+    # The pool's threads let the kernel hand SIGINT to any of them; a wait for a frozen worker must still see it.
+    tests = Path(__file__).parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")]))
+    preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
+    # stderr to a file and no wait for the end of stdout: the fork server, a child of the script, holds them too
+    with open(tmp_path / "stderr", "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path)], stdout=subprocess.PIPE,
+                                stderr=stderr, text=True, env=env, preexec_fn=preexec)
+    with contextlib.ExitStack() as stack:
+        stack.callback(proc.kill)
+        stack.callback(proc.stdout.close)
+        workers = [int(p) for p in proc.stdout.readline().split()]
+        stack.callback(_kill_all, workers)  # a frozen worker must not outlive a failing test
+        assert len(workers) == 2, (tmp_path / "stderr").read_text()
+        proc.send_signal(signal.SIGINT)
+        status = proc.wait(timeout=300)  # a guard against a hang, not a measure
+        said = proc.stdout.readline().split()
+    assert status == 130, (tmp_path / "stderr").read_text()
+    assert said == ["alive"], said  # every worker stopped before the run ended
+
+
+def _kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

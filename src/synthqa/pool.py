@@ -16,12 +16,14 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from .errors import WorkerError
 
 WINDOW_PER_WORKER = 2
+SIGNAL_CHECK_S = 0.2  # how often a wait for a worker looks for a Ctrl-C delivered to another thread
 
 
 def default_workers() -> int:
@@ -60,6 +62,13 @@ def ordered_map(fn: Callable, tasks: Iterable, workers: int, died: Callable[[Any
         if not finished:  # the caller stopped early (--limit, an error, Ctrl-C): running tasks are dropped at once
             for process in list((getattr(pool, "_processes", None) or {}).values()):
                 process.kill()
+            # A worker killed while writing its result leaves half a message in the result pipe, and the pool's
+            # thread reading it would wait for the rest for ever (and shutdown, and the interpreter's exit, with
+            # it). Our own copy of the pipe's write end closed, that read ends at end of file and the thread
+            # gives the pool up as broken.
+            writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+            if writer is not None:
+                writer.close()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -70,10 +79,15 @@ def worker_died(doing: str) -> Callable[[Any], WorkerError]:
 
 
 def _result(task, future, died: Callable[[Any], Exception]):
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        raise died(task) from None
+    # Waited for in short slices: the pool's own threads leave the kernel free to deliver a Ctrl-C to one of
+    # them, and then a main thread blocked on the future for good would never run Python's handler.
+    while True:
+        try:
+            return future.result(timeout=SIGNAL_CHECK_S)
+        except FutureTimeout:
+            continue
+        except BrokenProcessPool:
+            raise died(task) from None
 
 
 def _context(preload: Sequence[str]):
