@@ -51,6 +51,7 @@ NAMES = {
 _lock = threading.Lock()
 _identifier = None
 _arrays = None  # the identifier's automaton as numpy arrays, made on first use
+_weights = None  # the identifier's class weights as C-ordered float32, made on first use
 
 
 def detect(text: str) -> str:
@@ -80,7 +81,7 @@ def in_languages(questions: Sequence[str], codes: Sequence[str | None]) -> np.nd
     texts = [model._encode(questions[i]) for i in rows]
     lengths = np.array([len(t) for t in texts], dtype=np.int64)
     grams = _ngram_counts(model, texts, lengths)
-    scores = np.asarray(grams @ model.nb_ptc, dtype=np.float32) + model.nb_pc
+    scores = np.asarray(grams @ _class_weights(model), dtype=np.float32) + model.nb_pc
     scores[grams.getnnz(axis=1) == 0] = 0.0  # no n-gram at all: every language equally likely, as rank has it
     scores *= (1.0 / np.sqrt(np.maximum(lengths, 1).astype(np.float64))).astype(np.float32)[:, None]
     np.exp(scores - scores.max(axis=1, keepdims=True), out=scores)
@@ -149,6 +150,17 @@ def _automaton(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             _arrays = (np.asarray(model.tk_nextmove, dtype=np.int64),
                        np.asarray(model._rowbase, dtype=np.int64), np.asarray(model.tk_output, dtype=np.int64))
     return _arrays
+
+
+def _class_weights(model) -> np.ndarray:
+    """The model's per-feature class weights as float32 in row order, made once. Its own float16,
+    column-major copy is converted by scipy on every product: 95 ms, which made the live check of each
+    answer's questions (one product per question) the asking stage's bottleneck against a fast endpoint."""
+    global _weights
+    with _lock:
+        if _weights is None:
+            _weights = np.ascontiguousarray(model.nb_ptc, dtype=np.float32)
+    return _weights
 
 
 def _model():
