@@ -15,7 +15,8 @@ at a million chunks) and scores every chunk for every question (O(questions × c
   The common words of a question are rarely essential, so each question reads a few short postings lists;
 - questions whose essential postings are short are scored a block at a time (``bm25blocks``: the same
   decisions in a few numpy calls per block); the others one by one in chunk ranges, stopping once the rank
-  is known to be beyond ``stop``.
+  is known to be beyond ``stop``, and raising the threshold to the own chunk's score once more than
+  ``stop[1]`` candidates are found (the list is then never used; only the rank still needs counting).
 
 Ranks and candidate lists are exact: the same as scoring every chunk.
 """
@@ -298,16 +299,22 @@ class _Postings:
             return own + 1, 0.0, *none
         query = _Query(self.index, plan.ids, plan.threshold)
         better = before = 0  # chunks ranking above the own one; (own score 0) scoring chunks before it
+        collecting = True  # candidates at ``ratio`` are gathered until there are more than ``stop[1]``
         found: list[np.ndarray] = []
         found_scores: list[np.ndarray] = []
         for lo, hi in _ranges(query.essential_entries, self.index.n_docs):
             docs, scores = self._range(query, lo, hi)
             better += int(np.count_nonzero((scores > own_score) | ((scores == own_score) & (docs < own))))
-            if own_score > 0:
+            if own_score > 0 and collecting:
                 keep = (scores >= ratio * own_score) & (docs != own)  # compared in float32, as a dense row is
                 found.append(docs[keep])
                 found_scores.append(scores[keep])
-            else:
+                if stop and sum(map(len, found)) > stop[1]:
+                    # too many candidates to be used: only the chunks outranking the own one still count, and
+                    # the higher threshold leaves fewer essential words and prunes more chunks
+                    collecting = False
+                    query = _Query(self.index, plan.ids, _threshold(1.0, own_score))
+            elif own_score <= 0:
                 before += int(np.count_nonzero(docs < own))
             if stop and better >= stop[0] and (own_score <= 0 or sum(map(len, found)) > stop[1]):
                 break  # the rank is censored and the candidates are too many to be used: no need to go on
@@ -337,18 +344,8 @@ class _Postings:
             cols.append(np.full(b - a, col, dtype=np.int64))
         if not docs or not sum(map(len, docs)):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        if len(docs) == 1:  # one word's postings: already distinct and in order
-            candidates = docs[0]
-            table = np.zeros((len(candidates), len(query.terms)), dtype=np.float32)
-            table[:, query.essential[0]] = weights[0]
-        else:
-            candidates, rows = np.unique(np.concatenate(docs), return_inverse=True)
-            table = np.zeros((len(candidates), len(query.terms)), dtype=np.float32)
-            table[rows, np.concatenate(cols)] = np.concatenate(weights)
-        reach = table.astype(np.float64) @ query.times
+        candidates, table, reach = self._essential_table(query, docs, weights, cols)
         rest = query.rest
-        keep = reach >= query.threshold - rest
-        candidates, table, reach = candidates[keep], table[keep], reach[keep]
         for col in query.others:  # largest bound first: the threshold bites soonest
             table[:, col] = self.weights_of(int(query.terms[col]), candidates)
             reach += table[:, col] * query.times[col]
@@ -359,6 +356,29 @@ class _Postings:
         for col in query.columns:  # float32, in the question's word order, as bm25s sums
             scores += table[:, col]
         return candidates.astype(np.int64), scores
+
+    @staticmethod
+    def _essential_table(query: _Query, docs: list[np.ndarray], weights: list[np.ndarray], cols: list[np.ndarray]):
+        """The chunks holding an essential word whose weights plus the other words' bound can reach the
+        threshold: (chunks ascending, their essential words' weights as a table, that sum in float64).
+
+        Each word's postings are sorted, so a stable sort of them all is a merge of sorted runs (timsort);
+        the bound prunes before the table is made (most chunks hold one essential word and fall)."""
+        all_docs = docs[0] if len(docs) == 1 else np.concatenate(docs)
+        all_cols, all_weights = np.concatenate(cols), np.concatenate(weights)
+        order = None if len(docs) == 1 else np.argsort(all_docs, kind="stable")
+        if order is not None:
+            all_docs, all_cols, all_weights = all_docs[order], all_cols[order], all_weights[order]
+        new_doc = np.r_[True, all_docs[1:] != all_docs[:-1]]
+        first = np.flatnonzero(new_doc)
+        reach = np.add.reduceat(all_weights.astype(np.float64) * query.times[all_cols], first)
+        keep = reach >= query.threshold - query.rest
+        group = np.cumsum(new_doc) - 1  # each posting's chunk
+        row = np.cumsum(keep) - 1
+        held = keep[group]
+        table = np.zeros((int(keep.sum()), len(query.terms)), dtype=np.float32)
+        table[row[group[held]], all_cols[held]] = all_weights[held]
+        return all_docs[first[keep]], table, reach[keep]
 
 
 class _Query:
