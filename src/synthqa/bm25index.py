@@ -78,24 +78,25 @@ class DiskBM25:
     def build(self, texts: Iterable[str], on_docs=None) -> DiskBM25:
         """Index ``texts`` (streamed once); ``on_docs(n)`` reports progress."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        doc_lens: list[int] = []
-        counts: list[int] = []
+        doc_lens: list[np.ndarray] = []  # per block: numpy arrays, not a Python int per chunk (72 MB at 1M)
+        counts: list[np.ndarray] = []
         df = np.zeros(0, dtype=np.int64)
         with open(self._path("fwd_terms"), "wb") as terms_f, open(self._path("fwd_tf"), "wb") as tf_f:
             for block in batched(texts, BLOCK_DOCS):
                 block_ids, tfs, lens, distinct = self._counted(block)
-                doc_lens += lens.tolist()
-                counts += distinct.tolist()
+                doc_lens.append(lens)
+                counts.append(distinct)
                 block_ids.tofile(terms_f)
                 tfs.tofile(tf_f)
                 df = np.concatenate([df, np.zeros(len(self.vocab) - len(df), np.int64)])
                 df += np.bincount(block_ids, minlength=len(df))
                 if on_docs:
                     on_docs(len(block))
-        self.n_docs = len(doc_lens)
+        lens_all, counts_all = _joined(doc_lens, np.int64), _joined(counts, np.int64)
+        self.n_docs = len(lens_all)
         self.indptr = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
         idf = np.array([math.log(1 + (self.n_docs - d + 0.5) / (d + 0.5)) for d in df.tolist()], dtype=np.float32)
-        self._write_postings(np.asarray(doc_lens, dtype=np.int64), np.asarray(counts, dtype=np.int64), idf)
+        self._write_postings(lens_all, counts_all, idf)
         self._save_header()
         return self
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import string
 import tempfile
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -91,27 +92,28 @@ def near_duplicates(texts: Callable[[], Iterable[str]], fetch: Callable[[np.ndar
 def _keys_by_block(texts: Iterable[str], df: Counter, n: int, tmp: Path) -> Iterable[tuple[np.ndarray, np.ndarray]]:
     """(keys, positions) arrays, one pair per block of keys; a key's rows all land in the same block."""
     blocks = max(1, -(-n * 6 // KEYS_IN_MEMORY))
-    buffers: list[list[tuple[int, int]]] = [[] for _ in range(blocks)]
+    # (key, position) rows as flat machine integers: a Python tuple per row took ~130 bytes, 16 here
+    buffers = [array("q") for _ in range(blocks)]
     files = [tmp / f"keys-{b}.npy" for b in range(blocks)]
     handles = [open(f, "wb") for f in files] if blocks > 1 else []
     try:
         for pos, text in enumerate(texts):
             for key in blocking_keys(key_words(text), df):
-                buffers[key % blocks].append((key, pos))
+                buffers[key % blocks].extend((key, pos))
             if handles and pos % 65536 == 65535:
                 for b, rows in enumerate(buffers):
-                    np.asarray(rows, dtype=np.int64).reshape(-1, 2).tofile(handles[b])
-                    rows.clear()
+                    rows.tofile(handles[b])
+                    buffers[b] = array("q")
         for b, rows in enumerate(buffers if handles else []):
-            np.asarray(rows, dtype=np.int64).reshape(-1, 2).tofile(handles[b])
-            rows.clear()
+            rows.tofile(handles[b])
+            buffers[b] = array("q")
     finally:
         for handle in handles:
             handle.close()
     for b in range(blocks):
-        rows = np.fromfile(files[b], dtype=np.int64).reshape(-1, 2) if handles else np.asarray(
-            buffers[b], dtype=np.int64).reshape(-1, 2)
-        buffers[b] = []
+        rows = (np.fromfile(files[b], dtype=np.int64) if handles else np.frombuffer(buffers[b], dtype=np.int64))
+        buffers[b] = array("q")
+        rows = rows.reshape(-1, 2)
         yield rows[:, 0], rows[:, 1]
 
 
