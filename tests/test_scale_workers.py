@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import psutil
@@ -168,24 +169,85 @@ SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "from-a-background-job"])
 def test_ctrl_c_while_waiting_for_ranking_processes_stops_them_at_once(tmp_path, sigint_ignored):
     # The pool's threads let the kernel hand SIGINT to any of them; a wait for a frozen worker must still see it.
-    tests = Path(__file__).parent
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")]))
-    preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
-    # stderr to a file and no wait for the end of stdout: the fork server, a child of the script, holds them too
-    with open(tmp_path / "stderr", "w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path)], stdout=subprocess.PIPE,
-                                stderr=stderr, text=True, env=env, preexec_fn=preexec)
-    with contextlib.ExitStack() as stack:
-        stack.callback(proc.kill)
-        stack.callback(proc.stdout.close)
+    with _script(SCRIPT, tmp_path, sigint_ignored) as (proc, stderr):
         workers = [int(p) for p in proc.stdout.readline().split()]
-        stack.callback(_kill_all, workers)  # a frozen worker must not outlive a failing test
-        assert len(workers) == 2, (tmp_path / "stderr").read_text()
+        proc.kill_too = workers  # a frozen worker must not outlive a failing test
+        assert len(workers) == 2, stderr.text()
         proc.send_signal(signal.SIGINT)
         status = proc.wait(timeout=300)  # a guard against a hang, not a measure
         said = proc.stdout.readline().split()
-    assert status == 130, (tmp_path / "stderr").read_text()
-    assert said == ["alive"], said  # every worker stopped before the run ended
+        assert status == 130, stderr.text()
+        assert said == ["alive"], said  # every worker stopped before the run ended
+        # after every process of the run is gone (the resource tracker last): no traceback, no warning
+        assert stderr.text(until_closed=True) == ""
+
+
+START_SCRIPT = textwrap.dedent("""
+    import multiprocessing.process, signal, sys
+    import psutil
+    from synthqa import pool
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    started, real_start = [], multiprocessing.process.BaseProcess.start
+
+    def start(self):
+        real_start(self)
+        started.append(self.pid)
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C the moment a worker runs, before the pool lists it
+
+    multiprocessing.process.BaseProcess.start = start
+    try:
+        for _ in pool.ordered_map(abs, range(10), 2, RuntimeError):
+            pass
+        print("finished", flush=True)
+    except KeyboardInterrupt:
+        alive = [p for p in started if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        print(len(started), "started, alive:", *alive, flush=True)
+        sys.exit(130)
+""")
+
+
+def test_ctrl_c_while_a_worker_starts_stops_that_worker_too(tmp_path):
+    with _script(START_SCRIPT, tmp_path, sigint_ignored=False) as (proc, stderr):
+        status = proc.wait(timeout=300)  # a guard against a hang, not a measure
+        said = proc.stdout.readline().split()
+        proc.kill_too = [int(p) for p in said[3:] if p.isdigit()]
+        assert status == 130, stderr.text()
+        assert said == ["1", "started,", "alive:"], said
+        assert stderr.text(until_closed=True) == ""  # the worker did not go on to fail on the pool's semaphores
+
+
+class _Stderr:
+    """A child's stderr, read to its end in a thread: the end comes once every process holding it has exited
+    (the fork server, the workers and the resource tracker inherit it)."""
+
+    def __init__(self, pipe) -> None:
+        self.chunks: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.chunks.extend(iter(pipe.readline, "")), daemon=True)
+        self.reader.start()
+
+    def text(self, until_closed: bool = False) -> str:
+        if until_closed:
+            self.reader.join(timeout=300)  # a guard against a hang, not a measure
+            assert not self.reader.is_alive(), "a process of the run is still running"
+        return "".join(self.chunks)
+
+
+@contextlib.contextmanager
+def _script(script: str, tmp_path: Path, sigint_ignored: bool):
+    """Run ``script`` (the test folder importable) with SIGINT at its default or ignored, as a background job
+    leaves it; on the way out, kill it and the pids in ``proc.kill_too``."""
+    tests = Path(__file__).parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")]))
+    preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=preexec)
+    proc.kill_too = []
+    with contextlib.ExitStack() as stack:
+        stack.callback(proc.kill)
+        stack.callback(proc.stdout.close)
+        stack.callback(lambda: _kill_all(proc.kill_too))
+        yield proc, _Stderr(proc.stderr)
 
 
 def _kill_all(pids: list[int]) -> None:

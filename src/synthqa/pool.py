@@ -11,8 +11,11 @@ saves.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -44,13 +47,15 @@ def ordered_map(fn: Callable, tasks: Iterable, workers: int, died: Callable[[Any
     if workers <= 1:
         yield from map(fn, tasks)
         return
-    pool = ProcessPoolExecutor(workers, mp_context=_context(preload))
+    pool = ProcessPoolExecutor(workers, mp_context=_context(preload), initializer=_worker_started)
     window: deque = deque()
     finished = False
     try:
         for task in tasks:
             try:
-                window.append((task, pool.submit(fn, task)))
+                with _ctrl_c_deferred():  # a worker being started must be on the list of those killed on Ctrl-C
+                    future = pool.submit(fn, task)
+                window.append((task, future))
             except BrokenProcessPool:  # a worker died while the window's tasks were all done
                 raise died(task) from None
             if len(window) >= WINDOW_PER_WORKER * workers:
@@ -88,6 +93,36 @@ def _result(task, future, died: Callable[[Any], Exception]):
             continue
         except BrokenProcessPool:
             raise died(task) from None
+
+
+def _worker_started() -> None:
+    """In each worker: tqdm's lock a thread lock. Its default also makes a multiprocessing lock, a named
+    semaphore that a worker killed on an early stop never releases: the resource tracker's "leaked semaphore"
+    warning after the run (libraries such as bm25s create a tqdm bar even when it is hidden)."""
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Ctrl-C (or SIGTERM, which the CLI turns into one) during the block takes effect as the block ends.
+
+    Starting a worker is not atomic: interrupted half-way, a worker runs on that the pool does not know (and
+    so never kills), and it fails with a traceback once the pool's semaphores are gone. Only the main thread
+    runs signal handlers; elsewhere, or with SIGINT ignored, the block just runs."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield
+        return
+    received: list = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            previous(signal.SIGINT, received[-1])
 
 
 def _context(preload: Sequence[str]):
