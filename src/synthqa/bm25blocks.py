@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-LIGHT_ENTRIES = 4096  # a question with more essential postings is scored per question, with early stopping
+LIGHT_ENTRIES = 1024  # a question with more essential postings is scored per question, with early stopping
 BLOCK_ENTRIES = 1_000_000  # postings gathered at once for a block of questions: ~50 MB of working arrays
 
 
