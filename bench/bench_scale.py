@@ -235,7 +235,7 @@ def compare_near_duplicates(label: str, texts: list[str]) -> str:
     old = all_pairs_near_duplicates(texts)
     t_old = time.perf_counter() - t0
     t0 = time.perf_counter()
-    new = dedupe.near_duplicates(lambda: texts, lambda pos: [texts[p] for p in pos])
+    new = dedupe.near_duplicates(lambda: texts)
     t_new = time.perf_counter() - t0
     same = "same decisions" if np.array_equal(old, new) else f"{int((old != new).sum())} decisions differ"
     return (f"{label:<34} {len(texts):>8,} {int(old.sum()):>10,} {int(new.sum()):>10,}  {same}"

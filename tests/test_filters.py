@@ -292,7 +292,7 @@ def test_near_duplicates_decide_as_token_sort_ratio_over_all_pairs_does() -> Non
         expected.append(near)
         if not near:
             kept.append(text)
-    found = near_duplicates(lambda: texts, lambda positions: [texts[p] for p in positions], block=16)
+    found = near_duplicates(lambda: texts, block=16)
     assert found.tolist() == expected and 20 < sum(expected) < len(texts) - 100
 
 

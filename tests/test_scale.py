@@ -248,7 +248,7 @@ def test_near_duplicates_by_blocking_equal_the_all_pairs_comparison(monkeypatch,
     texts = _near_duplicate_set(seed)
     want = _all_pairs(texts)
     monkeypatch.setattr(dedupe, "KEYS_IN_MEMORY", 500)  # keys spill to files, in many blocks
-    got = dedupe.near_duplicates(lambda: texts, lambda positions: [texts[p] for p in positions], tmp_path, block=7)
+    got = dedupe.near_duplicates(lambda: texts, tmp_path, block=7)
     assert want.sum() > 100 and np.array_equal(got, want)
 
 

@@ -10,17 +10,19 @@ rapidfuzz compares only questions filed under a common pair. Two questions that 
 word or two, so they share at least two of each other's rarest words whenever each has at most
 ``RARE_WORDS`` − 2 words the other lacks; on the corpora and the synthetic bench sets the decisions equal the
 all-pairs comparison's (``bench/bench_scale.py`` prints both). Keys spill to files in blocks of
-``KEYS_IN_MEMORY``, so memory holds one block, the word counts and one bit per question.
+``KEYS_IN_MEMORY`` and the texts (their words sorted) wait in a file read through a memory map, so memory
+holds one block of keys, the word counts, and an offset and a bit per question.
 """
 
 from __future__ import annotations
 
 import itertools
+import mmap
 import string
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,31 +64,68 @@ def blocking_keys(words: set[str], df: Counter) -> list[int]:
     return [hash(pair) for pair in itertools.combinations(rare, 2)]
 
 
-def near_duplicates(texts: Callable[[], Iterable[str]], fetch: Callable[[np.ndarray], Sequence[str]],
-                    workdir: Path | None = None, block: int = 1024, workers: int = 1) -> np.ndarray:
+def near_duplicates(texts: Callable[[], Iterable[str]], workdir: Path | None = None, block: int = 1024,
+                    workers: int = 1) -> np.ndarray:
     """True for each question (in order) that nearly repeats an earlier kept one.
 
-    ``texts()`` yields the normalised texts in order (it is called twice); ``fetch(positions)`` returns the
-    texts at ascending positions (called once per block of keys, for the questions that share a key).
-    ``workers``: rapidfuzz threads for the large groups' comparisons (the decisions do not depend on it).
+    ``texts()`` yields the normalised texts in order (it is called once). ``workers``: rapidfuzz threads for the
+    large groups' comparisons (the decisions do not depend on it).
     """
-    df: Counter = Counter()
-    n = 0
-    for text in texts():
-        df.update(key_words(text))
-        n += 1
     with tempfile.TemporaryDirectory(dir=workdir, prefix="neardup-") as tmp:
-        pairs = [
-            _similar_pairs(keys, positions, fetch, block, workers)
-            for keys, positions in _keys_by_block(texts(), df, n, Path(tmp))
-        ]
+        sorted_texts = _SortedTexts.write(texts(), Path(tmp) / "sorted.txt")
+        with sorted_texts:
+            df: Counter = Counter()
+            for text in sorted_texts:
+                df.update(key_words(text))  # the same set of words in any order
+            pairs = [
+                _similar_pairs(keys, positions, sorted_texts, block, workers)
+                for keys, positions in _keys_by_block(sorted_texts, df, len(sorted_texts), Path(tmp))
+            ]
     later = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros(0, dtype=np.int64)
     earlier = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros(0, dtype=np.int64)
-    dropped = np.zeros(n, dtype=bool)
+    dropped = np.zeros(len(sorted_texts), dtype=bool)
     for j, i in zip(*(a.tolist() for a in _sorted_pairs(later, earlier))):
         if not dropped[i]:  # every i < j is decided already: pairs come in order of j
             dropped[j] = True
     return dropped
+
+
+class _SortedTexts:
+    """Every question's words in sorted order (``sort_tokens``), in one file read through a memory map: a group
+    of questions sharing a key reads its texts from there, so memory holds no text per question (a dict of a
+    key block's texts grew with the dataset: ~250 MB at a million chunks), only an offset."""
+
+    def __init__(self, path: Path, offsets: np.ndarray) -> None:
+        self.offsets = offsets
+        self._file = open(path, "rb")
+        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if offsets[-1] else b""
+
+    @classmethod
+    def write(cls, texts: Iterable[str], path: Path) -> _SortedTexts:
+        offsets = array("q", [0])
+        with open(path, "wb") as out:
+            for text in texts:
+                data = sort_tokens(text).encode("utf-8")
+                out.write(data)
+                offsets.append(offsets[-1] + len(data))
+        return cls(path, np.frombuffer(offsets, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, position: int) -> str:
+        return self._map[self.offsets[position]:self.offsets[position + 1]].decode("utf-8")
+
+    def __iter__(self) -> Iterator[str]:
+        return (self[p] for p in range(len(self)))
+
+    def __enter__(self) -> _SortedTexts:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if isinstance(self._map, mmap.mmap):
+            self._map.close()
+        self._file.close()
 
 
 def _keys_by_block(texts: Iterable[str], df: Counter, n: int, tmp: Path) -> Iterable[tuple[np.ndarray, np.ndarray]]:
@@ -117,26 +156,23 @@ def _keys_by_block(texts: Iterable[str], df: Counter, n: int, tmp: Path) -> Iter
         yield rows[:, 0], rows[:, 1]
 
 
-def _similar_pairs(keys: np.ndarray, positions: np.ndarray, fetch, block: int,
+def _similar_pairs(keys: np.ndarray, positions: np.ndarray, texts: _SortedTexts, block: int,
                    workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(later, earlier) positions of the questions filed under a common key that reach the ratio."""
     order = np.lexsort((positions, keys))
     keys, positions = keys[order], positions[order]
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     sizes = np.diff(np.r_[starts, len(keys)])
-    groups = [np.unique(positions[s:s + k]) for s, k in zip(starts[sizes > 1], sizes[sizes > 1])]
-    groups = [g for g in groups if len(g) > 1]
-    if not groups:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    needed = np.unique(np.concatenate(groups))
-    text_of = dict(zip(needed.tolist(), map(sort_tokens, fetch(needed))))
-    later: list[np.ndarray] = []
-    earlier: list[np.ndarray] = []
-    for group in groups:
-        texts = [text_of[p] for p in group.tolist()]
+    later: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+    earlier: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+    for s, k in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):  # a group at a time: memory stays flat
+        group = np.unique(positions[s:s + k])
+        if len(group) < 2:
+            continue
+        group_texts = [texts[p] for p in group.tolist()]
         for start in range(1, len(group), block):
             stop = min(start + block, len(group))
-            scores = process.cdist(texts[start:stop], texts[:stop], scorer=fuzz.ratio, processor=None,
+            scores = process.cdist(group_texts[start:stop], group_texts[:stop], scorer=fuzz.ratio, processor=None,
                                    score_cutoff=NEAR_DUPLICATE_RATIO, dtype=np.uint8,
                                    workers=workers if (stop - start) * stop >= THREADED_PAIRS else 1)
             rows, cols = np.nonzero(scores >= NEAR_DUPLICATE_RATIO)
@@ -167,6 +203,6 @@ def dedupe_questions(items: Sequence[tuple[str, str]], block: int = 1024) -> lis
             first_of[key] = i
             unique.append(i)
     texts = list(first_of)
-    near = near_duplicates(lambda: texts, lambda positions: [texts[p] for p in positions], block=block)
+    near = near_duplicates(lambda: texts, block=block)
     dropped += [(unique[j], "near_duplicate") for j in np.flatnonzero(near).tolist()]
     return sorted(dropped)

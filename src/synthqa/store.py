@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .errors import CacheError
@@ -167,16 +167,6 @@ class RunStore:
     def question_styles(self) -> Iterator[str]:
         """The query style of each kept question, in order."""
         return (row[0] for row in self._db.execute("SELECT style FROM questions ORDER BY pos"))
-
-    def norms_at(self, positions: Iterable[int]) -> list[str]:
-        """The normalised texts at ascending ``positions``."""
-        wanted = [int(p) for p in positions]
-        found: dict[int, str] = {}
-        for start in range(0, len(wanted), 500):
-            batch = wanted[start:start + 500]
-            found.update(self._db.execute(
-                f"SELECT pos, norm FROM questions WHERE pos IN ({','.join('?' * len(batch))})", batch))
-        return [found[p] for p in wanted]
 
     def question_rows(self) -> Iterator[tuple[int, int, int, str, str | None, str]]:
         """(pos, chunk seq, n, text, reference answer or None, query style) of the kept questions, in order."""

@@ -145,15 +145,14 @@ def near_duplicates_by_style(store: RunStore, style_names: list[str], workdir: P
     question about the same fact are two ways to find the chunk, not one query twice. ``workers``: threads
     comparing large groups of candidates."""
     if len(style_names) == 1:
-        near = dedupe.near_duplicates(store.question_norms, store.norms_at, workdir, workers=workers)
+        near = dedupe.near_duplicates(store.question_norms, workdir, workers=workers)
         tally.style_drops[style_names[0]]["near_duplicate"] += int(near.sum())
         return near
     style_of = np.array(list(store.question_styles()), dtype=object)
     near = np.zeros(len(style_of), dtype=bool)
     for style in style_names:
         at = np.flatnonzero(style_of == style)
-        found = dedupe.near_duplicates(lambda style=style: store.question_norms(style),
-                                       lambda local, at=at: store.norms_at(at[local]), workdir, workers=workers)
+        found = dedupe.near_duplicates(lambda style=style: store.question_norms(style), workdir, workers=workers)
         near[at] = found
         tally.style_drops[style]["near_duplicate"] += int(found.sum())
     return near
