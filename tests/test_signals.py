@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
@@ -36,3 +38,26 @@ def test_a_stopped_run_says_how_to_resume_and_the_rerun_finishes_the_same_datase
         assert rerun.returncode == 0, rerun.stderr
         assert kept >= 6 and "resuming:" in rerun.stderr
     assert read_out(out) == clean_run
+
+
+STARTUP_SCRIPT = """
+import importlib.abc, signal, sys
+from synthqa.cli import main
+
+class SignalOnImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "synthqa.cli.push":  # the signal arrives while the commands are still being imported
+            signal.raise_signal(getattr(signal, sys.argv[1]))
+        return None
+
+sys.meta_path.insert(0, SignalOnImport())
+sys.exit(main(["inspect", "nowhere"]))
+"""
+
+
+@pytest.mark.parametrize(("sig", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stop_while_the_command_starts_is_one_line(sig, status):
+    # the commands' imports take about a second: a Ctrl-C right after pressing Enter printed a traceback
+    done = subprocess.run([sys.executable, "-c", STARTUP_SCRIPT, sig], capture_output=True, text=True,
+                          timeout=300)  # a guard against a hang, not a measure
+    assert (done.returncode, done.stderr) == (status, "synthqa: interrupted\n")

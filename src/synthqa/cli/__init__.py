@@ -12,7 +12,7 @@ import importlib
 import sys
 
 from .. import __version__
-from ._errors import handle
+from ._errors import handle, interrupted
 from ._signals import install_handlers
 
 # Order is the order of the data flow, which is also the order of `synthqa --help`.
@@ -39,8 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     install_handlers()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()  # imports every command (about a second): a Ctrl-C here is one line too
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt as interrupt:
+        return interrupted(interrupt)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

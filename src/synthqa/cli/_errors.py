@@ -49,8 +49,7 @@ def handle(func: Callable, args) -> int:
     except SynthQAError as err:
         return _say(str(err), err.exit_code)
     except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM (see _signals)
-        print("synthqa: interrupted", file=sys.stderr)
-        return exit_code(interrupt)
+        return interrupted(interrupt)
     except BrokenPipeError:  # `synthqa inspect | head` is normal use
         return 0
     except Exception as err:  # noqa: BLE001 — the last line of defence
@@ -61,6 +60,12 @@ def handle(func: Callable, args) -> int:
         return _say(f"unexpected error {type(err).__name__}: {_first_line(err)} — this is a bug in synthqa "
                     f"{__version__}; the full traceback is in {path} (please attach it when you report it)",
                     70)
+
+
+def interrupted(interrupt: KeyboardInterrupt) -> int:
+    """Ctrl-C or SIGTERM: one line, and the exit code that says which."""
+    print("synthqa: interrupted", file=sys.stderr)
+    return exit_code(interrupt)
 
 
 def _say(message: str, code: int) -> int:
