@@ -17,8 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from e2e import policy_pages
-from fakeserver import questions_for
+from e2e import CORPORA, policy_pages
+from fakeserver import FakeOpenAI, questions_for
 from synthqa import bm25index, filters, language, roundtrip
 from synthqa.errors import WorkerError
 from synthqa.pipeline import assemble
@@ -217,6 +217,40 @@ def test_ctrl_c_while_a_worker_starts_stops_that_worker_too(tmp_path):
         assert stderr.text(until_closed=True) == ""  # the worker did not go on to fail on the pool's semaphores
 
 
+READING_SCRIPT = textwrap.dedent("""
+    import multiprocessing.process, signal, sys
+    import psutil
+    from synthqa.cli import main
+
+    started, real_start = [], multiprocessing.process.BaseProcess.start
+
+    def start(self):
+        real_start(self)
+        started.append(self.pid)
+        if len(started) == 1:  # Ctrl-C as the first reading process starts (the pool runs in the reading thread)
+            signal.raise_signal(signal.SIGINT)
+
+    multiprocessing.process.BaseProcess.start = start
+    code = main(["generate", sys.argv[2], "-o", sys.argv[1] + "/out", "--base-url", sys.argv[3], "--workers", "2",
+                 "--no-progress", "--no-embed-roundtrip"])
+    alive = [p for p in started if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    print(code, len(started) > 0, "alive:", *alive, flush=True)
+    sys.exit(code)
+""")
+
+
+def test_ctrl_c_while_reading_in_worker_processes_stops_them_before_the_run_ends(tmp_path):
+    with FakeOpenAI() as fake, _script(READING_SCRIPT, tmp_path, False, str(CORPORA), fake.base_url) as (proc,
+                                                                                                        stderr):
+        status = proc.wait(timeout=300)  # a guard against a hang, not a measure
+        said = proc.stdout.readline().split()
+        proc.kill_too = [int(p) for p in said[3:] if p.isdigit()]
+        assert status == 130, stderr.text()
+        assert said == ["130", "True", "alive:"], said
+        text = stderr.text(until_closed=True)
+        assert "Traceback" not in text and text.endswith("synthqa: interrupted\n"), text
+
+
 class _Stderr:
     """A child's stderr, read to its end in a thread: the end comes once every process holding it has exited
     (the fork server, the workers and the resource tracker inherit it)."""
@@ -234,13 +268,14 @@ class _Stderr:
 
 
 @contextlib.contextmanager
-def _script(script: str, tmp_path: Path, sigint_ignored: bool):
-    """Run ``script`` (the test folder importable) with SIGINT at its default or ignored, as a background job
-    leaves it; on the way out, kill it and the pids in ``proc.kill_too``."""
+def _script(script: str, tmp_path: Path, sigint_ignored: bool, *args: str):
+    """Run ``script`` (the test folder importable; ``tmp_path`` and ``args`` its arguments) with SIGINT at its
+    default or ignored, as a background job leaves it; on the way out, kill it and the pids in ``proc.kill_too``."""
     tests = Path(__file__).parent
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")]),
+               OPENAI_API_KEY="sk-test")
     preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
-    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path), *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, preexec_fn=preexec)
     proc.kill_too = []
     with contextlib.ExitStack() as stack:

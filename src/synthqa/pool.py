@@ -37,12 +37,18 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class Stopped(Exception):
+    """``ordered_map``'s ``stop`` event was set: the map ended early, its workers killed."""
+
+
 def ordered_map(fn: Callable, tasks: Iterable, workers: int, died: Callable[[Any], Exception],
-                preload: Sequence[str] = ()) -> Iterator:
+                preload: Sequence[str] = (), stop: threading.Event | None = None) -> Iterator:
     """``map(fn, tasks)`` over ``workers`` processes (in this thread when 1), results in order.
 
     A worker that dies (killed for memory, a crash in a C library) raises ``died(task)``, the error naming the
-    oldest task still waited for. ``preload``: modules the fork server imports once for every worker.
+    oldest task still waited for. ``preload``: modules the fork server imports once for every worker. ``stop``:
+    set by another thread, it ends the map with ``Stopped`` within ``SIGNAL_CHECK_S`` (Ctrl-C reaches only
+    the main thread; a map running elsewhere is stopped this way, so no worker outlives the run).
     """
     if workers <= 1:
         yield from map(fn, tasks)
@@ -59,9 +65,9 @@ def ordered_map(fn: Callable, tasks: Iterable, workers: int, died: Callable[[Any
             except BrokenProcessPool:  # a worker died while the window's tasks were all done
                 raise died(task) from None
             if len(window) >= WINDOW_PER_WORKER * workers:
-                yield _result(*window.popleft(), died)
+                yield _result(*window.popleft(), died, stop)
         while window:
-            yield _result(*window.popleft(), died)
+            yield _result(*window.popleft(), died, stop)
         finished = True
     finally:
         if not finished:  # the caller stopped early (--limit, an error, Ctrl-C): running tasks are dropped at once
@@ -83,10 +89,12 @@ def worker_died(doing: str) -> Callable[[Any], WorkerError]:
                                     f"with fewer --workers (1 does it in this process)")
 
 
-def _result(task, future, died: Callable[[Any], Exception]):
+def _result(task, future, died: Callable[[Any], Exception], stop: threading.Event | None):
     # Waited for in short slices: the pool's own threads leave the kernel free to deliver a Ctrl-C to one of
     # them, and then a main thread blocked on the future for good would never run Python's handler.
     while True:
+        if stop is not None and stop.is_set():
+            raise Stopped
         try:
             return future.result(timeout=SIGNAL_CHECK_S)
         except FutureTimeout:

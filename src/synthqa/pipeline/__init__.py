@@ -101,6 +101,7 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
         try:
             pending = asyncio.run(asking)
         except KeyboardInterrupt:
+            step.feed.stop()  # reading processes, when any, are killed before the run ends
             log(f"interrupted: {len(cache)} answers are safe in {cache.path}; rerun the same command to resume")
             raise
         inputs = step.feed.join()

@@ -30,6 +30,7 @@ from .reading import COUNT_BATCH, POOL_MIN_PAGES, FileTask, count_pages, ordered
 # dispatches requests and reads answers on time: measured 1.29 → 1.10 × the latency limit (bench_pipeline).
 SWITCH_INTERVAL = 0.001
 BATCH = 256  # chunks handed to the asking stage at once
+STOP_WAIT_S = 5.0  # how long Ctrl-C waits for reading to stop: its processes die at once, a file read here may not
 QUEUE_BATCHES = 8  # batches waiting at most: reading pauses beyond 2,048 chunks ahead of the asking
 
 
@@ -62,11 +63,13 @@ class Inputs:
 
 
 def stream_inputs(config: GenerateConfig, log: Log, found: Inputs, progress: Progress,
-                  on_skipped_chunks: Callable[[list[SkippedChunk]], None] | None = None) -> Iterator[list[Chunk]]:
+                  on_skipped_chunks: Callable[[list[SkippedChunk]], None] | None = None,
+                  stop: threading.Event | None = None) -> Iterator[list[Chunk]]:
     """Yield batches of the chunks worth asking about as files are read, filling ``found`` along the way.
 
     Each skipped file and page is reported at once; ``InputError`` at the end when nothing usable was found.
-    ``on_skipped_chunks`` gets each file's chunks that the chunk filters skipped, before its batches.
+    ``on_skipped_chunks`` gets each file's chunks that the chunk filters skipped, before its batches. ``stop``
+    (set by another thread) ends the reading processes at once (``pool.Stopped``).
     """
 
     def on_skip(skipped: SkippedFile) -> None:
@@ -85,14 +88,15 @@ def stream_inputs(config: GenerateConfig, log: Log, found: Inputs, progress: Pro
     with progress.stage("counting pages", "count") as stage:
         batches = list(batched([str(path) for path, _ in files], COUNT_BATCH))
         pages = [n for counts in ordered_map(count_pages, batches, min(workers, len(batches)),
-                                             describe=lambda paths: f"{paths[0]} (counting pages)") for n in counts]
+                                             describe=lambda paths: f"{paths[0]} (counting pages)", stop=stop)
+                 for n in counts]
         found.pages_counted = sum(pages)
         stage.detail = f"{found.pages_counted:,} pages in {len(files):,} file(s)"
     if found.pages_counted < POOL_MIN_PAGES:
         workers = 1
     tasks = (FileTask(str(path), source, config.pdf_password, config.chunk_size, config.chunk_overlap,
                       config.keep_all_chunks, config.clean) for path, source in files)
-    results = ordered_map(read_file, tasks, workers, describe=lambda task: task.path)
+    results = ordered_map(read_file, tasks, workers, describe=lambda task: task.path, stop=stop)
     bar = progress.bar("pages read", total=found.pages_counted, unit="page")
     try:
         for (path, source), n_pages, result in zip(files, pages, results):
@@ -199,7 +203,8 @@ class ThreadedFeed:
         def produce() -> None:
             try:
                 started = time.perf_counter()
-                for batch in stream_inputs(self.config, self.log, self.found, self.progress, self.keep_skipped):
+                for batch in stream_inputs(self.config, self.log, self.found, self.progress, self.keep_skipped,
+                                           self._stop):
                     if not put(list(zip(batch, self.keep(batch)))):
                         return
                 found = self.found
@@ -223,6 +228,13 @@ class ThreadedFeed:
         finally:
             self._stop.set()
             sys.setswitchinterval(interval)
+
+    def stop(self) -> None:
+        """End reading now (Ctrl-C): its processes are killed before this returns, or within ``STOP_WAIT_S`` (a
+        file read in this process's thread cannot be cut short, and the exit need not wait for it)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(STOP_WAIT_S)
 
     def join(self) -> Inputs:
         """Wait for the thread (after the consumer has finished) and return what it found."""

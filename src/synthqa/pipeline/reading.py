@@ -10,6 +10,7 @@ calling thread.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -75,11 +76,12 @@ def count_pages(paths: list[str]) -> list[int]:
     return [pdfs.count_pages(Path(p)) for p in paths]
 
 
-def ordered_map(fn: Callable, tasks: Iterable, workers: int, describe: Callable = str) -> Iterator:
+def ordered_map(fn: Callable, tasks: Iterable, workers: int, describe: Callable = str,
+                stop: threading.Event | None = None) -> Iterator:
     """``pool.ordered_map`` for reading: a worker that dies is one ``InputError`` naming the file
-    (``describe(task)``)."""
+    (``describe(task)``); ``stop`` ends it early (``pool.Stopped``)."""
     def died(task) -> InputError:
         return InputError(f"a process reading the inputs died (out of memory, or a crash in a parser) while reading "
                           f"{describe(task)} or a file after it: rerun with fewer --workers (1 reads in this process)")
 
-    return pool.ordered_map(fn, tasks, workers, died, preload=[__name__])
+    return pool.ordered_map(fn, tasks, workers, died, preload=[__name__], stop=stop)
