@@ -365,10 +365,9 @@ class _Postings:
 
         Each word's postings are sorted, so a stable sort of them all is a merge of sorted runs (timsort);
         the bound prunes before the table is made (most chunks hold one essential word and fall)."""
-        all_docs = docs[0] if len(docs) == 1 else np.concatenate(docs)
-        all_cols, all_weights = np.concatenate(cols), np.concatenate(weights)
-        order = None if len(docs) == 1 else np.argsort(all_docs, kind="stable")
-        if order is not None:
+        all_docs, all_cols, all_weights = np.concatenate(docs), np.concatenate(cols), np.concatenate(weights)
+        if len(docs) > 1:  # one word's postings are already distinct and in order
+            order = np.argsort(all_docs, kind="stable")
             all_docs, all_cols, all_weights = all_docs[order], all_cols[order], all_weights[order]
         new_doc = np.r_[True, all_docs[1:] != all_docs[:-1]]
         first = np.flatnonzero(new_doc)
