@@ -19,7 +19,7 @@ import pytest
 
 from e2e import CORPORA, policy_pages
 from fakeserver import FakeOpenAI, questions_for
-from synthqa import bm25index, filters, language, roundtrip
+from synthqa import bm25index, filters, language, pool, roundtrip
 from synthqa.errors import WorkerError
 from synthqa.pipeline import assemble
 from synthqa.records import Answer, Chunk
@@ -136,6 +136,33 @@ def test_a_ranking_process_that_dies_is_one_error_not_a_hang(corpus, tmp_path, m
                                           r"or a crash in a C library\): rerun with fewer --workers \(1 does it "
                                           r"in this process\)$"):
         list(rows)
+    assert not [p for p in _worker_pids() if psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+
+def _dies_writing_its_result(task: int) -> int:
+    """In a worker: for task 3, start writing the result and die half-way, as a worker the kernel kills for
+    memory while it sends a large result does (the pipe's lock held, a length prefix and part of the message
+    written); every other task is answered."""
+    if task != 3:
+        return task * task
+    import gc
+    import multiprocessing.queues
+    import struct
+
+    results = next(o for o in gc.get_objects() if isinstance(o, multiprocessing.queues.SimpleQueue))
+    results._wlock.acquire()
+    os.write(results._writer.fileno(), struct.pack("!i", 1 << 20) + b"\x80" * 1000)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_that_dies_writing_its_result_is_one_error_not_a_hang():
+    died = []
+    with pytest.raises(RuntimeError, match=r"^died at [0-3]$"):
+        for value in pool.ordered_map(_dies_writing_its_result, range(40), 2,
+                                      lambda task: died.append(task) or RuntimeError(f"died at {task}")):
+            assert value < 9
+    assert len(died) == 1
     assert not [p for p in _worker_pids() if psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
@@ -65,21 +66,13 @@ def ordered_map(fn: Callable, tasks: Iterable, workers: int, died: Callable[[Any
             except BrokenProcessPool:  # a worker died while the window's tasks were all done
                 raise died(task) from None
             if len(window) >= WINDOW_PER_WORKER * workers:
-                yield _result(*window.popleft(), died, stop)
+                yield _result(*window.popleft(), died, stop, pool)
         while window:
-            yield _result(*window.popleft(), died, stop)
+            yield _result(*window.popleft(), died, stop, pool)
         finished = True
     finally:
         if not finished:  # the caller stopped early (--limit, an error, Ctrl-C): running tasks are dropped at once
-            for process in list((getattr(pool, "_processes", None) or {}).values()):
-                process.kill()
-            # A worker killed while writing its result leaves half a message in the result pipe, and the pool's
-            # thread reading it would wait for the rest for ever (and shutdown, and the interpreter's exit, with
-            # it). Our own copy of the pipe's write end closed, that read ends at end of file and the thread
-            # gives the pool up as broken.
-            writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
-            if writer is not None:
-                writer.close()
+            _kill(pool)
         pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -89,7 +82,8 @@ def worker_died(doing: str) -> Callable[[Any], WorkerError]:
                                     f"with fewer --workers (1 does it in this process)")
 
 
-def _result(task, future, died: Callable[[Any], Exception], stop: threading.Event | None):
+def _result(task, future, died: Callable[[Any], Exception], stop: threading.Event | None,
+            pool: ProcessPoolExecutor):
     # Waited for in short slices: the pool's own threads leave the kernel free to deliver a Ctrl-C to one of
     # them, and then a main thread blocked on the future for good would never run Python's handler.
     while True:
@@ -98,9 +92,34 @@ def _result(task, future, died: Callable[[Any], Exception], stop: threading.Even
         try:
             return future.result(timeout=SIGNAL_CHECK_S)
         except FutureTimeout:
-            continue
+            if _a_worker_died(pool):
+                # The pool notices a dead worker itself, unless it died writing its result: then the pool's
+                # thread waits for the rest of that message for ever, and every other worker for the pipe's
+                # lock the dead one held. The map has failed either way; end it so the pool says so.
+                _kill(pool)
         except BrokenProcessPool:
             raise died(task) from None
+
+
+def _a_worker_died(pool: ProcessPoolExecutor) -> bool:
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    try:  # a sentinel is ready once its process has ended; reading none of them leaves the pool's view as it is
+        return bool(processes) and bool(multiprocessing.connection.wait([p.sentinel for p in processes], 0))
+    except (OSError, ValueError):  # the pool closed them: it is shutting down, and knows
+        return False
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's workers and close this process's copy of the result pipe's write end.
+
+    A worker killed while writing its result leaves half a message in that pipe, and the pool's thread reading
+    it would wait for the rest for ever (and shutdown, and the interpreter's exit, with it). With every write
+    end closed, the read ends at end of file and the thread gives the pool up as broken."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+    if writer is not None:
+        writer.close()
 
 
 def _worker_started() -> None:
