@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import random
 import re
+from collections import Counter
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -165,6 +166,7 @@ def test_a_real_run_shows_totals_from_the_start_and_a_line_per_stage(tmp_path, f
     assert updates and all(int(total) >= 1 for _, total in updates)
     assert ("%d" % asked, "%d" % asked) in updates  # the bar ends at the exact total
     assert not re.search(r"questions[^:]*: \d+chunk", err)  # never a count without a total
+    assert re.search(r"near duplicates: comparing questions: +100%\|[^|]*\| (\d+)/\1 \[", err)
     for stage in ("asking", "question filters", "near duplicates", "round trip", "train/eval split", "writing"):
         assert re.search(rf"synthqa: {stage}: .* \(\d+\.\d s\)", err), stage
     assert set(manifest["timings"]) == {"count", "read", "ask", "filter", "near_duplicates", "roundtrip", "split",
@@ -250,6 +252,22 @@ def test_near_duplicates_by_blocking_equal_the_all_pairs_comparison(monkeypatch,
     monkeypatch.setattr(dedupe, "KEYS_IN_MEMORY", 500)  # keys spill to files, in many blocks
     got = dedupe.near_duplicates(lambda: texts, tmp_path, block=7)
     assert want.sum() > 100 and np.array_equal(got, want)
+
+
+
+def test_near_duplicates_count_their_pairs_before_comparing_them(monkeypatch, tmp_path):
+    texts = _near_duplicate_set(1)
+    df = Counter(w for text in texts for w in dedupe.key_words(text))
+    filed = Counter(key for text in texts for key in set(dedupe.blocking_keys(dedupe.key_words(text), df)))
+    pairs = sum(k * (k - 1) // 2 for k in filed.values())
+    for keys_in_memory in (dedupe.KEYS_IN_MEMORY, 500):  # one block of keys; many, spilled to files
+        monkeypatch.setattr(dedupe, "KEYS_IN_MEMORY", keys_in_memory)
+        heard: list[tuple[str, int]] = []
+        found = dedupe.near_duplicates(lambda: texts, tmp_path, block=7, progress=lambda *step: heard.append(step))
+        assert heard[0] == ("total", pairs) and pairs > 1000
+        assert {step for step, _ in heard[1:]} == {"compared"} and len(heard) > 50
+        assert sum(n for _, n in heard[1:]) == pairs
+        assert np.array_equal(found, _all_pairs(texts))
 
 
 def test_tables_are_written_in_row_groups_as_they_stream(tmp_path, monkeypatch):

@@ -65,22 +65,25 @@ def blocking_keys(words: set[str], df: Counter) -> list[int]:
 
 
 def near_duplicates(texts: Callable[[], Iterable[str]], workdir: Path | None = None, block: int = 1024,
-                    workers: int = 1) -> np.ndarray:
+                    workers: int = 1, progress: Callable[[str, int], None] | None = None) -> np.ndarray:
     """True for each question (in order) that nearly repeats an earlier kept one.
 
     ``texts()`` yields the normalised texts in order (it is called once). ``workers``: rapidfuzz threads for the
-    large groups' comparisons (the decisions do not depend on it).
+    large groups' comparisons (the decisions do not depend on it). ``progress(step, n)`` hears ``("total", n)``
+    once, the pairs to compare, before any is, then ``("compared", n)`` as they are: on a large corpus
+    whose questions share a frame the comparisons outlast every other stage after asking, and the bar has an ETA.
     """
+    tick = progress or (lambda step, n: None)
     with tempfile.TemporaryDirectory(dir=workdir, prefix="neardup-") as tmp:
         sorted_texts = _SortedTexts.write(texts(), Path(tmp) / "sorted.txt")
         with sorted_texts:
             df: Counter = Counter()
             for text in sorted_texts:
                 df.update(key_words(text))  # the same set of words in any order
-            pairs = [
-                _similar_pairs(keys, positions, sorted_texts, block, workers)
-                for keys, positions in _keys_by_block(sorted_texts, df, len(sorted_texts), Path(tmp))
-            ]
+            total, blocks = _grouped_blocks(sorted_texts, df, len(sorted_texts), Path(tmp))
+            tick("total", total)
+            pairs = [_similar_pairs(load(), sorted_texts, block, workers, lambda n: tick("compared", n))
+                     for load in blocks]
     later = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros(0, dtype=np.int64)
     earlier = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros(0, dtype=np.int64)
     dropped = np.zeros(len(sorted_texts), dtype=bool)
@@ -156,21 +159,49 @@ def _keys_by_block(texts: Iterable[str], df: Counter, n: int, tmp: Path) -> Iter
         yield rows[:, 0], rows[:, 1]
 
 
-def _similar_pairs(keys: np.ndarray, positions: np.ndarray, texts: _SortedTexts, block: int,
-                   workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """(later, earlier) positions of the questions filed under a common key that reach the ratio."""
+Grouped = tuple[np.ndarray, np.ndarray, np.ndarray]  # positions in key order, starts and sizes of groups of 2+
+
+
+def _grouped_blocks(texts: _SortedTexts, df: Counter, n: int, tmp: Path) -> tuple[int, list[Callable[[], Grouped]]]:
+    """Every key block's groups, and the pairs they hold in all: counted before any is compared. A block
+    spilled to files waits in one again, grouped, so memory holds one block at a time."""
+    total, blocks = 0, []
+    spilled = n * 6 > KEYS_IN_MEMORY
+    for b, (keys, positions) in enumerate(_keys_by_block(texts, df, n, tmp)):
+        grouped = _grouped(keys, positions)
+        total += int((grouped[2] * (grouped[2] - 1) // 2).sum())
+        if spilled:
+            path = tmp / f"groups-{b}.npz"
+            np.savez(path, *grouped)
+            blocks.append(lambda path=path: _load(path))
+        else:
+            blocks.append(lambda grouped=grouped: grouped)
+    return total, blocks
+
+
+def _load(path: Path) -> Grouped:
+    with np.load(path) as arrays:
+        return arrays["arr_0"], arrays["arr_1"], arrays["arr_2"]
+
+
+def _grouped(keys: np.ndarray, positions: np.ndarray) -> Grouped:
     order = np.lexsort((positions, keys))
     keys, positions = keys[order], positions[order]
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     sizes = np.diff(np.r_[starts, len(keys)])
+    return positions, starts[sizes > 1], sizes[sizes > 1]
+
+
+def _similar_pairs(grouped: Grouped, texts: _SortedTexts, block: int, workers: int,
+                   compared: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
+    """(later, earlier) positions of the questions filed under a common key that reach the ratio."""
+    positions, starts, sizes = grouped
     later: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
     earlier: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
-    for s, k in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):  # a group at a time: memory stays flat
+    for s, k in zip(starts.tolist(), sizes.tolist()):  # a group at a time: memory stays flat
         group = np.unique(positions[s:s + k])
-        if len(group) < 2:
-            continue
-        group_texts = [texts[p] for p in group.tolist()]
-        for start in range(1, len(group), block):
+        group_texts = [texts[p] for p in group.tolist()] if len(group) > 1 else []
+        for start in range(1, len(group_texts), block):
             stop = min(start + block, len(group))
             scores = process.cdist(group_texts[start:stop], group_texts[:stop], scorer=fuzz.ratio, processor=None,
                                    score_cutoff=NEAR_DUPLICATE_RATIO, dtype=np.uint8,
@@ -179,6 +210,9 @@ def _similar_pairs(keys: np.ndarray, positions: np.ndarray, texts: _SortedTexts,
             before = cols < rows + start  # only earlier questions count
             later.append(group[rows[before] + start])
             earlier.append(group[cols[before]])
+            compared((start + stop - 1) * (stop - start) // 2)
+        if len(group) < k:  # a question filed twice under one key (two pairs of words with one hash)
+            compared(k * (k - 1) // 2 - len(group) * (len(group) - 1) // 2)
     return np.concatenate(later), np.concatenate(earlier)
 
 

@@ -24,7 +24,7 @@ from ..manifest import FailedChunk, Manifest
 from ..store import RunStore
 from .curation import ROUNDTRIP_FILTER, apply_to_dataset, below_min_rank
 from .inputs import Inputs
-from .progress import Log, Progress
+from .progress import Log, Progress, TotalFirstBar
 from .tally import Tally, build_manifest
 
 # One row per question kept after deduplication, in order: its ranks and up to MAX_EXTRA extra chunk indices.
@@ -51,7 +51,7 @@ def assemble_and_write(config: GenerateConfig, inputs: Inputs, store: RunStore, 
                          workers=stage_workers(config, -(-store.chunks * len(plans) // FILTER_BLOCK)))
         stage.detail = f"{tally.generated:,} questions, {store.questions:,} pass the filters and exact duplicates"
     with progress.stage("near duplicates", "near_duplicates") as stage:
-        near = near_duplicates_by_style(store, [p.style for p in plans], workdir, tally,
+        near = near_duplicates_by_style(store, [p.style for p in plans], workdir, tally, progress,
                                         config.workers or pool.default_workers())
         tally.drop_counts["near_duplicate"] = int(near.sum())
         stage.detail = f"{int(near.sum()):,} of {len(near):,} questions dropped"
@@ -140,22 +140,28 @@ def _judged(answered, checked_styles: frozenset[str] | set[str], workers: int):
 
 
 def near_duplicates_by_style(store: RunStore, style_names: list[str], workdir: Path, tally: Tally,
-                             workers: int = 1) -> np.ndarray:
+                             progress: Progress, workers: int = 1) -> np.ndarray:
     """True for each kept query that nearly repeats an earlier one of its own style: a keyword query and a
     question about the same fact are two ways to find the chunk, not one query twice. ``workers``: threads
     comparing large groups of candidates."""
     if len(style_names) == 1:
-        near = dedupe.near_duplicates(store.question_norms, workdir, workers=workers)
+        near = _near_duplicates(store.question_norms, "", workdir, progress, workers)
         tally.style_drops[style_names[0]]["near_duplicate"] += int(near.sum())
         return near
     style_of = np.array(list(store.question_styles()), dtype=object)
     near = np.zeros(len(style_of), dtype=bool)
     for style in style_names:
         at = np.flatnonzero(style_of == style)
-        found = dedupe.near_duplicates(lambda style=style: store.question_norms(style), workdir, workers=workers)
+        found = _near_duplicates(lambda style=style: store.question_norms(style), f" ({style})", workdir, progress,
+                                 workers)
         near[at] = found
         tally.style_drops[style]["near_duplicate"] += int(found.sum())
     return near
+
+
+def _near_duplicates(texts, label: str, workdir: Path, progress: Progress, workers: int) -> np.ndarray:
+    with TotalFirstBar(progress, f"near duplicates: comparing questions{label}", "pair") as bar:
+        return dedupe.near_duplicates(texts, workdir, workers=workers, progress=bar)
 
 
 def cap_documents(config: GenerateConfig, store: RunStore, near: np.ndarray, tally: Tally) -> np.ndarray:

@@ -27,10 +27,10 @@ class Progress:
         self.enabled, self.log = enabled, log
         self.seconds: dict[str, float] = {}
 
-    def bar(self, desc: str, total: int | None = None, unit: str = "it") -> tqdm:
-        """A bar on stderr; ``total`` may be set (or corrected) later."""
-        return tqdm(total=total, desc=desc, unit=unit, disable=not self.enabled, file=sys.stderr, dynamic_ncols=True,
-                    mininterval=0.5, smoothing=0.05)
+    def bar(self, desc: str, total: int | None = None, unit: str = "it", unit_scale: bool = False) -> tqdm:
+        """A bar on stderr; ``total`` may be set (or corrected) later. ``unit_scale``: counts as 1.2M, 3.4G."""
+        return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit_scale, disable=not self.enabled,
+                    file=sys.stderr, dynamic_ncols=True, mininterval=0.5, smoothing=0.05)
 
     @contextlib.contextmanager
     def stage(self, name: str, key: str | None = None) -> Iterator[Stage]:
@@ -50,3 +50,31 @@ class Progress:
         self.seconds[key or name] = self.seconds.get(key or name, 0.0) + seconds
         if self.enabled:
             self.log(f"{name}: {detail or 'done'} ({seconds:.1f} s)")
+
+
+class TotalFirstBar:
+    """A bar for a library's ``progress(step, n)`` callback that counts its work before doing it: opened on
+    ``("total", n)`` (none for no work), advanced by any other step's ``n``; closed as the ``with`` block ends."""
+
+    def __init__(self, progress: Progress, desc: str, unit: str) -> None:
+        self.progress, self.desc, self.unit = progress, desc, unit
+        self.bar: tqdm | None = None
+
+    def __call__(self, step: str, n: int) -> None:
+        if step == "total":
+            self.close()
+            self.bar = self.progress.bar(self.desc, n, self.unit, unit_scale=n >= 100_000) if n else None
+        elif self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> TotalFirstBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
