@@ -4,11 +4,14 @@ steps equal to the all-in-memory ones they replace, and the run's scratch files.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import multiprocessing
 import os
 import random
 import re
+import threading
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -123,6 +126,39 @@ def test_a_reading_process_that_dies_is_one_error_not_a_hang():
     with pytest.raises(InputError, match=r"a process reading the inputs died .* while reading file-[0-2]\.pdf or a "
                                          r"file after it: rerun with fewer --workers"):
         list(results)
+
+
+def test_a_run_that_ends_on_an_error_while_reading_leaves_no_warning_and_no_reading_line(tmp_path):
+    """The endpoint fails on the first chunk while the reading thread is still at work: once the run has
+    ended, the thread hands nothing more to the closed event loop (that left an un-awaited ``Queue.put`` and
+    Python's RuntimeWarning after the error line) and prints no "reading: …" line after it."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "long.txt").write_text("\f".join(policy_pages(400)), encoding="utf-8")
+    config = GenerateConfig(inputs=(folder,), out=tmp_path / "out", workers=1, clean=False)
+    ended, batches, logged = threading.Event(), [], []
+
+    def keep(batch):
+        if batches:  # from the second batch on, the reading thread waits until the run has ended
+            ended.wait()
+        batches.append(len(batch))
+        return ["key"] * len(batch)
+
+    async def ask(feed):
+        async for _ in feed:
+            raise RuntimeError("the endpoint is down")
+
+    feed = ThreadedFeed(config, logged.append, Progress(True, logged.append), keep)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(RuntimeError, match="the endpoint is down"):
+            asyncio.run(ask(feed))
+        ended.set()
+        feed.join()
+        gc.collect()
+    assert len(batches) == 2
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+    assert not [line for line in logged if line.startswith("reading")]
 
 
 def test_reading_waits_when_asking_falls_behind(tmp_path):

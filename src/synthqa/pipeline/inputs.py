@@ -190,7 +190,14 @@ class ThreadedFeed:
 
         def put(item) -> bool:
             """Wait for room in the queue; False once the consumer has gone."""
-            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+            if self._stop.is_set():
+                return False
+            putting = queue.put(item)
+            try:
+                future = asyncio.run_coroutine_threadsafe(putting, loop)
+            except RuntimeError:  # the loop has closed (the run ended on an error): no "never awaited" warning
+                putting.close()
+                return False
             while not self._stop.is_set():
                 try:
                     future.result(timeout=0.2)
@@ -207,6 +214,8 @@ class ThreadedFeed:
                                            self._stop):
                     if not put(list(zip(batch, self.keep(batch)))):
                         return
+                if self._stop.is_set():  # the run has ended (an error, Ctrl-C): no "reading" line after its last
+                    return
                 found = self.found
                 self.progress.done("reading", "read", started, f"{found.chunks:,} chunks from "
                                    f"{sum(found.pages_per_doc.values()):,} pages, {found.asked:,} worth asking")
