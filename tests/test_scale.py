@@ -136,16 +136,18 @@ def test_a_run_that_ends_on_an_error_while_reading_leaves_no_warning_and_no_read
     folder.mkdir()
     (folder / "long.txt").write_text("\f".join(policy_pages(400)), encoding="utf-8")
     config = GenerateConfig(inputs=(folder,), out=tmp_path / "out", workers=1, clean=False)
-    ended, batches, logged = threading.Event(), [], []
+    second, ended, batches, logged = threading.Event(), threading.Event(), [], []
 
     def keep(batch):
         if batches:  # from the second batch on, the reading thread waits until the run has ended
+            second.set()
             ended.wait()
         batches.append(len(batch))
         return ["key"] * len(batch)
 
     async def ask(feed):
         async for _ in feed:
+            await asyncio.to_thread(second.wait)  # the thread is inside its second batch, still at work
             raise RuntimeError("the endpoint is down")
 
     feed = ThreadedFeed(config, logged.append, Progress(True, logged.append), keep)
@@ -286,6 +288,7 @@ def test_near_duplicates_by_blocking_equal_the_all_pairs_comparison(monkeypatch,
     texts = _near_duplicate_set(seed)
     want = _all_pairs(texts)
     monkeypatch.setattr(dedupe, "KEYS_IN_MEMORY", 500)  # keys spill to files, in many blocks
+    monkeypatch.setattr(dedupe, "PAIRS_AT_ONCE", 7)  # the decisions made over many slices of pairs
     got = dedupe.near_duplicates(lambda: texts, tmp_path, block=7)
     assert want.sum() > 100 and np.array_equal(got, want)
 
