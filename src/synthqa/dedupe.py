@@ -92,7 +92,7 @@ def near_duplicates(texts: Callable[[], Iterable[str]], workdir: Path | None = N
     dropped = np.zeros(n, dtype=bool)
     for start in range(0, len(pairs), PAIRS_AT_ONCE):  # Python ints for a slice at a time: ~36 bytes each
         part = pairs[start:start + PAIRS_AT_ONCE]
-        for j, i in zip((part // max(n, 1)).tolist(), (part % max(n, 1)).tolist()):
+        for j, i in zip(*(a.tolist() for a in np.divmod(part, n))):
             if not dropped[i]:  # every i < j is decided already: pairs come in order of j
                 dropped[j] = True
     return dropped
@@ -138,7 +138,7 @@ class _SortedTexts:
 
 def _keys_by_block(texts: Iterable[str], df: Counter, n: int, tmp: Path) -> Iterable[tuple[np.ndarray, np.ndarray]]:
     """(keys, positions) arrays, one pair per block of keys; a key's rows all land in the same block."""
-    blocks = max(1, -(-n * 6 // KEYS_IN_MEMORY))
+    blocks = _key_blocks(n)
     # (key, position) rows as flat machine integers: a Python tuple per row took ~130 bytes, 16 here
     buffers = [array("q") for _ in range(blocks)]
     files = [tmp / f"keys-{b}.npy" for b in range(blocks)]
@@ -171,7 +171,7 @@ def _grouped_blocks(texts: _SortedTexts, df: Counter, n: int, tmp: Path) -> tupl
     """Every key block's groups, and the pairs they hold in all: counted before any is compared. A block
     spilled to files waits in one again, grouped, so memory holds one block at a time."""
     total, blocks = 0, []
-    spilled = n * 6 > KEYS_IN_MEMORY
+    spilled = _key_blocks(n) > 1  # as _keys_by_block decides it
     for b, (keys, positions) in enumerate(_keys_by_block(texts, df, n, tmp)):
         grouped = _grouped(keys, positions)
         total += int((grouped[2] * (grouped[2] - 1) // 2).sum())
@@ -182,6 +182,11 @@ def _grouped_blocks(texts: _SortedTexts, df: Counter, n: int, tmp: Path) -> tupl
         else:
             blocks.append(lambda grouped=grouped: grouped)
     return total, blocks
+
+
+def _key_blocks(n: int) -> int:
+    """The blocks the (key, question) rows of ``n`` questions (6 keys each) are split into."""
+    return max(1, -(-n * 6 // KEYS_IN_MEMORY))
 
 
 def _load(path: Path) -> Grouped:

@@ -101,8 +101,12 @@ def _result(task, future, died: Callable[[Any], Exception], stop: threading.Even
             raise died(task) from None
 
 
+def _workers(pool: ProcessPoolExecutor) -> list:
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
 def _a_worker_died(pool: ProcessPoolExecutor) -> bool:
-    processes = list((getattr(pool, "_processes", None) or {}).values())
+    processes = _workers(pool)
     try:  # a sentinel is ready once its process has ended; reading none of them leaves the pool's view as it is
         return bool(processes) and bool(multiprocessing.connection.wait([p.sentinel for p in processes], 0))
     except (OSError, ValueError):  # the pool closed them: it is shutting down, and knows
@@ -115,7 +119,7 @@ def _kill(pool: ProcessPoolExecutor) -> None:
     A worker killed while writing its result leaves half a message in that pipe, and the pool's thread reading
     it would wait for the rest for ever (and shutdown, and the interpreter's exit, with it). With every write
     end closed, the read ends at end of file and the thread gives the pool up as broken."""
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+    for process in _workers(pool):
         process.kill()
     writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
     if writer is not None:
