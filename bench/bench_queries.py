@@ -14,6 +14,7 @@ writes a seeded random sample of 50 queries with their chunks per mix for a pers
     python bench/bench_queries.py --base-url http://127.0.0.1:8000/v1 --sample-pages 10 --max-steps 5
     python bench/bench_queries.py --dataset OUT --mixes default           # reuse a dataset for the default mix
     python bench/bench_queries.py --dataset before=OUT1 --dataset after=OUT2 --mixes default   # prompt variants
+    python bench/bench_queries.py --sample-pages 10 --mixes default --spare-questions 2   # with and without spares
 
 ``--work DIR`` keeps datasets, models and samples; a rerun into the same DIR asks nothing again. Numbers
 from the tests' fake server are meaningless (its questions are word salad): that run proves the script works.
@@ -41,6 +42,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dataset", action="append", default=[], metavar="[NAME=]OUT",
                         help="reuse this OUT as the default mix (or, as NAME=OUT, as a variant named NAME, e.g. "
                              "a dataset made with another prompt) instead of generating; repeatable")
+    parser.add_argument("--spare-questions", type=int, nargs="*", default=[], metavar="M",
+                        help="also generate each mix with --spare-questions M (a variant named 'MIX +M spares')")
     parser.add_argument("--base-url", help="OpenAI-compatible endpoint (default: the embedded local model)")
     parser.add_argument("--model", help="model name at the endpoint")
     parser.add_argument("--local-model", help="embedded model preset or GGUF (default: synthqa's)")
@@ -86,23 +89,26 @@ def generate_mixes(args, work: Path, inputs: Path) -> dict[str, Path]:
     """One dataset per mix, after the ``--dataset`` ones (a mix named there is not generated); each generated
     one reuses the first's answers."""
     outs = dict(_named(value) for value in args.dataset)
-    for mix in args.mixes:
-        if mix in outs:
+    variants = [(mix, mix, []) for mix in args.mixes]
+    variants += [(f"{mix} +{m} spares", mix, ["--spare-questions", str(m)]) for mix in args.mixes
+                 for m in args.spare_questions]
+    for name, mix, spare in variants:
+        if name in outs:
             continue
-        extra = ["--eval-fraction", str(args.eval_fraction)]
+        extra = ["--eval-fraction", str(args.eval_fraction), *spare]
         extra += [] if mix == DEFAULT_MIX else ["--query-styles", mix]
         if not args.base_url:
             extra += ["--local", *(["--local-model", args.local_model] if args.local_model else [])]
-        out = work / f"data-{slug(mix)}"
+        out = work / f"data-{slug(name)}"
         try:
             qs.generate(out, inputs, extra, base_url=args.base_url, model=args.model, limit=args.limit,
                         local_threads=None if args.base_url else args.local_threads,
                         seed_from=next(iter(outs.values()), None))
         except subprocess.CalledProcessError as err:
             # A mix this synthqa cannot make (no --query-styles yet) must not cost the mixes it can.
-            print(f"mix {mix}: synthqa generate failed (exit {err.returncode}, its message above); left out")
+            print(f"mix {name}: synthqa generate failed (exit {err.returncode}, its message above); left out")
             continue
-        outs[mix] = out
+        outs[name] = out
     if not outs:
         raise SystemExit("no mix could be generated: see the messages above")
     return outs

@@ -183,7 +183,7 @@ def run_post_ask(folder: Path, workers: int | None = None) -> None:
     workdir = folder / ".synthqa" / "work"
     with RunStore(workdir / WORK_FILENAME, fresh=False) as store:
         store.attach_cache(cache_path(folder))
-        plans = styles.load_plans(config.style_mix, config.prompt_path)
+        plans = styles.load_plans(config.style_mix, config.prompt_path, config.spare_questions)
         assemble_and_write(config, inputs, store, endpoint, progress, workdir, plans)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"timings": progress.seconds, "maxrss": usage.ru_maxrss * 1024, "rss_start": rss_start,

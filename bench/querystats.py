@@ -12,7 +12,6 @@ import argparse
 import math
 import os
 import random
-import re
 import shutil
 import statistics
 import subprocess
@@ -22,6 +21,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from synthqa import spares
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -210,9 +211,7 @@ def _rate(d: DropRate | None) -> str:
     return "-" if d is None else f"{d.count} ({d.count / max(d.of, 1):.1%})"
 
 
-def opener(text: str, words: int = 2) -> str:
-    """The first ``words`` words, lower-cased, without punctuation: "What are", "how does"."""
-    return " ".join(re.findall(r"[\w'’-]+", text.lower())[:words])
+opener = spares.opener  # the first two words, lower-cased: what --spare-questions varies
 
 
 def openers(texts: list[str], words: int = 2, top: int = 5) -> tuple[float, list[tuple[str, int]]]:

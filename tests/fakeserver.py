@@ -77,10 +77,12 @@ def answer_for(chunk: str, i: int, grounded: bool = True) -> str:
     return " ".join(words[start:start + 10]) or "Nothing."
 
 
-def questions_for(chunk: str, n: int, language: str = "en", wrong: int = 0, style: str = "question") -> list[str]:
+def questions_for(chunk: str, n: int, language: str = "en", wrong: int = 0, style: str = "question",
+                  openers: tuple[str, ...] = ()) -> list[str]:
     """The questions the fake server writes for ``chunk``: deterministic, distinct, built from its words, in
     ``language`` (English for one it does not know), the last ``wrong`` of them in another language; a
-    keyword or situation query when the prompt asks for that ``style``."""
+    keyword or situation query when the prompt asks for that ``style``. ``openers``: English questions
+    begin with these words in turn (the i-th question with ``openers[i % len]``), as a model's habits do."""
     template = STYLE_TEMPLATES.get(style) or TEMPLATES.get(language, TEMPLATES["en"])
     pattern = r"[A-Za-z]{4,}" if template in (TEMPLATES["en"], *STYLE_TEMPLATES.values()) else r"[^\W\d_]{4,}"
     words = re.findall(pattern, chunk) or ["coverage", "terms", "conditions"]
@@ -92,6 +94,8 @@ def questions_for(chunk: str, n: int, language: str = "en", wrong: int = 0, styl
         a, b, c = (rng.choice(words).lower() for _ in range(3))
         drift = i >= n - wrong
         form = DRIFT["fr" if language == "en" else "en"] if drift else template
+        if openers and form == TEMPLATES["en"]:
+            form = openers[i % len(openers)] + " {a} {b} and {c} (point {i})?"
         out.append(form.format(a=a, b=b, c=c, i=i + 1))
     return out
 
@@ -105,7 +109,8 @@ class FakeOpenAI:
                  always_fail_substring: str | None = None, reject_formats: tuple[str, ...] = (),
                  hang_seconds: float = 3.0, retry_after: float = 0.05, language: str | None = None,
                  wrong_language: int = 0, wrong_on_reask: bool = False, ungrounded_substring: str | None = None,
-                 keywords_as_questions: bool = False, reject_max_tokens: bool = False):
+                 keywords_as_questions: bool = False, reject_max_tokens: bool = False,
+                 openers: tuple[str, ...] = ()):
         unknown = set(faults or {}) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown fault modes {sorted(unknown)}; known: {FAULTS}")
@@ -116,6 +121,7 @@ class FakeOpenAI:
         self.language, self.wrong_language, self.wrong_on_reask = language, wrong_language, wrong_on_reask
         self.ungrounded_substring = ungrounded_substring
         self.keywords_as_questions = keywords_as_questions  # keyword queries come back as questions ("…?")
+        self.openers = tuple(openers)  # English questions open with these in turn (questions_for)
         self.reject_max_tokens = reject_max_tokens  # as OpenAI's reasoning models: 400 to a request with max_tokens
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -200,7 +206,7 @@ class FakeOpenAI:
         style = style_asked(user)
         if style == "keyword" and self.keywords_as_questions:
             style = "question"
-        content, finish = _content(fault, chunk, n, self.language or asked, wrong, answers, style)
+        content, finish = _content(fault, chunk, n, self.language or asked, wrong, answers, style, self.openers)
         prompt_chars = sum(len(m.get("content") or "") for m in body.get("messages") or [])
         return {
             "id": f"chatcmpl-{self.requests}", "object": "chat.completion", "created": int(time.time()),
@@ -382,14 +388,14 @@ def style_asked(prompt: str) -> str:
 
 
 def _content(fault: str | None, chunk: str, n: int, language: str, wrong: int,
-             answers: bool | None = None, style: str = "question") -> tuple[str, str]:
+             answers: bool | None = None, style: str = "question", openers: tuple[str, ...] = ()) -> tuple[str, str]:
     """The reply's text; ``answers`` None: questions only, else each with an answer (grounded or not)."""
     if fault == "prose":
         return PROSE, "stop"
     if fault == "empty":
         return "", "stop"
     count = {"few": n - 1, "many": n + 2}.get(fault or "", n)
-    qs = questions_for(chunk, max(count, 0), language, min(wrong, max(count, 0)), style)
+    qs = questions_for(chunk, max(count, 0), language, min(wrong, max(count, 0)), style, openers)
     if answers is not None and fault != "numbered":
         qs = [{"question": q, "answer": answer_for(chunk, i, answers)} for i, q in enumerate(qs)]
     if fault == "fenced":

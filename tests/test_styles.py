@@ -211,7 +211,7 @@ def test_the_style_column_and_the_pairs_format_and_no_chunk_straddles_the_split(
 def test_per_style_counts_in_the_manifest_summary_inspect_and_card(runs):
     out = runs["styled"]["out"]
     data, tables = manifest(out), read_out(out)
-    assert data["schema_version"] == 5 and data["options"]["query_styles"] == MIX
+    assert data["schema_version"] == 6 and data["options"]["query_styles"] == MIX
     kept = Counter((q["style"], split) for split in ("train", "eval") for q in tables[f"queries/{split}"])
     for count in data["styles"]:
         assert count["chunks_answered"] == data["counts"]["chunks_asked"]

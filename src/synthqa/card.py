@@ -10,7 +10,7 @@ from importlib import resources
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from . import coverage, styles
+from . import coverage, spares, styles
 from .curate import describe as describe_curation
 from .language import UNDETERMINED
 from .language import label as language_label
@@ -117,6 +117,7 @@ def render_card(manifest: Manifest, *, repo_id: str | None = None, license: str 
         endpoint_text=_endpoint_text(manifest),
         skipped_chunks_text=_counts_text(manifest.skipped_chunks, "none"),
         question_filters_text=_counts_text(manifest.question_filters, "none dropped"),
+        spare_text=spares.describe(manifest.options.spare_questions),
         failed_text=_failed_text(manifest.failed_chunks),
         split_text=_split_text(manifest),
         languages_text=_languages_text(manifest),

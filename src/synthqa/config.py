@@ -22,7 +22,7 @@ DEFAULT_CORPUS = "all"
 DATASET_SETTINGS = (
     "questions_per_chunk", "chunk_size", "chunk_overlap", "eval_fraction", "seed", "temperature",
     "limit", "keep_all_chunks", "min_roundtrip_rank", "clean", "answers", "max_questions_per_document",
-    "query_styles",
+    "query_styles", "spare_questions",
 )
 
 
@@ -35,6 +35,8 @@ class GenerateConfig:
     questions_per_chunk: int = 2
     # the queries per chunk by style, "question:1,keyword:1" (styles.py); None: question:questions_per_chunk
     query_styles: str | None = None
+    # queries asked per chunk and style beyond those kept; of the survivors, spares vary the openers (spares.py)
+    spare_questions: int = 0
     chunk_size: int = 1000
     chunk_overlap: int = 200
     eval_fraction: float = 0.15
@@ -89,6 +91,9 @@ class GenerateConfig:
             raise ConfigError("no INPUT given: name at least one PDF/.txt/.md/.docx/.html file or a folder of them")
         _positive("--questions-per-chunk", self.questions_per_chunk, upper=20)
         self._check_styles()
+        if not (isinstance(self.spare_questions, int) and 0 <= self.spare_questions <= styles.MAX_PER_STYLE):
+            raise ConfigError(f"--spare-questions {self.spare_questions}: use a whole number from 0 to "
+                              f"{styles.MAX_PER_STYLE} (2 is a good start)")
         _positive("--chunk-size", self.chunk_size)
         if self.chunk_overlap < 0:
             raise ConfigError(f"--chunk-overlap {self.chunk_overlap} is negative: use 0 or more")
@@ -160,6 +165,10 @@ class GenerateConfig:
         if self.query_styles is None:
             return ((styles.QUESTION, self.questions_per_chunk),)
         return styles.parse_mix(self.query_styles)
+
+    def asked_count(self, style: str = styles.QUESTION) -> int:
+        """Queries one request asks for in ``style``: the style's count, plus --spare-questions."""
+        return dict(self.style_mix).get(style, self.questions_per_chunk) + self.spare_questions
 
     def public_options(self) -> Options:
         """The options as recorded in the manifest: free of secrets and of the machine's paths."""

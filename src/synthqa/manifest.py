@@ -27,7 +27,8 @@ from .text import Cleaning
 # 4: coverage per document (chunks asked and skipped, questions kept and capped), --max/--min-questions-per-
 #    document; the corpus config holds every chunk, skipped ones with their skip_reason.
 # 5: query styles (options.query_styles; per-style counts in ``styles``; a style column in queries).
-SCHEMA_VERSION = 5
+# 6: --spare-questions (options.spare_questions; the queries not kept counted as the "spare" filter).
+SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Options:
     inputs: tuple[str, ...]  # the INPUT names (a folder's or file's own name), not where they are
     questions_per_chunk: int
     query_styles: str | None  # "question:1,keyword:1" (--query-styles); None: questions only, as before styles
+    spare_questions: int  # asked per chunk and style beyond those kept (spares.py)
     chunk_size: int
     chunk_overlap: int
     eval_fraction: float

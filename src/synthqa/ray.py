@@ -72,7 +72,7 @@ def generate_on_ray(config: GenerateConfig, *, address: str | None = None, ask_t
     """
     if config.dry_run:  # counting needs no cluster
         return run_generate(config, log, progress)
-    plans = styles.load_plans(config.style_mix, config.prompt_path)
+    plans = styles.load_plans(config.style_mix, config.prompt_path, config.spare_questions)
     template = styles.main_template(plans)
     endpoint = resolve_endpoint(config, lambda line: None)  # its "using the embedded model" line is not so here
     if endpoint.local:

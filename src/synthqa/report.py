@@ -155,7 +155,9 @@ def summary_html(manifest: Manifest) -> str:
         items.append(("cost (approx.)", f"${cost:,.4f}"))
     cards = "".join(f'<div class="num"><b>{_e(str(v))}</b><span>{_e(k)}</span></div>' for k, v in items)
     meta = (f"model <code>{_e(manifest.model)}</code> · chunk size {opts.chunk_size} / overlap {opts.chunk_overlap}"
-            f" · {opts.questions_per_chunk} question(s) per chunk · created {_e(manifest.created_at)}")
+            f" · {opts.questions_per_chunk} question(s) per chunk"
+            + (f" (+{opts.spare_questions} spare asked)" if opts.spare_questions else "")
+            + f" · created {_e(manifest.created_at)}")
     if opts.answers:
         meta += f" · reference answers, {c.ungrounded_answers} ungrounded"
     if manifest.curation is not None:

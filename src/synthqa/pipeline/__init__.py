@@ -73,7 +73,7 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
     run-batch to import); a ``BatchPending`` comes back while batches are still open. ``asked_before`` and
     ``ask_seconds_before``: what asking elsewhere (a Ray cluster) cost this run before it filled the cache,
     counted in the manifest with this run's own requests and ask time."""
-    plans = styles.load_plans(config.style_mix, config.prompt_path)  # a bad template fails before any work
+    plans = styles.load_plans(config.style_mix, config.prompt_path, config.spare_questions)  # a bad template fails before any work
     template = styles.main_template(plans)
     if not template.uses_language:
         log(f"prompt {template.name!r} has no $language: questions are not checked against their chunk's "
@@ -254,7 +254,7 @@ class AskStep:
 def cache_key(config: GenerateConfig, template: prompts.PromptTemplate, endpoint: Endpoint, chunk: Chunk,
               style: str = styles.QUESTION) -> str:
     """The cache key of ``chunk``'s answer in ``style`` in this run; ``template`` is that style's."""
-    n = dict(config.style_mix).get(style, config.questions_per_chunk)
+    n = config.asked_count(style)
     return answer_key(
         model=endpoint.model,
         prompt_sha256=template.sha256,

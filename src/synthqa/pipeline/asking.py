@@ -111,7 +111,7 @@ async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: As
                 todo,
                 client=client,
                 template=template,
-                n=config.questions_per_chunk,
+                n=config.asked_count(),
                 model=endpoint.model,
                 temperature=config.temperature,
                 concurrency=endpoint.concurrency,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import card, coverage, dataset, dedupe, filters, language, pool, roundtrip, splits, styles
+from .. import card, coverage, dataset, dedupe, filters, language, pool, roundtrip, spares, splits, styles
 from .. import curate as decisions_file
 from .._compat import batched
 from ..config import GenerateConfig
@@ -56,10 +56,15 @@ def assemble_and_write(config: GenerateConfig, inputs: Inputs, store: RunStore, 
         tally.drop_counts["near_duplicate"] = int(near.sum())
         stage.detail = f"{int(near.sum()):,} of {len(near):,} questions dropped"
     dropped = near
+    if config.spare_questions:
+        with progress.stage("spare queries", "filter") as stage:
+            dropped = near | choose_spares(store, near, plans, tally)
+            stage.detail = f"{int(dropped.sum() - near.sum()):,} spare queries left out"
     if config.max_questions_per_document is not None:
         with progress.stage("per-document cap", "filter") as stage:
-            dropped = near | cap_documents(config, store, near, tally)
-            stage.detail = (f"{int(dropped.sum() - near.sum()):,} questions over "
+            before = int(dropped.sum())
+            dropped = dropped | cap_documents(config, store, dropped, tally)
+            stage.detail = (f"{int(dropped.sum()) - before:,} questions over "
                             f"{config.max_questions_per_document} per document dropped")
     with progress.stage("round trip", "roundtrip") as stage:
         score_questions(config, store, dropped, workdir, progress, tally)
@@ -162,6 +167,24 @@ def near_duplicates_by_style(store: RunStore, style_names: list[str], workdir: P
 def _near_duplicates(texts, label: str, workdir: Path, progress: Progress, workers: int) -> np.ndarray:
     with TotalFirstBar(progress, f"near duplicates: comparing questions{label}", "pair") as bar:
         return dedupe.near_duplicates(texts, workdir, workers=workers, progress=bar)
+
+
+def choose_spares(store: RunStore, dropped: np.ndarray, plans: tuple[styles.StylePlan, ...],
+                  tally: Tally) -> np.ndarray:
+    """True for each surviving query --spare-questions leaves out: of a chunk's survivors in a style, those
+    beyond the style's count, chosen to vary the openers (``spares.OpenerChooser``); counted per style."""
+    keep = {p.style: p.kept_per_chunk for p in plans}
+    chooser = spares.OpenerChooser()
+    spare = np.zeros(len(dropped), dtype=bool)
+    rows = ((pos, seq, style, text) for pos, seq, _, text, _, style in store.question_rows() if not dropped[pos])
+    for (_, style), group in itertools.groupby(rows, key=lambda row: (row[1], row[2])):
+        group = list(group)
+        for (pos, *_), kept in zip(group, chooser.choose(style, [row[3] for row in group], keep[style])):
+            if not kept:
+                spare[pos] = True
+                tally.style_drops[style][spares.SPARE_FILTER] += 1
+    tally.drop_counts[spares.SPARE_FILTER] = int(spare.sum())
+    return spare
 
 
 def cap_documents(config: GenerateConfig, store: RunStore, near: np.ndarray, tally: Tally) -> np.ndarray:

@@ -174,7 +174,7 @@ class BatchStep:
                 continue
             # its chunk and style: the count the reply is judged by (None: a chunk that has left the inputs)
             request = self.step.store.request_by_key(record["custom_id"])
-            n = self.plans[request[1]].n if request else self.config.questions_per_chunk
+            n = self.plans[request[1]].n if request else self.config.asked_count()
             self._commit(batchfiles.judge_result(record, n, self.config.answers), batch_id, request, n)
         if bad > 1:
             self.step.log(f"{source}: {bad} lines in all were not batch result lines, skipped")

@@ -1,0 +1,72 @@
+"""Spare queries: ask each chunk for more queries than are kept (``--spare-questions M``) and keep those that
+vary the dataset's openers.
+
+A small model opens most questions the same way whatever the prompt says: "What are …" heads a third of the
+embedded 0.5B model's questions (docs/queries.md). Asked for two more per chunk it writes other openers
+among them ("When is …", "Why does …"), and a spare also stands in for a query the filters dropped, so more
+chunks keep their full count.
+
+Of a chunk's queries of one style that survive the filters and both kinds of duplicates, the first ``keep``
+in the model's order are kept, except that a query whose opener already holds more than ``MAX_OPENER_SHARE``
+of the style's kept queries yields its place to a later one whose opener does not; places no such query
+fills go to the queries whose openers the style has kept least. The chunks are taken in
+input order and the choice needs one count per opener, so the same answers always keep the same queries at
+any size of run. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+
+SPARE_FILTER = "spare"  # the queries not kept, among the manifest's question_filters
+MAX_OPENER_SHARE = 0.2  # an opener over this share of a style's kept queries yields to a spare
+OPENER_WORDS = 2
+_WORD = re.compile(r"[\w'’-]+")
+
+
+def describe(spare: int) -> str:
+    """The sentence the card and report add about a run's spares ("" without them)."""
+    if not spare:
+        return ""
+    return (f" Each request asked for {spare} spare quer{'y' if spare == 1 else 'ies'}: of a chunk's queries that "
+            f"passed the filters, those kept were the first in the model's order whose opener held at most "
+            f"{MAX_OPENER_SHARE:.0%} of the kept ones so far (`--spare-questions {spare}`; the others count as "
+            f"the `{SPARE_FILTER}` filter).")
+
+
+def opener(text: str, words: int = OPENER_WORDS) -> str:
+    """The first ``words`` words, lower-cased, without punctuation: "what are", "how does"."""
+    return " ".join(_WORD.findall(text.lower())[:words])
+
+
+class OpenerChooser:
+    """Which of each chunk's surviving queries to keep, chunk after chunk in input order (see the module)."""
+
+    def __init__(self, max_share: float = MAX_OPENER_SHARE) -> None:
+        self.max_share = max_share
+        self._counts: dict[str, Counter] = defaultdict(Counter)  # style → opener → queries kept
+        self._kept: Counter = Counter()  # style → queries kept
+
+    def choose(self, style: str, texts: list[str], keep: int) -> list[bool]:
+        """True for each of one chunk's surviving ``texts`` of ``style`` (in the model's order) that is kept:
+        at most ``keep``."""
+        chosen = [False] * len(texts)
+        openers = [opener(t) for t in texts]
+        for i in range(len(texts)):  # the model's order, skipping overused openers
+            if sum(chosen) < keep and not self._overused(style, openers[i]):
+                self._take(style, openers[i])
+                chosen[i] = True
+        while sum(chosen) < keep and not all(chosen):  # places left: the least used opener first
+            counts = self._counts[style]
+            i = min((i for i in range(len(texts)) if not chosen[i]), key=lambda i: (counts[openers[i]], i))
+            self._take(style, openers[i])
+            chosen[i] = True
+        return chosen
+
+    def _overused(self, style: str, words: str) -> bool:
+        return self._counts[style][words] > self.max_share * self._kept[style]
+
+    def _take(self, style: str, words: str) -> None:
+        self._counts[style][words] += 1
+        self._kept[style] += 1
