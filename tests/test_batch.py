@@ -242,6 +242,30 @@ def test_query_styles_through_the_batch_api_and_through_files_give_the_live_styl
     assert by_style["keyword"]["generated"] == 3 * asked and by_style["question"]["generated"] == asked
 
 
+def test_spare_questions_through_batch_files_give_the_live_dataset(docs, tmp_path, fake_server):
+    """A batch request asks for the kept count plus the spares, and the import keeps the same queries as a live
+    run (the choice is made when the dataset is assembled, whichever transport brought the answers)."""
+    spare = ("--spare-questions", "2", "--model", "fake-model")
+    live_out = tmp_path / "live"
+    proc = generate(docs, live_out, fake_server, *spare)
+    assert proc.returncode == 0, proc.stderr
+    files = tmp_path / "files"
+    exported = run_cli("batch", "export", docs, "-o", files, "--no-embed-roundtrip", "--no-progress", *spare,
+                       env=cli_env())
+    assert exported.returncode == 0, exported.stderr
+    requests = files / "batch" / "requests-001.jsonl"
+    sent = [json.loads(line) for line in requests.read_text().splitlines()]
+    assert sent and all("Write 4 questions" in r["body"]["messages"][-1]["content"] for r in sent)
+    (files / "batch" / "results-001.jsonl").write_text(vllm_results(fake_server, requests.read_text()))
+    imported = run_cli("batch", "import", files, files / "batch" / "results-001.jsonl", "--no-progress", env=cli_env())
+    assert imported.returncode == 0, imported.stderr
+    assert read_out(files) == read_out(live_out)
+    manifest = json.loads((files / "synthqa.json").read_text())
+    assert manifest["options"]["spare_questions"] == 2
+    assert manifest["counts"]["questions_generated"] == 4 * manifest["counts"]["chunks_asked"]
+    assert manifest["question_filters"]["spare"] > 0
+
+
 def test_import_writes_a_follow_up_file_for_unusable_answers(docs, tmp_path, make_fake_server):
     fake = make_fake_server(always_fail_substring="Clause 1.1.")
     out = tmp_path / "out"
