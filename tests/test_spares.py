@@ -79,9 +79,27 @@ def test_the_same_answers_keep_the_same_queries_and_the_share_holds_over_a_run()
 
 
 def test_bad_spare_counts_are_refused_with_the_option_named(tmp_path):
-    for bad in (-1, 21, 1.5):
-        with pytest.raises(ConfigError, match=f"--spare-questions {bad}: use a whole number from 0 to 20"):
+    for bad in (-1, 19, 1.5):  # 2 kept + 19 spares would ask for 21 queries in one request
+        with pytest.raises(ConfigError, match=f"--spare-questions {bad}: use a whole number from 0 to 18, so a "
+                                              "request asks for at most 20 queries"):
             GenerateConfig(inputs=(tmp_path,), out=tmp_path / "out", spare_questions=bad)
+    assert GenerateConfig(inputs=(tmp_path,), out=tmp_path / "out", spare_questions=18).asked_count() == 20
+
+
+def test_an_exact_duplicate_makes_room_for_a_spare_and_a_left_out_spare_is_never_stored(tmp_path):
+    from synthqa.dedupe import normalize_question
+    from synthqa.pipeline.assemble import _spare_reasons
+    from synthqa.store import RunStore
+
+    with RunStore(tmp_path / "work.sqlite") as store:
+        store.add_question(0, 0, "What are the fees?", normalize_question("What are the fees?"))
+        questions = ["What are the fees?", "How are fees paid?", "How are fees paid ?", "Why is consent asked?",
+                     "When is data deleted?", "Who keeps the records?"]
+        reasons = _spare_reasons(store, spares.OpenerChooser(), "question", questions,
+                                 [None, None, None, "copied_sentence", None, None], 2)
+        # the stored copy and the repeat within the answer are duplicates; of the three left, two are kept
+        assert reasons == ["duplicate", None, "duplicate", "copied_sentence", None, spares.SPARE_FILTER]
+        assert not store.has_question(normalize_question("Who keeps the records?"))
 
 
 def test_the_cli_refuses_a_negative_spare_count_in_one_line(tmp_path):
@@ -155,3 +173,21 @@ def test_spares_are_chosen_before_the_split_and_again_the_same_on_a_rerun(runs):
     assert runs["asked_again"] == 0  # the rerun's requests, 2 + 3 a chunk, all came from the cache
     card = (runs["spares"] / "README.md").read_text()
     assert "Each request asked for 3 spare queries" in card and "`--spare-questions 3`" in card
+
+
+def test_each_style_keeps_its_own_count_and_counts_its_own_spares(tmp_path):
+    make_pdf(tmp_path / "docs" / "policy.pdf", policy_pages(3))
+    with FakeOpenAI(openers=HABITS) as fake:
+        proc = generate(tmp_path / "docs", tmp_path / "out", fake, "--query-styles", "question:1,keyword:1",
+                        "--spare-questions", "1")
+    assert proc.returncode == 0, proc.stderr
+    data = manifest(tmp_path / "out")
+    chunks = data["counts"]["chunks_asked"]
+    by_style = {s["style"]: s for s in data["styles"]}
+    for style in ("question", "keyword"):
+        assert by_style[style]["per_chunk"] == 1 and by_style[style]["generated"] == 2 * chunks
+    # a chunk's first question leans on "this principle": its spare takes the place; keyword queries all pass
+    assert by_style["question"]["dropped"] == {"implicit_reference": chunks}
+    assert by_style["keyword"]["dropped"] == {spares.SPARE_FILTER: chunks}
+    kept = Counter((q["chunk_id"], q["style"]) for q in queries(tmp_path / "out"))
+    assert set(kept.values()) == {1} and len(kept) == 2 * chunks

@@ -91,9 +91,7 @@ class GenerateConfig:
             raise ConfigError("no INPUT given: name at least one PDF/.txt/.md/.docx/.html file or a folder of them")
         _positive("--questions-per-chunk", self.questions_per_chunk, upper=20)
         self._check_styles()
-        if not (isinstance(self.spare_questions, int) and 0 <= self.spare_questions <= styles.MAX_PER_STYLE):
-            raise ConfigError(f"--spare-questions {self.spare_questions}: use a whole number from 0 to "
-                              f"{styles.MAX_PER_STYLE} (2 is a good start)")
+        self._check_spares()
         _positive("--chunk-size", self.chunk_size)
         if self.chunk_overlap < 0:
             raise ConfigError(f"--chunk-overlap {self.chunk_overlap} is negative: use 0 or more")
@@ -158,6 +156,12 @@ class GenerateConfig:
         if self.prompt_path is not None and styles.QUESTION not in dict(mix):
             raise ConfigError(f"--prompt replaces the prompt of the question style, which --query-styles "
                               f"{self.query_styles} does not ask for: add question:N, or drop --prompt")
+
+    def _check_spares(self) -> None:
+        most = styles.MAX_PER_STYLE - max(n for _, n in self.style_mix)
+        if not (isinstance(self.spare_questions, int) and 0 <= self.spare_questions <= most):
+            raise ConfigError(f"--spare-questions {self.spare_questions}: use a whole number from 0 to {most}, so a "
+                              f"request asks for at most {styles.MAX_PER_STYLE} queries (2 is a good start)")
 
     @property
     def style_mix(self) -> tuple[tuple[str, int], ...]:

@@ -123,7 +123,7 @@ class StyleCount:
     """One query style of a --query-styles run: its prompt, and what was asked, kept and dropped."""
 
     style: str  # question | keyword | situation
-    per_chunk: int  # queries asked for per chunk
+    per_chunk: int  # queries kept per chunk (asked for: this and options.spare_questions)
     prompt: str  # the template's name
     prompt_sha256: str
     chunks_answered: int  # chunks whose request in this style was answered

@@ -6,12 +6,14 @@ embedded 0.5B model's questions (docs/queries.md). Asked for two more per chunk 
 among them ("When is …", "Why does …"), and a spare also stands in for a query the filters dropped, so more
 chunks keep their full count.
 
-Of a chunk's queries of one style that survive the filters and both kinds of duplicates, the first ``keep``
-in the model's order are kept, except that a query whose opener already holds more than ``MAX_OPENER_SHARE``
-of the style's kept queries yields its place to a later one whose opener does not; places no such query
-fills go to the queries whose openers the style has kept least. The chunks are taken in
-input order and the choice needs one count per opener, so the same answers always keep the same queries at
-any size of run. Pure: no I/O.
+Of a chunk's queries of one style that pass the filters and are no exact duplicate, the first ``keep`` in the
+model's order are kept, except that a query whose opener already holds more than ``MAX_OPENER_SHARE`` of the
+style's kept queries yields its place to a later one whose opener does not; places no such query fills go to
+the queries whose openers the style has kept least. The spares left out are never stored, so they cannot
+shadow a later chunk's copy; near duplicates are judged afterwards among the kept queries. The choice for a
+chunk depends on the chunks before it (one count per opener, in input order): the same inputs and answers
+keep the same queries, while ``--limit`` or another document can change what a later chunk keeps. Pure: no
+I/O.
 """
 
 from __future__ import annotations

@@ -157,6 +157,11 @@ class RunStore:
         self.questions += 1
         return True
 
+    def has_question(self, norm: str, style: str = "question") -> bool:
+        """Whether a question of ``style`` with this normalised text is kept already."""
+        return self._db.execute("SELECT 1 FROM questions WHERE style = ? AND norm = ?", (style, norm)).fetchone() \
+            is not None
+
     def question_norms(self, style: str | None = None) -> Iterator[str]:
         """The normalised texts in order (of one query style's questions only, when given)."""
         if style is None:

@@ -60,7 +60,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
                    "chunk and style; replaces --questions-per-chunk (default: question:N of --questions-per-chunk)")
     g.add_argument("--spare-questions", type=nonneg_int, metavar="M",
                    help="ask each request for M queries more than it keeps: spares stand in for queries the filters "
-                   "drop, and are chosen so no opener (\"What are\") holds over a fifth of the kept queries "
+                   "drop, and are chosen so that no opener (\"What are\") tends to hold over a fifth of the kept "
+                   "queries "
                    f"(default {d('spare_questions')}; 2 suits a small model)")
     g.add_argument("--chunk-size", type=positive_int, help=f"characters (default {d('chunk_size')})")
     g.add_argument("--chunk-overlap", type=nonneg_int, help=f"characters (default {d('chunk_overlap')})")

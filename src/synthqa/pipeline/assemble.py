@@ -48,18 +48,16 @@ def assemble_and_write(config: GenerateConfig, inputs: Inputs, store: RunStore, 
     tally = Tally(top_k=max(roundtrip.TOP_K, config.min_roundtrip_rank or 0))
     with progress.stage("question filters", "filter") as stage:
         filter_questions(store, tally, checked_styles={p.style for p in plans if p.checks_language},
-                         workers=stage_workers(config, -(-store.chunks * len(plans) // FILTER_BLOCK)))
-        stage.detail = f"{tally.generated:,} questions, {store.questions:,} pass the filters and exact duplicates"
+                         workers=stage_workers(config, -(-store.chunks * len(plans) // FILTER_BLOCK)),
+                         keep={p.style: p.kept_per_chunk for p in plans} if config.spare_questions else None)
+        stage.detail = f"{tally.generated:,} questions, {store.questions:,} pass the filters and exact duplicates" + (
+            f" ({tally.drop_counts[spares.SPARE_FILTER]:,} spares left out)" if config.spare_questions else "")
     with progress.stage("near duplicates", "near_duplicates") as stage:
         near = near_duplicates_by_style(store, [p.style for p in plans], workdir, tally, progress,
                                         config.workers or pool.default_workers())
         tally.drop_counts["near_duplicate"] = int(near.sum())
         stage.detail = f"{int(near.sum()):,} of {len(near):,} questions dropped"
     dropped = near
-    if config.spare_questions:
-        with progress.stage("spare queries", "filter") as stage:
-            dropped = near | choose_spares(store, near, plans, tally)
-            stage.detail = f"{int(dropped.sum() - near.sum()):,} spare queries left out"
     if config.max_questions_per_document is not None:
         with progress.stage("per-document cap", "filter") as stage:
             before = int(dropped.sum())
@@ -87,13 +85,17 @@ def assemble_and_write(config: GenerateConfig, inputs: Inputs, store: RunStore, 
 
 
 def filter_questions(store: RunStore, tally: Tally, checked_styles: frozenset[str] | set[str] = frozenset(),
-                     workers: int = 1) -> None:
+                     workers: int = 1, keep: dict[str, int] | None = None) -> None:
     """Every answer's queries through their style's filters and exact deduplication (within the style), into
     the store.
 
     A query of a style in ``checked_styles`` (its prompt names ``$language``) not in its chunk's language is
     dropped as ``wrong_language``. A chunk failed in any style is listed once among the failed chunks.
-    ``workers``: processes judging blocks of answers (``filters.drop_reasons``); the rest stays in order here."""
+    ``workers``: processes judging blocks of answers (``filters.drop_reasons``); the rest stays in order here.
+    ``keep`` (--spare-questions): queries kept per chunk by style; of an answer's queries that pass the filters
+    and are no exact duplicate, ``spares.OpenerChooser`` keeps that many and the rest are dropped as spares
+    before they are stored, so a spare left out never shadows a later chunk's copy."""
+    chooser = spares.OpenerChooser() if keep is not None else None
     store.begin()
     listed = ""  # the chunk id last listed as failed or never asked
     short = -1  # the chunk last counted short: a chunk short in two styles is one short chunk
@@ -114,6 +116,8 @@ def filter_questions(store: RunStore, tally: Tally, checked_styles: frozenset[st
             short = seq
             tally.short_chunks += 1
         tally.style_answered[style] += 1
+        if chooser is not None:
+            reasons = _spare_reasons(store, chooser, style, answer.questions, reasons, keep[style])
         for n, (question, reason) in enumerate(zip(answer.questions, reasons)):
             tally.generated += 1
             tally.style_generated[style] += 1
@@ -126,6 +130,23 @@ def filter_questions(store: RunStore, tally: Tally, checked_styles: frozenset[st
                 tally.drop_counts[reason] += 1
                 tally.style_drops[style][reason] += 1
     store.commit()
+
+
+def _spare_reasons(store: RunStore, chooser: spares.OpenerChooser, style: str, questions, reasons, keep: int) -> list:
+    """``reasons`` with "duplicate" for an exact duplicate (kept already, or earlier in this answer) and
+    ``spares.SPARE_FILTER`` for each query the chooser leaves out of those still standing."""
+    reasons, seen = list(reasons), set()
+    for i, question in enumerate(questions):
+        norm = dedupe.normalize_question(question)
+        if reasons[i] is None and (norm in seen or store.has_question(norm, style)):
+            reasons[i] = "duplicate"
+        elif reasons[i] is None:
+            seen.add(norm)
+    standing = [i for i, reason in enumerate(reasons) if reason is None]
+    for i, kept in zip(standing, chooser.choose(style, [questions[i] for i in standing], keep)):
+        if not kept:
+            reasons[i] = spares.SPARE_FILTER
+    return reasons
 
 
 def _judged(answered, checked_styles: frozenset[str] | set[str], workers: int):
@@ -167,24 +188,6 @@ def near_duplicates_by_style(store: RunStore, style_names: list[str], workdir: P
 def _near_duplicates(texts, label: str, workdir: Path, progress: Progress, workers: int) -> np.ndarray:
     with TotalFirstBar(progress, f"near duplicates: comparing questions{label}", "pair") as bar:
         return dedupe.near_duplicates(texts, workdir, workers=workers, progress=bar)
-
-
-def choose_spares(store: RunStore, dropped: np.ndarray, plans: tuple[styles.StylePlan, ...],
-                  tally: Tally) -> np.ndarray:
-    """True for each surviving query --spare-questions leaves out: of a chunk's survivors in a style, those
-    beyond the style's count, chosen to vary the openers (``spares.OpenerChooser``); counted per style."""
-    keep = {p.style: p.kept_per_chunk for p in plans}
-    chooser = spares.OpenerChooser()
-    spare = np.zeros(len(dropped), dtype=bool)
-    rows = ((pos, seq, style, text) for pos, seq, _, text, _, style in store.question_rows() if not dropped[pos])
-    for (_, style), group in itertools.groupby(rows, key=lambda row: (row[1], row[2])):
-        group = list(group)
-        for (pos, *_), kept in zip(group, chooser.choose(style, [row[3] for row in group], keep[style])):
-            if not kept:
-                spare[pos] = True
-                tally.style_drops[style][spares.SPARE_FILTER] += 1
-    tally.drop_counts[spares.SPARE_FILTER] = int(spare.sum())
-    return spare
 
 
 def cap_documents(config: GenerateConfig, store: RunStore, near: np.ndarray, tally: Tally) -> np.ndarray:
