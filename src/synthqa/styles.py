@@ -38,12 +38,8 @@ class StylePlan:
     style: str
     template: prompts.PromptTemplate
     n: int  # queries one request asks for: ``keep`` and the run's spares
+    keep: int  # queries kept per chunk (--spare-questions asks more)
     capped: bool = False  # questions get a completion ceiling too (the embedded model: see ``for_endpoint``)
-    keep: int | None = None  # queries kept per chunk (--spare-questions asks more); None: all n
-
-    @property
-    def kept_per_chunk(self) -> int:
-        return self.n if self.keep is None else self.keep
 
     def max_tokens(self, answers: bool = False) -> int | None:
         """The completion ceiling of one request: the style's longest queries plus the JSON around them;
@@ -94,7 +90,7 @@ def load_plans(mix: tuple[tuple[str, int], ...], prompt_path: Path | None = None
                spare: int = 0) -> tuple[StylePlan, ...]:
     """The plan of each style of ``mix``; ``prompt_path`` (``--prompt``) replaces the question style's prompt;
     each request asks ``spare`` queries more than the mix keeps (``--spare-questions``)."""
-    return tuple(StylePlan(style, load_style_template(style, prompt_path), n + spare, keep=n) for style, n in mix)
+    return tuple(StylePlan(style, load_style_template(style, prompt_path), n + spare, n) for style, n in mix)
 
 
 def for_endpoint(plans: tuple[StylePlan, ...], local: bool) -> tuple[StylePlan, ...]:

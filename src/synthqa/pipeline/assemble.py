@@ -49,7 +49,7 @@ def assemble_and_write(config: GenerateConfig, inputs: Inputs, store: RunStore, 
     with progress.stage("question filters", "filter") as stage:
         filter_questions(store, tally, checked_styles={p.style for p in plans if p.checks_language},
                          workers=stage_workers(config, -(-store.chunks * len(plans) // FILTER_BLOCK)),
-                         keep={p.style: p.kept_per_chunk for p in plans} if config.spare_questions else None)
+                         keep={p.style: p.keep for p in plans} if config.spare_questions else None)
         stage.detail = f"{tally.generated:,} questions, {store.questions:,} pass the filters and exact duplicates" + (
             f" ({tally.drop_counts[spares.SPARE_FILTER]:,} spares left out)" if config.spare_questions else "")
     with progress.stage("near duplicates", "near_duplicates") as stage:
@@ -60,9 +60,8 @@ def assemble_and_write(config: GenerateConfig, inputs: Inputs, store: RunStore, 
     dropped = near
     if config.max_questions_per_document is not None:
         with progress.stage("per-document cap", "filter") as stage:
-            before = int(dropped.sum())
-            dropped = dropped | cap_documents(config, store, dropped, tally)
-            stage.detail = (f"{int(dropped.sum()) - before:,} questions over "
+            dropped = near | cap_documents(config, store, near, tally)
+            stage.detail = (f"{int(dropped.sum() - near.sum()):,} questions over "
                             f"{config.max_questions_per_document} per document dropped")
     with progress.stage("round trip", "roundtrip") as stage:
         score_questions(config, store, dropped, workdir, progress, tally)

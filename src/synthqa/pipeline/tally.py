@@ -81,7 +81,7 @@ def build_manifest(config: GenerateConfig, plans: tuple[styles.StylePlan, ...], 
 def style_counts(plans: tuple[styles.StylePlan, ...], tally: Tally) -> tuple[StyleCount, ...]:
     """What each query style asked, kept and dropped, in the mix's order."""
     return tuple(StyleCount(
-        style=p.style, per_chunk=p.kept_per_chunk, prompt=p.template.name, prompt_sha256=p.template.sha256,
+        style=p.style, per_chunk=p.keep, prompt=p.template.name, prompt_sha256=p.template.sha256,
         chunks_answered=tally.style_answered[p.style], generated=tally.style_generated[p.style],
         kept=tally.style_written[p.style, splits.TRAIN] + tally.style_written[p.style, splits.EVAL],
         train_pairs=tally.style_written[p.style, splits.TRAIN], eval_pairs=tally.style_written[p.style, splits.EVAL],
