@@ -88,6 +88,16 @@ _BACK_POINTING = re.compile(
     r"following|abovementioned)\s+([\w-]+)(?:\s+(\S+))?",
     re.I,
 )
+# "the new decision", "the current version": "new" usually names what it modifies ("the new privacy law"), so it
+# points back only before a generic noun, and only where that noun ends the phrase, as with "the data" above.
+_NEWLY_MADE = re.compile(
+    r"\b((?:does|do|did|can|could|should|would|will|may|might|must|is|are|was|were) )?"
+    r"the (?:new|newer|latest|updated|revised|current|resulting|subsequent) "
+    r"(?:decision|decisions|rule|rules|version|versions|system|systems|process|procedure|procedures|approach|"
+    r"requirement|requirements|standard|standards|guidance|guidelines|framework|model|tool|method|measure|measures)\b"
+    r"(?:\s+(\S+))?",
+    re.I,
+)
 _LEFT_OUT = re.compile(
     r"\bthe (?:[\w-]+ ){0,3}[\w-]+ (?:provided|mentioned|described|listed|discussed|outlined|given|shown|"
     r"presented|cited|noted|highlighted)(?=\s*(?:[?.,;:!]|$)|\s+(?:above|below|earlier|previously|here|and|or)\b)",
@@ -110,7 +120,7 @@ def implicit_reference(question: str) -> str | None:
     """The words by which ``question`` leans on something it never names, or None when it stands alone.
 
     "this principle", "these approaches", "such data", "the system", "the training", "the examples
-    provided", "the old decision", "How does it relate …". A demonstrative whose noun the question has already named ("What is
+    provided", "the old decision", "the new decision", "How does it relate …". A demonstrative whose noun the question has already named ("What is
     a pretrial risk assessment and who must publish this assessment?") and "this year" are not references,
     unless the noun is abstract ("the dynamic of this dynamic"). "What does this policy's section 3 require?"
     is one: a searcher names the policy ("the travel policy's section 3" passes)."""
@@ -135,6 +145,12 @@ def implicit_reference(question: str) -> str | None:
     for match in _BACK_POINTING.finditer(question):
         if not _qualified(match.group(2)) and not _named_before(match.group(1), question[:match.start()]):
             return match.group(0) if match.group(2) is None else match.group(0).rsplit(None, 1)[0]
+    for match in _NEWLY_MADE.finditer(question):
+        start = match.start() + len(match.group(1) or "")
+        if _bare(match.group(2), match.group(1)) and not _named_before(question[start:].split()[2],
+                                                                         question[:start]):
+            return question[start:match.end()].rstrip("?.,;:!") if match.group(2) is None else \
+                question[start:match.end()].rsplit(None, 1)[0]
     for pattern in (_LEFT_OUT, _PRONOUN_SUBJECT):
         if found := pattern.search(question):
             return found.group(0)
