@@ -128,6 +128,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         again = generate(folder / "docs", folder / "spares", fake, "--spare-questions", "3", "--overwrite")
         assert again.returncode == 0, again.stderr
         outs["asked_again"] = fake.requests - outs["requests"]
+        outs["summary"] = again.stdout + again.stderr
     return outs
 
 
@@ -175,6 +176,32 @@ def test_spares_are_chosen_before_the_split_and_again_the_same_on_a_rerun(runs):
     assert "Each request asked for 3 spare queries" in card and "`--spare-questions 3`" in card
 
 
+def test_spares_are_shown_apart_from_the_filters_drops(runs):
+    """A spare left out is no bad query: summary, inspect, card and report count it on its own line."""
+    data = manifest(runs["spares"])
+    filters = {k: v for k, v in data["question_filters"].items() if v}
+    left_out = filters.pop(spares.SPARE_FILTER)
+    assert left_out > 0 and filters["implicit_reference"] == data["counts"]["chunks_asked"]
+    shown = run_cli("inspect", runs["spares"], "-n", "0").stdout
+    dropped_line = next(line for line in shown.splitlines() if line.lstrip().startswith("questions dropped"))
+    assert f"{sum(filters.values())}: implicit_reference" in dropped_line and "spare" not in dropped_line
+    assert f"{left_out} spares left out (asked 3 more a request)" in shown
+    assert "dropped: spare" not in runs["summary"]
+    assert f"{left_out} spares left out (asked 3 more a request)" in runs["summary"]
+    card = (runs["spares"] / "README.md").read_text()
+    filters_line = next(line for line in card.splitlines() if "**Question filters**" in line)
+    assert f"{sum(filters.values())} in all — implicit_reference" in filters_line and "spare" not in filters_line
+    assert f"{left_out} queries were left out as spares" in card
+    page = runs["spares"] / "report-test.html"
+    assert run_cli("report", runs["spares"], "-o", page).returncode == 0
+    html = page.read_text()
+    assert f"(+3 spare asked, {left_out} left out)" in html
+    chart = html[html.index("Questions dropped by filter"):][:3000]
+    assert "implicit_reference" in chart and ">spare<" not in chart
+    plain = run_cli("inspect", runs["plain"], "-n", "0").stdout
+    assert "spares" not in plain  # without the option there is no such line
+
+
 def test_each_style_keeps_its_own_count_and_counts_its_own_spares(tmp_path):
     make_pdf(tmp_path / "docs" / "policy.pdf", policy_pages(3))
     with FakeOpenAI(openers=HABITS) as fake:
@@ -189,5 +216,7 @@ def test_each_style_keeps_its_own_count_and_counts_its_own_spares(tmp_path):
     # a chunk's first question leans on "this principle": its spare takes the place; keyword queries all pass
     assert by_style["question"]["dropped"] == {"implicit_reference": chunks}
     assert by_style["keyword"]["dropped"] == {spares.SPARE_FILTER: chunks}
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert f"none (+ {chunks} spares left out)" in card  # the keyword row of the styles table
     kept = Counter((q["chunk_id"], q["style"]) for q in queries(tmp_path / "out"))
     assert set(kept.values()) == {1} and len(kept) == 2 * chunks

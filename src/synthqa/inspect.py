@@ -11,7 +11,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
-from . import coverage, styles
+from . import coverage, spares, styles
 from .cache import Cache, cache_path
 from .curate import describe as describe_curation
 from .curate import pending
@@ -122,7 +122,10 @@ def summary_view(manifest: Manifest, width: int, decisions_pending: int = 0) -> 
         facts.append(("not curated yet", f"{decisions_pending} decision(s) in curation.jsonl: apply them with "
                                           "`synthqa curate`"))
     facts.append(("chunks skipped", _counts(manifest.skipped_chunks)))
-    facts.append(("questions dropped", _counts(manifest.question_filters)))
+    dropped, left_out = spares.apart(manifest.question_filters)
+    facts.append(("questions dropped", _counts(dropped)))
+    if manifest.options.spare_questions:
+        facts.append(("spares", spares.left_out_text(manifest.options.spare_questions, left_out)))
     failed = manifest.failed_chunks
     facts.append(("failed chunks", f"{len(failed)}" + (" (see --failed)" if failed else "")))
     if manifest.skipped_files:

@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from . import coverage, styles
+from . import coverage, spares, styles
 from .curate import describe as describe_curation
 from .dataset import load_tables, read_manifest, resolve_dataset
 from .inspect import pair_rows
@@ -62,7 +62,7 @@ def render_html(manifest: Manifest, rows: list[dict], title: str) -> str:
         ranks = [r[key] for r in rows if r.get(key) is not None]
         if ranks:
             plots.append(bar_chart(_rank_buckets(ranks), f"Rank of the question's own chunk ({name} round trip)"))
-    filters = {k: v for k, v in manifest.question_filters.items() if v}
+    filters = {k: v for k, v in spares.apart(manifest.question_filters)[0].items() if v}
     if filters:
         plots.append(bar_chart(_top(Counter(filters), 20), "Questions dropped by filter"))
     skipped = {k: v for k, v in manifest.skipped_chunks.items() if v}
@@ -156,7 +156,8 @@ def summary_html(manifest: Manifest) -> str:
     cards = "".join(f'<div class="num"><b>{_e(str(v))}</b><span>{_e(k)}</span></div>' for k, v in items)
     meta = (f"model <code>{_e(manifest.model)}</code> · chunk size {opts.chunk_size} / overlap {opts.chunk_overlap}"
             f" · {opts.questions_per_chunk} question(s) per chunk"
-            + (f" (+{opts.spare_questions} spare asked)" if opts.spare_questions else "")
+            + (f" (+{opts.spare_questions} spare asked, {spares.apart(manifest.question_filters)[1]:,} left out)"
+               if opts.spare_questions else "")
             + f" · created {_e(manifest.created_at)}")
     if opts.answers:
         meta += f" · reference answers, {c.ungrounded_answers} ungrounded"

@@ -27,14 +27,29 @@ OPENER_WORDS = 2
 _WORD = re.compile(r"[\w'’-]+")
 
 
-def describe(spare: int) -> str:
-    """The sentence the card and report add about a run's spares ("" without them)."""
+def apart(counts: dict[str, int]) -> tuple[dict[str, int], int]:
+    """(the filters' counts without the spares, the spares left out): renderers show spares apart, since a
+    spare left out is no bad query, only one more than the chunk keeps."""
+    return {k: v for k, v in counts.items() if k != SPARE_FILTER}, counts.get(SPARE_FILTER, 0)
+
+
+def left_out_text(spare: int, left_out: int) -> str:
+    """ "34 spares left out (asked 2 more a request)", or "" without spares: one phrase for the summary and
+    inspect."""
+    if not spare:
+        return ""
+    return f"{left_out:,} spare{'' if left_out == 1 else 's'} left out (asked {spare} more a request)"
+
+
+def describe(spare: int, left_out: int = 0) -> str:
+    """The sentence the card adds about a run's spares ("" without them)."""
     if not spare:
         return ""
     return (f" Each request asked for {spare} spare quer{'y' if spare == 1 else 'ies'}: of a chunk's queries that "
             f"passed the filters, those kept were the first in the model's order whose opener held at most "
-            f"{MAX_OPENER_SHARE:.0%} of the kept ones so far (`--spare-questions {spare}`; the others count as "
-            f"the `{SPARE_FILTER}` filter).")
+            f"{MAX_OPENER_SHARE:.0%} of the kept ones so far (`--spare-questions {spare}`); {left_out:,} "
+            f"quer{'y was' if left_out == 1 else 'ies were'} left out as spares (the manifest's `{SPARE_FILTER}` "
+            f"count, not among the filters' drops below).")
 
 
 def opener(text: str, words: int = OPENER_WORDS) -> str:

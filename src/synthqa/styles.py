@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import filters, prompts, questions
+from . import filters, prompts, questions, spares
 from .errors import ConfigError
 
 QUESTION = "question"  # today's natural question, through prompts/default.txt (or --prompt FILE)
@@ -135,4 +135,7 @@ def describe(count) -> str:
 
 
 def dropped_text(dropped: dict[str, int]) -> str:
-    return ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items(), key=lambda kv: -kv[1])) or "none"
+    """ "implicit_reference 4, copied_sentence 1 (+ 3 spares left out)": spares apart, as everywhere."""
+    filters, left_out = spares.apart(dropped)
+    text = ", ".join(f"{reason} {n}" for reason, n in sorted(filters.items(), key=lambda kv: -kv[1])) or "none"
+    return text + (f" (+ {left_out} spare{'' if left_out == 1 else 's'} left out)" if left_out else "")

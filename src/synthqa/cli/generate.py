@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .. import coverage, styles
+from .. import coverage, spares, styles
 from ..config import DEFAULT_MODEL, RESPONSE_FORMATS, GenerateConfig
 from ..curate import describe as describe_curation
 from ..errors import ConfigError
@@ -239,9 +239,12 @@ def format_summary(manifest: Manifest) -> str:
     for reason, n in sorted(manifest.skipped_chunks.items()):
         if n:
             rows.append((f"  skipped: {reason}", n))
-    for reason, n in sorted(manifest.question_filters.items()):
+    dropped, left_out = spares.apart(manifest.question_filters)
+    for reason, n in sorted(dropped.items()):
         if n:
             rows.append((f"  dropped: {reason}", n))
+    if manifest.options.spare_questions:
+        rows.append(("  spares", spares.left_out_text(manifest.options.spare_questions, left_out)))
     for page in manifest.skipped_pages[:10]:
         rows.append((f"  page left out: {page.source} p{page.page}", page.reason))
     for f in manifest.failed_chunks[:10]:
