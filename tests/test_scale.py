@@ -284,12 +284,13 @@ def _all_pairs(texts: list[str]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_near_duplicates_by_blocking_equal_the_all_pairs_comparison(monkeypatch, tmp_path, seed):
+@pytest.mark.parametrize("columns", [dedupe.COLUMNS_AT_ONCE, 5])  # 5: a block scored against slices of a group
+def test_near_duplicates_by_blocking_equal_the_all_pairs_comparison(monkeypatch, tmp_path, seed, columns):
     texts = _near_duplicate_set(seed)
     want = _all_pairs(texts)
     monkeypatch.setattr(dedupe, "KEYS_IN_MEMORY", 500)  # keys spill to files, in many blocks
     monkeypatch.setattr(dedupe, "PAIRS_AT_ONCE", 7)  # the decisions made over many slices of pairs
-    got = dedupe.near_duplicates(lambda: texts, tmp_path, block=7)
+    got = dedupe.near_duplicates(lambda: texts, tmp_path, block=7, columns=columns)
     assert want.sum() > 100 and np.array_equal(got, want)
 
 

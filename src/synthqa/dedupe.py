@@ -34,6 +34,9 @@ WORD_PREFIX = 4  # words are compared by their first 4 letters, so "system"/"sys
 KEYS_IN_MEMORY = 2_000_000  # (key, question) rows held at once: 24 MB
 THREADED_PAIRS = 100_000  # a smaller comparison is done on one thread: starting threads would cost more
 PAIRS_AT_ONCE = 1_000_000  # pairs turned into Python ints at once when the decisions are made: ~36 MB
+# earlier questions a block is scored against at once: the score matrix (and its mask) is block × this many
+# bytes, 16 MB, where a whole group of a million chunks' framed questions (75,277) made it 77 MB
+COLUMNS_AT_ONCE = 16_384
 
 _PUNCT = str.maketrans("", "", string.punctuation + "“”‘’–—…")
 
@@ -66,7 +69,8 @@ def blocking_keys(words: set[str], df: Counter) -> list[int]:
 
 
 def near_duplicates(texts: Callable[[], Iterable[str]], workdir: Path | None = None, block: int = 1024,
-                    workers: int = 1, progress: Callable[[str, int], None] | None = None) -> np.ndarray:
+                    workers: int = 1, progress: Callable[[str, int], None] | None = None,
+                    columns: int = COLUMNS_AT_ONCE) -> np.ndarray:
     """True for each question (in order) that nearly repeats an earlier kept one.
 
     ``texts()`` yields the normalised texts in order (it is called once). ``workers``: rapidfuzz threads for the
@@ -83,7 +87,7 @@ def near_duplicates(texts: Callable[[], Iterable[str]], workdir: Path | None = N
                 df.update(key_words(text))  # the same set of words in any order
             total, blocks = _grouped_blocks(sorted_texts, df, len(sorted_texts), Path(tmp))
             tick("total", total)
-            found = [_similar_pairs(load(), sorted_texts, block, workers, lambda n: tick("compared", n))
+            found = [_similar_pairs(load(), sorted_texts, (block, columns), workers, lambda n: tick("compared", n))
                      for load in blocks]
     n = len(sorted_texts)
     # one pair found under several keys counts once; sorted, the pairs come in order of the later question
@@ -202,26 +206,28 @@ def _grouped(keys: np.ndarray, positions: np.ndarray) -> Grouped:
     return positions, starts[sizes > 1], sizes[sizes > 1]
 
 
-def _similar_pairs(grouped: Grouped, texts: _SortedTexts, block: int, workers: int,
+def _similar_pairs(grouped: Grouped, texts: _SortedTexts, shape: tuple[int, int], workers: int,
                    compared: Callable[[int], None]) -> np.ndarray:
     """The pairs of questions filed under a common key that reach the ratio, each as one number, later × n +
     earlier (n questions), without repeats. As two arrays of every pair found under every key, then two lists
     of Python ints, they took the stage to 2.2 GB at a million chunks of framed questions."""
     positions, starts, sizes = grouped
-    n = len(texts)
+    (block, columns), n = shape, len(texts)
     found: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
     for s, k in zip(starts.tolist(), sizes.tolist()):  # a group at a time: memory stays flat
         group = np.unique(positions[s:s + k])
         group_texts = [texts[p] for p in group.tolist()] if len(group) > 1 else []
         for start in range(1, len(group_texts), block):
             stop = min(start + block, len(group))
-            scores = process.cdist(group_texts[start:stop], group_texts[:stop], scorer=fuzz.ratio, processor=None,
-                                   score_cutoff=NEAR_DUPLICATE_RATIO, dtype=np.uint8,
-                                   workers=workers if (stop - start) * stop >= THREADED_PAIRS else 1)
-            rows, cols = np.nonzero(scores >= NEAR_DUPLICATE_RATIO)
-            before = cols < rows + start  # only earlier questions count
-            if before.any():
-                found.append(group[rows[before] + start] * n + group[cols[before]])
+            for first in range(0, stop, columns):  # the earlier questions, a slice at a time
+                last = min(first + columns, stop)
+                scores = process.cdist(group_texts[start:stop], group_texts[first:last], scorer=fuzz.ratio,
+                                       processor=None, score_cutoff=NEAR_DUPLICATE_RATIO, dtype=np.uint8,
+                                       workers=workers if (stop - start) * (last - first) >= THREADED_PAIRS else 1)
+                rows, cols = np.nonzero(scores >= NEAR_DUPLICATE_RATIO)
+                before = cols + first < rows + start  # only earlier questions count
+                if before.any():
+                    found.append(group[rows[before] + start] * n + group[cols[before] + first])
             compared((start + stop - 1) * (stop - start) // 2)
         if len(group) < k:  # a question filed twice under one key (two pairs of words with one hash)
             compared(k * (k - 1) // 2 - len(group) * (len(group) - 1) // 2)
