@@ -290,9 +290,27 @@ def test_near_duplicates_by_blocking_equal_the_all_pairs_comparison(monkeypatch,
     want = _all_pairs(texts)
     monkeypatch.setattr(dedupe, "KEYS_IN_MEMORY", 500)  # keys spill to files, in many blocks
     monkeypatch.setattr(dedupe, "PAIRS_AT_ONCE", 7)  # the decisions made over many slices of pairs
+    monkeypatch.setattr(dedupe, "PAIRS_IN_MEMORY", 50)  # pairs found spill to files many times,
+    monkeypatch.setattr(dedupe, "PAIR_BUCKET_QUESTIONS", 97)  # one file per 97 later questions
     got = dedupe.near_duplicates(lambda: texts, tmp_path, block=7, columns=columns)
     assert want.sum() > 100 and np.array_equal(got, want)
 
+
+
+def test_pairs_found_wait_on_disk_by_the_later_questions_range(monkeypatch, tmp_path):
+    """The decisions load one range of later questions' pairs at a time, each range sorted and without repeats."""
+    monkeypatch.setattr(dedupe, "PAIRS_IN_MEMORY", 10)
+    monkeypatch.setattr(dedupe, "PAIR_BUCKET_QUESTIONS", 100)
+    n, rng = 1000, np.random.default_rng(0)
+    later = rng.integers(1, n, 5000)
+    codes = later * n + rng.integers(0, later)  # each pair: later × n + earlier
+    pairs = dedupe._PairBuckets(n, tmp_path)
+    for part in np.array_split(np.r_[codes, codes[:500]], 37):  # some pairs found twice, under two keys
+        pairs.add(part)
+    assert len(list(tmp_path.glob("pairs-*.bin"))) == 10  # spilled, a file per range
+    ranges = list(pairs.in_order())
+    assert [set((r // n // 100).tolist()) for r in ranges] == [{b} for b in range(10)]
+    assert np.array_equal(np.concatenate(ranges), np.unique(codes))
 
 
 def test_near_duplicates_count_their_pairs_before_comparing_them(monkeypatch, tmp_path):

@@ -10,8 +10,9 @@ rapidfuzz compares only questions filed under a common pair. Two questions that 
 word or two, so they share at least two of each other's rarest words whenever each has at most
 ``RARE_WORDS`` − 2 words the other lacks; on the corpora and the synthetic bench sets the decisions equal the
 all-pairs comparison's (``bench/bench_scale.py`` prints both). Keys spill to files in blocks of
-``KEYS_IN_MEMORY`` and the texts (their words sorted) wait in a file read through a memory map, so memory
-holds one block of keys, the word counts, and an offset and a bit per question.
+``KEYS_IN_MEMORY``, the texts (their words sorted) wait in a file read by ``pread``, and the similar pairs found
+wait in files by the later question's range, so memory holds one block of keys, the word counts, one range's
+pairs, and an offset and a bit per question.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ WORD_PREFIX = 4  # words are compared by their first 4 letters, so "system"/"sys
 KEYS_IN_MEMORY = 2_000_000  # (key, question) rows held at once: 24 MB
 THREADED_PAIRS = 100_000  # a smaller comparison is done on one thread: starting threads would cost more
 PAIRS_AT_ONCE = 1_000_000  # pairs turned into Python ints at once when the decisions are made: ~36 MB
+PAIRS_IN_MEMORY = 4_000_000  # pairs found held before they spill to files: 32 MB
+PAIR_BUCKET_QUESTIONS = 262_144  # later questions whose pairs share a file (the decisions load one at a time)
 # earlier questions a block is scored against at once: the score matrix (and its mask) is block × this many
 # bytes, 16 MB, where a whole group of a million chunks' framed questions (75,277) made it 77 MB
 COLUMNS_AT_ONCE = 16_384
@@ -87,19 +90,62 @@ def near_duplicates(texts: Callable[[], Iterable[str]], workdir: Path | None = N
                 df.update(key_words(text))  # the same set of words in any order
             total, blocks = _grouped_blocks(sorted_texts, df, len(sorted_texts), Path(tmp))
             tick("total", total)
-            found = [_similar_pairs(load(), sorted_texts, (block, columns), workers, lambda n: tick("compared", n))
-                     for load in blocks]
-    n = len(sorted_texts)
-    # one pair found under several keys counts once; sorted, the pairs come in order of the later question
-    pairs = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
-    del found
+            pairs = _PairBuckets(len(sorted_texts), Path(tmp))
+            for load in blocks:
+                _similar_pairs(load(), sorted_texts, (block, columns), workers, pairs.add,
+                               lambda n: tick("compared", n))
+        return _decide(pairs, len(sorted_texts))
+
+
+def _decide(pairs: _PairBuckets, n: int) -> np.ndarray:
+    """A question is a near duplicate when it pairs with an earlier one that is not: the pairs in order of the
+    later question, so every earlier one is decided when it is asked about."""
     dropped = np.zeros(n, dtype=bool)
-    for start in range(0, len(pairs), PAIRS_AT_ONCE):  # Python ints for a slice at a time: ~36 bytes each
-        part = pairs[start:start + PAIRS_AT_ONCE]
-        for j, i in zip(*(a.tolist() for a in np.divmod(part, n))):
-            if not dropped[i]:  # every i < j is decided already: pairs come in order of j
-                dropped[j] = True
+    for bucket in pairs.in_order():
+        for start in range(0, len(bucket), PAIRS_AT_ONCE):  # Python ints for a slice at a time: ~36 bytes each
+            part = bucket[start:start + PAIRS_AT_ONCE]
+            for j, i in zip(*(a.tolist() for a in np.divmod(part, n))):
+                if not dropped[i]:
+                    dropped[j] = True
     return dropped
+
+
+class _PairBuckets:
+    """The pairs found (each one number, later × n + earlier), filed by the later question's range of
+    ``PAIR_BUCKET_QUESTIONS``, spilled to a file per range past ``PAIRS_IN_MEMORY``. The decisions take the
+    ranges in order, so memory holds one range's pairs: a million chunks of questions on one frame found tens
+    of millions of pairs, and all of them in one array grew the stage by hundreds of MB."""
+
+    def __init__(self, n: int, tmp: Path) -> None:
+        self.n = max(n, 1)
+        self.buckets: list[list[np.ndarray]] = [[] for _ in range(max(1, -(-n // PAIR_BUCKET_QUESTIONS)))]
+        self.paths = [tmp / f"pairs-{b}.bin" for b in range(len(self.buckets))]
+        self.held = 0
+
+    def add(self, pairs: np.ndarray) -> None:
+        if not len(pairs):
+            return
+        pairs = np.sort(pairs)  # in bucket order, so each bucket is one slice
+        cuts = np.searchsorted(pairs, np.arange(1, len(self.buckets)) * PAIR_BUCKET_QUESTIONS * self.n)
+        for b, part in enumerate(np.split(pairs, cuts)):
+            if len(part):
+                self.buckets[b].append(part)
+        self.held += len(pairs)
+        if self.held > PAIRS_IN_MEMORY:
+            for b, parts in enumerate(self.buckets):
+                if parts:
+                    with open(self.paths[b], "ab") as out:
+                        np.unique(np.concatenate(parts)).tofile(out)
+                    self.buckets[b] = []
+            self.held = 0
+
+    def in_order(self) -> Iterator[np.ndarray]:
+        """Each range's pairs, sorted and without repeats (one pair found under several keys counts once)."""
+        for b, path in enumerate(self.paths):
+            parts = ([np.fromfile(path, dtype=np.int64)] if path.exists() else []) + self.buckets[b]
+            self.buckets[b] = []
+            if parts:
+                yield np.unique(np.concatenate(parts))
 
 
 class _SortedTexts:
@@ -212,13 +258,14 @@ def _grouped(keys: np.ndarray, positions: np.ndarray) -> Grouped:
 
 
 def _similar_pairs(grouped: Grouped, texts: _SortedTexts, shape: tuple[int, int], workers: int,
-                   compared: Callable[[int], None]) -> np.ndarray:
-    """The pairs of questions filed under a common key that reach the ratio, each as one number, later × n +
-    earlier (n questions), without repeats. As two arrays of every pair found under every key, then two lists
-    of Python ints, they took the stage to 2.2 GB at a million chunks of framed questions."""
+                   found: Callable[[np.ndarray], None], compared: Callable[[int], None]) -> None:
+    """The pairs of questions filed under a common key that reach the ratio, to ``found`` a group at a time,
+    each as one number, later × n + earlier (n questions). As two arrays of every pair found under every key,
+    then two lists of Python ints, they took the stage to 2.2 GB at a million chunks of framed questions."""
     positions, starts, sizes = grouped
     (block, columns), n = shape, len(texts)
-    found: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+    held: list[np.ndarray] = []  # handed on 65,536 pairs or so at a time
+    held_n = 0
     for s, k in zip(starts.tolist(), sizes.tolist()):  # a group at a time: memory stays flat
         group = np.unique(positions[s:s + k])
         group_texts = [texts[p] for p in group.tolist()] if len(group) > 1 else []
@@ -232,11 +279,16 @@ def _similar_pairs(grouped: Grouped, texts: _SortedTexts, shape: tuple[int, int]
                 rows, cols = np.nonzero(scores >= NEAR_DUPLICATE_RATIO)
                 before = cols + first < rows + start  # only earlier questions count
                 if before.any():
-                    found.append(group[rows[before] + start] * n + group[cols[before] + first])
+                    held.append(group[rows[before] + start] * n + group[cols[before] + first])
+                    held_n += len(held[-1])
             compared((start + stop - 1) * (stop - start) // 2)
+            if held_n >= 65_536:
+                found(np.concatenate(held))
+                held, held_n = [], 0
         if len(group) < k:  # a question filed twice under one key (two pairs of words with one hash)
             compared(k * (k - 1) // 2 - len(group) * (len(group) - 1) // 2)
-    return np.unique(np.concatenate(found))
+    if held:
+        found(np.concatenate(held))
 
 
 def dedupe_questions(items: Sequence[tuple[str, str]], block: int = 1024) -> list[tuple[int, str]]:
