@@ -146,6 +146,20 @@ def prepare_answers(n_chunks: int, folder: Path) -> None:
     (folder / "inputs.json").write_text(json.dumps({**counts, "documents": counts["pages"] // 40}))
 
 
+def clear_after_ask(folder: Path) -> None:
+    """A prepared folder as ``prepare_answers`` left it, from one an interrupted point left: the questions an
+    earlier run stored would otherwise all be exact duplicates of themselves, and its scratch files stale."""
+    workdir = folder / ".synthqa" / "work"
+    db = sqlite3.connect(workdir / WORK_FILENAME)
+    with db:
+        db.execute("DELETE FROM questions")
+        db.execute("DELETE FROM failures")
+    db.close()
+    for path in workdir.iterdir():
+        if path.name != WORK_FILENAME and not path.name.startswith(WORK_FILENAME + "-"):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def post_ask(folder: Path, workers: int | None = None) -> dict:
     """The stages after asking over a prepared folder, in a fresh process: timings and its peak RSS."""
     started = time.perf_counter()
@@ -331,6 +345,8 @@ def main() -> None:
         folder = work / f"post-{n}"
         if not (args.keep and (folder / "inputs.json").exists() and not (folder / "synthqa.json").exists()):
             prepare_answers(n, folder)
+        else:
+            clear_after_ask(folder)
         rows.append(post_ask(folder, args.workers))
         print(table(rows[-1:]), flush=True)
         if not args.keep:
