@@ -185,9 +185,9 @@ def test_spares_are_shown_apart_from_the_filters_drops(runs):
     shown = run_cli("inspect", runs["spares"], "-n", "0").stdout
     dropped_line = next(line for line in shown.splitlines() if line.lstrip().startswith("questions dropped"))
     assert f"{sum(filters.values())}: implicit_reference" in dropped_line and "spare" not in dropped_line
-    assert f"{left_out} spares left out (asked 3 more a request)" in shown
+    assert f"{left_out} left out (asked 3 more a request)" in shown
     assert "dropped: spare" not in runs["summary"]
-    assert f"{left_out} spares left out (asked 3 more a request)" in runs["summary"]
+    assert f"{left_out} left out (asked 3 more a request)" in runs["summary"]
     card = (runs["spares"] / "README.md").read_text()
     filters_line = next(line for line in card.splitlines() if "**Question filters**" in line)
     assert f"{sum(filters.values())} in all — implicit_reference" in filters_line and "spare" not in filters_line

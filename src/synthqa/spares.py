@@ -34,11 +34,11 @@ def apart(counts: dict[str, int]) -> tuple[dict[str, int], int]:
 
 
 def left_out_text(spare: int, left_out: int) -> str:
-    """ "34 spares left out (asked 2 more a request)", or "" without spares: one phrase for the summary and
-    inspect."""
+    """ "34 left out (asked 2 more a request)", or "" without spares: the summary's and inspect's "spares"
+    line."""
     if not spare:
         return ""
-    return f"{left_out:,} spare{'' if left_out == 1 else 's'} left out (asked {spare} more a request)"
+    return f"{left_out:,} left out (asked {spare} more a request)"
 
 
 def describe(spare: int, left_out: int = 0) -> str:
