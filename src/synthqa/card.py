@@ -93,6 +93,7 @@ def render_card(manifest: Manifest, *, repo_id: str | None = None, license: str 
     data = card_data(manifest, license=license, pretty_name=pretty_name)
     note = LICENSE_NOTE_DEFAULT if data.license == DEFAULT_LICENSE else LICENSE_NOTE_SET
     prompt = manifest.prompt
+    dropped, left_out = spares.apart(manifest.question_filters)
     card = DatasetCard.from_template(
         data,
         template_path=str(resources.files("synthqa") / TEMPLATE),
@@ -116,8 +117,8 @@ def render_card(manifest: Manifest, *, repo_id: str | None = None, license: str 
         model=manifest.model,
         endpoint_text=_endpoint_text(manifest),
         skipped_chunks_text=_counts_text(manifest.skipped_chunks, "none"),
-        question_filters_text=_counts_text(spares.apart(manifest.question_filters)[0], "none dropped"),
-        spare_text=spares.describe(manifest.options.spare_questions, spares.apart(manifest.question_filters)[1]),
+        question_filters_text=_counts_text(dropped, "none dropped"),
+        spare_text=spares.describe(manifest.options.spare_questions, left_out),
         failed_text=_failed_text(manifest.failed_chunks),
         split_text=_split_text(manifest),
         languages_text=_languages_text(manifest),

@@ -67,9 +67,10 @@ _ABSTRACT_NOUNS = frozenset(
 # data release") that does name something, so only the subject with nothing after it counts: the question
 # ends, an auxiliary follows ("the data is …"), or an inverted question's verb does ("How does the training
 # ensure …"). And, like the nouns above, not when qualified or named earlier in the question.
+# an auxiliary before "the X": an inverted question's verb follows X ("How does the training ensure …")
+_INVERTING = r"\b((?:does|do|did|can|could|should|would|will|may|might|must|is|are|was|were) )?"
 _BARE_SUBJECT = re.compile(
-    r"\b((?:does|do|did|can|could|should|would|will|may|might|must|is|are|was|were) )?"
-    r"the (?:training|data|dataset|datasets|model|models|sample|samples|tool|tools|results|findings)\b"
+    _INVERTING + r"the (?:training|data|dataset|datasets|model|models|sample|samples|tool|tools|results|findings)\b"
     r"(?:\s+(\S+))?",
     re.I,
 )
@@ -91,10 +92,9 @@ _BACK_POINTING = re.compile(
 # "the new decision", "the current version": "new" usually names what it modifies ("the new privacy law"), so it
 # points back only before a generic noun, and only where that noun ends the phrase, as with "the data" above.
 _NEWLY_MADE = re.compile(
-    r"\b((?:does|do|did|can|could|should|would|will|may|might|must|is|are|was|were) )?"
-    r"the (?:new|newer|latest|updated|revised|current|resulting|subsequent) "
-    r"(?:decision|decisions|rule|rules|version|versions|system|systems|process|procedure|procedures|approach|"
-    r"requirement|requirements|standard|standards|guidance|guidelines|framework|model|tool|method|measure|measures)\b"
+    _INVERTING + r"(the (?:new|newer|latest|updated|revised|current|resulting|subsequent) "
+    r"(decision|decisions|rule|rules|version|versions|system|systems|process|procedure|procedures|approach|"
+    r"requirement|requirements|standard|standards|guidance|guidelines|framework|model|tool|method|measure|measures))\b"
     r"(?:\s+(\S+))?",
     re.I,
 )
@@ -146,11 +146,9 @@ def implicit_reference(question: str) -> str | None:
         if not _qualified(match.group(2)) and not _named_before(match.group(1), question[:match.start()]):
             return match.group(0) if match.group(2) is None else match.group(0).rsplit(None, 1)[0]
     for match in _NEWLY_MADE.finditer(question):
-        start = match.start() + len(match.group(1) or "")
-        if _bare(match.group(2), match.group(1)) and not _named_before(question[start:].split()[2],
-                                                                         question[:start]):
-            return question[start:match.end()].rstrip("?.,;:!") if match.group(2) is None else \
-                question[start:match.end()].rsplit(None, 1)[0]
+        inverted, phrase, noun, following = match.groups()
+        if _bare(following, inverted) and not _named_before(noun, question[:match.start(2)]):
+            return phrase
     for pattern in (_LEFT_OUT, _PRONOUN_SUBJECT):
         if found := pattern.search(question):
             return found.group(0)
