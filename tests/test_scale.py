@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import multiprocessing
 import os
 import random
@@ -188,6 +189,43 @@ def test_reading_waits_when_asking_falls_behind(tmp_path):
     # the batch being consumed, a full queue, and the one the reader waits to put: nothing more was read
     assert held == inputs_module.QUEUE_BATCHES + 2
     assert sum(kept) <= held * inputs_module.BATCH
+
+
+def test_ctrl_c_while_reading_waits_for_room_ends_quietly(tmp_path, monkeypatch, caplog):
+    # Ctrl-C ends asyncio.run while the reading thread waits to put a batch: the loop's end cancelled that
+    # wait, and the thread's next put then printed "exception calling callback", "Task was destroyed but it
+    # is pending" and "Exception ignored in: <coroutine Queue.put>" under the run's "interrupted" line
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "long.txt").write_text("\f".join(policy_pages(4000)), encoding="utf-8")  # 15 batches of chunks
+    config = GenerateConfig(inputs=(folder,), out=tmp_path / "out", workers=1, clean=False)
+    kept: list[int] = []
+    unraisable: list = []
+    monkeypatch.setattr("sys.unraisablehook", unraisable.append)
+    feed = ThreadedFeed(config, lambda line: None, Progress(False, print),
+                        lambda batch: kept.append(len(batch)) or ["key"] * len(batch))
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt  # as the signal handler raises it: in the loop, between callbacks
+
+    async def consume() -> None:
+        stream = feed.__aiter__()
+        await anext(stream)
+        while len(kept) < inputs_module.QUEUE_BATCHES + 2:  # the reader now waits to put a batch
+            await asyncio.sleep(0.01)
+        asyncio.get_running_loop().call_soon(interrupt)
+        try:
+            await asyncio.sleep(3600)  # a request in flight, the stream left open
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.3)  # the run's own clean-up (its HTTP client closing) takes a moment
+            raise
+
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(consume())
+    feed.stop()
+    assert not feed._thread.is_alive()
+    gc.collect()
+    assert not unraisable and not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 def test_a_real_run_shows_totals_from_the_start_and_a_line_per_stage(tmp_path, fake_server):

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from queue import Empty, Full, Queue
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -185,27 +186,27 @@ class ThreadedFeed:
         self._thread: threading.Thread | None = None
 
     async def __aiter__(self) -> AsyncIterator[tuple[Chunk, str]]:
+        # The thread never schedules work on the loop but a wake-up: a task of its own could be cut off by the
+        # loop's end (Ctrl-C closes it while the thread waits for room) and print tracebacks as the run stops.
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_BATCHES)
+        queue: Queue = Queue(maxsize=QUEUE_BATCHES)
+        arrived = asyncio.Event()
 
         def put(item) -> bool:
-            """Wait for room in the queue; False once the consumer has gone."""
-            if self._stop.is_set():
-                return False
-            putting = queue.put(item)
-            try:
-                future = asyncio.run_coroutine_threadsafe(putting, loop)
-            except RuntimeError:  # the loop has closed (the run ended on an error): no "never awaited" warning
-                putting.close()
-                return False
+            """Wait for room in the queue, then wake the consumer; False once the consumer has gone."""
             while not self._stop.is_set():
                 try:
-                    future.result(timeout=0.2)
-                    return True
-                except TimeoutError:
+                    queue.put(item, timeout=0.2)
+                    break
+                except Full:
                     continue
-            future.cancel()
-            return False
+            else:
+                return False
+            try:
+                loop.call_soon_threadsafe(arrived.set)
+            except RuntimeError:  # the loop has closed: the run is over
+                return False
+            return True
 
         def produce() -> None:
             try:
@@ -229,7 +230,7 @@ class ThreadedFeed:
         sys.setswitchinterval(SWITCH_INTERVAL)
         self._thread.start()
         try:
-            while (item := await queue.get()) is not self._END:
+            while (item := await _get(queue, arrived)) is not self._END:
                 if isinstance(item, BaseException):
                     raise item
                 for pair in item:
@@ -250,3 +251,13 @@ class ThreadedFeed:
         if self._thread is not None:
             self._thread.join()
         return self.found
+
+
+async def _get(queue: Queue, arrived: asyncio.Event):
+    """The next item the thread put (cleared before looking, so no wake-up is lost)."""
+    while True:
+        arrived.clear()
+        try:
+            return queue.get_nowait()
+        except Empty:
+            await arrived.wait()
