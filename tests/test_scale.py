@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import random
 import re
+import shutil
 import threading
 import warnings
 from collections import Counter
@@ -29,7 +30,7 @@ from synthqa.pipeline import inputs as inputs_module
 from synthqa.pipeline import reading
 from synthqa.pipeline.inputs import Inputs, ThreadedFeed, stream_inputs
 from synthqa.pipeline import assemble
-from synthqa.pipeline.progress import Progress
+from synthqa.pipeline.progress import Progress, count_done_before
 from synthqa.store import RunStore
 from test_bm25_blocks import assert_equal_to_dense
 from test_documents import make_docx
@@ -248,6 +249,60 @@ def test_a_real_run_shows_totals_from_the_start_and_a_line_per_stage(tmp_path, f
     assert set(manifest["timings"]) == {"count", "read", "ask", "filter", "near_duplicates", "roundtrip", "split",
                                         "write"}
     assert not (out / ".synthqa" / "work").exists()  # the run's scratch files are gone
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _resumed_bar(cached_in_rate: bool):
+    """The questions bar resuming at 80 of 429 (the cached answers found over 12 s of reading), then 7 chunks
+    asked live at 5 s each: the README's main job stopped and rerun. A test clock drives it."""
+    clock = _Clock()
+    bar = Progress(True, print).bar("questions", 429, "chunk")
+    bar._time = clock
+    bar.start_t = bar.last_print_t = clock.now
+    for _ in range(80):
+        clock.now += 0.15
+        bar.update(1) if cached_in_rate else count_done_before(bar, 1)
+    for _ in range(7):
+        clock.now += 5.0
+        bar.update(1)
+    return bar
+
+
+def test_a_resumed_runs_eta_counts_only_the_chunks_asked_now(capsys):
+    bar = _resumed_bar(cached_in_rate=False)
+    left = (bar.total - bar.n) / bar.format_dict["rate"]
+    assert bar.n == 87 and abs(left - 342 * 5.0) < 0.05 * 342 * 5.0  # 28.5 min left, as the live rate says
+    bar.close()
+    shown = capsys.readouterr().err
+    assert re.search(r" 80/429 \[00:00<", shown)  # the cached count is shown as it is found
+    assert " 87/429 [00:35<28:30" in shown  # its clock runs from the first live chunk
+    naive = _resumed_bar(cached_in_rate=True)
+    assert (naive.total - naive.n) / naive.format_dict["rate"] < left / 3  # what tqdm alone would say
+    naive.close()
+
+
+def test_a_first_run_over_repeated_texts_does_not_say_it_resumes(tmp_path, fake_server):
+    # three copies of one document: the copies' chunks are answered once, from the cache, by this very run
+    docs = make_policy_folder(tmp_path / "docs", docs=1, pages=3)
+    for copy in ("policy-2.pdf", "policy-3.pdf"):
+        shutil.copy(docs / "policy-1.pdf", docs / copy)
+    proc = run_cli("generate", docs, "-o", tmp_path / "out", "--base-url", fake_server.base_url,
+                   "--no-embed-roundtrip")
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming" not in proc.stderr
+    asked = json.loads((tmp_path / "out" / "synthqa.json").read_text())["counts"]["chunks_asked"]
+    line = re.search(r"asking: (\d+) chunks asked, 0 answered from the cache(?:, (\d+) repeating an earlier one's "
+                     r"text)?, (\d+) requests", proc.stderr)
+    assert line, proc.stderr
+    live, repeats, requests = int(line[1]), int(line[2] or 0), int(line[3])
+    assert live == requests == asked // 3 and repeats <= asked - live  # copies in flight wait for the answer
 
 
 def test_an_interrupted_runs_scratch_files_are_cleared_by_the_rerun(tmp_path, fake_server):

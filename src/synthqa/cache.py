@@ -93,12 +93,17 @@ class Cache:
 
     def get(self, key: str) -> Answer | None:
         """The stored answer for ``key``, or None."""
+        found = self.get_dated(key)
+        return found[0] if found else None
+
+    def get_dated(self, key: str) -> tuple[Answer, float] | None:
+        """The stored answer for ``key`` and when it was stored (``time.time()``), or None."""
         row = self._db.execute(
-            "SELECT chunk_id, questions, error, short, attempts, requests, prompt_tokens, completion_tokens "
-            "FROM answers WHERE key = ?",
+            "SELECT chunk_id, questions, error, short, attempts, requests, prompt_tokens, completion_tokens, "
+            "created_at FROM answers WHERE key = ?",
             (key,),
         ).fetchone()
-        return answer_from_row(row) if row else None
+        return (answer_from_row(row[:-1]), row[-1]) if row else None
 
     def get_many(self, keys: list[str]) -> dict[str, Answer]:
         """Stored answers for many keys at once (one query per 500 keys)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -27,7 +28,7 @@ from .asking import Endpoint, ask_all, resolve_endpoint
 from .batching import BatchPending, BatchStep, add_failures
 from .assemble import assemble_and_write
 from .inputs import Inputs, ThreadedFeed, stream_inputs
-from .progress import Log, Progress
+from .progress import Log, Progress, count_done_before
 from .rerun import check_out, config_for_retry
 
 __all__ = ["BatchPending", "DryRun", "Endpoint", "RunResult", "config_for_retry", "resolve_endpoint", "run_generate"]
@@ -156,6 +157,8 @@ class AskStep:
         self.feed = ThreadedFeed(config, log, progress, self.keep, store.add_skipped)
         self.usage_this_run = Usage()
         self.asked = self.cached = 0
+        self.repeated = 0  # requests answered earlier in this run for another chunk of the same text
+        self._since = time.time()  # answers stored from now on are this run's (the cache's own clock)
         self.bar = None
         self._exact = False  # whether the bar's total is exact yet
         self._waiting: dict[str, list[Chunk]] = {}  # key → chunks of that text being asked (in that style)
@@ -192,14 +195,17 @@ class AskStep:
                 if key in self._waiting:  # the same text is being asked already (repeated boilerplate)
                     self._waiting[key].append(chunk)
                     continue
-                stored = self.cache.get(key)
+                stored, stored_at = self.cache.get_dated(key) or (None, 0.0)
                 if stored is None or (self.config.retry_failed and not stored.ok and key not in self._retried):
                     if self.config.retry_failed:
                         self._retried.add(key)
                     yield chunk, plan, key
                 else:
-                    self.cached += 1
-                    self._advance(1)
+                    if stored_at >= self._since:  # repeated boilerplate: not a resumed run
+                        self.repeated += 1
+                    else:
+                        self.cached += 1
+                    self._advance(1, cached=True)
         found = self.feed.found
         if self.cached:
             if len(self.plans) == 1:
@@ -216,9 +222,9 @@ class AskStep:
             self.asked += 1
             yield chunk, plan
 
-    def _advance(self, n: int) -> None:
+    def _advance(self, n: int, cached: bool = False) -> None:
         """Move the questions bar by ``n`` requests (chunks, with one style), its total estimated from the pages
-        read until exact."""
+        read until exact; ``cached`` ones move it without counting in its rate (a resumed run's ETA)."""
         total, exact = self.feed.found.expected_asked()
         if total is not None and self.config.limit is not None:
             total = min(total, self.config.limit)
@@ -233,7 +239,10 @@ class AskStep:
         if exact and not self._exact:
             self._exact = True
             self.bar.set_description("questions", refresh=False)
-        self.bar.update(n)
+        if cached:
+            count_done_before(self.bar, n)
+        else:
+            self.bar.update(n)
 
     async def run(self) -> None:
         """Ask live for every chunk the cache cannot answer."""
@@ -244,7 +253,8 @@ class AskStep:
                 if first is not None:  # everything cached: no endpoint (or local server) is needed at all
                     await ask_all(self.config, self.template, self.endpoint, _chain(first, pending), self.on_answer)
                 what = "chunks" if len(self.plans) == 1 else "requests (a chunk in a style)"
-                stage.detail = (f"{self.asked:,} {what} asked, {self.cached:,} answered from the cache, "
+                repeats = f", {self.repeated:,} repeating an earlier one's text" if self.repeated else ""
+                stage.detail = (f"{self.asked:,} {what} asked, {self.cached:,} answered from the cache{repeats}, "
                                 f"{self.usage_this_run.requests:,} requests")
         finally:
             if self.bar is not None:

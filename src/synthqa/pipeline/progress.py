@@ -52,6 +52,25 @@ class Progress:
             self.log(f"{name}: {detail or 'done'} ({seconds:.1f} s)")
 
 
+def count_done_before(bar: tqdm, n: int) -> None:
+    """Advance ``bar`` by ``n`` items done before this run (answers from the cache): counted in its position,
+    not in its rate, so a resumed run's ETA comes from the work it does now. While nothing has been done live
+    yet, the bar's clock starts again: the time spent finding cached items is not work to extrapolate."""
+    if bar.disable:
+        bar.n += n
+        return
+    now, fresh = bar._time(), bar.n == bar.initial  # the bar's own clock (a test's, in tests)
+    bar.n += n
+    bar.initial += n  # tqdm's average rate is (n - initial) / elapsed
+    bar.last_print_n += n  # and its smoothed rate is fed (n - last_print_n) / (time since the last print)
+    if fresh:
+        bar.start_t = now
+    if now - bar.last_print_t >= bar.mininterval:  # shown as often as tqdm shows its own updates
+        bar.refresh()
+        if fresh:
+            bar.last_print_t = now
+
+
 class TotalFirstBar:
     """A bar for a library's ``progress(step, n)`` callback that counts its work before doing it: opened on
     ``("total", n)`` (none for no work), advanced by any other step's ``n``; closed as the ``with`` block ends."""
