@@ -278,6 +278,33 @@ def test_ctrl_c_while_reading_in_worker_processes_stops_them_before_the_run_ends
         assert "Traceback" not in text and text.endswith("synthqa: interrupted\n"), text
 
 
+KILLED_SCRIPT = textwrap.dedent("""
+    from synthqa import pool
+    from test_scale_workers import _waits_for_ever
+
+    for value in pool.ordered_map(_waits_for_ever, range(10), 2, RuntimeError):
+        pass
+""")
+
+
+def _waits_for_ever(task: int) -> int:
+    """In a worker: say its pid, then wait as for a task that never ends (or a result pipe nobody reads)."""
+    print(os.getpid(), flush=True)
+    threading.Event().wait()
+    return task
+
+
+def test_workers_end_with_a_run_killed_outright(tmp_path):
+    # SIGKILL or the OOM killer gives the run no chance to stop its workers: they must notice on their own
+    with _script(KILLED_SCRIPT, tmp_path, sigint_ignored=False) as (proc, stderr):
+        workers = [int(proc.stdout.readline()) for _ in range(2)]
+        proc.kill_too = workers  # a worker left running must not outlive a failing test
+        proc.kill()
+        proc.wait(timeout=300)
+        gone, alive = psutil.wait_procs([psutil.Process(p) for p in workers], timeout=300)  # a guard, not a measure
+        assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], stderr.text()
+
+
 class _Stderr:
     """A child's stderr, read to its end in a thread: the end comes once every process holding it has exited
     (the fork server, the workers and the resource tracker inherit it)."""

@@ -15,8 +15,10 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import select
 import signal
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -54,7 +56,8 @@ def ordered_map(fn: Callable, tasks: Iterable, workers: int, died: Callable[[Any
     if workers <= 1:
         yield from map(fn, tasks)
         return
-    pool = ProcessPoolExecutor(workers, mp_context=_context(preload), initializer=_worker_started)
+    pool = ProcessPoolExecutor(workers, mp_context=_context(preload), initializer=_worker_started,
+                               initargs=(os.getpid(),))
     window: deque = deque()
     finished = False
     try:
@@ -126,13 +129,42 @@ def _kill(pool: ProcessPoolExecutor) -> None:
         writer.close()
 
 
-def _worker_started() -> None:
-    """In each worker: tqdm's lock a thread lock. Its default also makes a multiprocessing lock, a named
-    semaphore that a worker killed on an early stop never releases: the resource tracker's "leaked semaphore"
-    warning after the run (libraries such as bm25s create a tqdm bar even when it is hidden)."""
+def _worker_started(run: int) -> None:
+    """In each worker: tqdm's lock a thread lock, and an end with the run's process ``run``.
+
+    tqdm's default lock also makes a multiprocessing lock, a named semaphore that a worker killed on an early
+    stop never releases: the resource tracker's "leaked semaphore" warning after the run (libraries such as
+    bm25s create a tqdm bar even when it is hidden)."""
     from tqdm import tqdm
 
     tqdm.set_lock(threading.RLock())
+    threading.Thread(target=_end_with, args=(run,), name="synthqa-run-watch", daemon=True).start()
+
+
+def _end_with(run: int) -> None:
+    """Exit this worker once process ``run`` has ended, however it ended. A run killed outright (SIGKILL, the
+    OOM killer) cannot stop its workers, and they would wait for its tasks, or to write a result nobody reads,
+    for ever (a worker's parent is the fork server, so the kernel's parent-death signal would not do)."""
+    try:
+        handle = os.pidfd_open(run)
+    except ProcessLookupError:  # already gone
+        os._exit(1)
+    except (AttributeError, OSError):  # no pidfd (macOS, a kernel before 5.3): look once a second
+        while _alive(run):
+            time.sleep(1.0)
+        os._exit(1)
+    select.select([handle], [], [])  # readable once the process has ended
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's (the pid reused)
+        return True
+    return True
 
 
 @contextlib.contextmanager
