@@ -275,7 +275,8 @@ def test_ctrl_c_while_reading_in_worker_processes_stops_them_before_the_run_ends
         assert status == 130, stderr.text()
         assert said == ["130", "True", "alive:"], said
         text = stderr.text(until_closed=True)
-        assert "Traceback" not in text and text.endswith("synthqa: interrupted\n"), text
+        assert "Traceback" not in text and text.endswith("; rerun the same command to resume\n"), text
+        assert text.count("synthqa: interrupted") == 1, text
 
 
 KILLED_SCRIPT = textwrap.dedent("""

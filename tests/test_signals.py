@@ -30,6 +30,7 @@ def test_a_stopped_run_says_how_to_resume_and_the_rerun_finishes_the_same_datase
         _, stderr = proc.communicate(timeout=120)
         assert proc.returncode == status, stderr
         assert "answers are safe" in stderr and "rerun the same command to resume" in stderr
+        assert stderr.count("synthqa: interrupted") == 1, stderr  # one line says it all
         assert "Traceback" not in stderr
         with sqlite3.connect(out / ".synthqa" / "cache.sqlite") as con:
             assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -63,8 +63,9 @@ def handle(func: Callable, args) -> int:
 
 
 def interrupted(interrupt: KeyboardInterrupt) -> int:
-    """Ctrl-C or SIGTERM: one line, and the exit code that says which."""
-    print("synthqa: interrupted", file=sys.stderr)
+    """Ctrl-C or SIGTERM: one line (with what the command said of its work, when it did), and the exit code
+    that says which."""
+    print("synthqa: interrupted" + (f": {interrupt.args[0]}" if interrupt.args else ""), file=sys.stderr)
     return exit_code(interrupt)
 
 

@@ -101,10 +101,11 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
         asking = step.run() if state is None else BatchStep(step, state, results).run()
         try:
             pending = asyncio.run(asking)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             step.feed.stop()  # reading processes, when any, are killed before the run ends
-            log(f"interrupted: {len(cache)} answers are safe in {cache.path}; rerun the same command to resume")
-            raise
+            # the CLI's one "interrupted" line says it, the exit status still telling Ctrl-C from SIGTERM
+            raise KeyboardInterrupt(f"{len(cache)} answers are safe in {cache.path}; rerun the same command to "
+                                    "resume") from interrupt
         inputs = step.feed.join()
         if pending is None:  # else batches are still open: the dataset is written once they have all ended
             if state is not None:
