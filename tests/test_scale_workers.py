@@ -280,29 +280,38 @@ def test_ctrl_c_while_reading_in_worker_processes_stops_them_before_the_run_ends
 
 
 KILLED_SCRIPT = textwrap.dedent("""
+    import sys
     from synthqa import pool
     from test_scale_workers import _waits_for_ever
 
-    for value in pool.ordered_map(_waits_for_ever, range(10), 2, RuntimeError):
+    preload = sys.argv[2:]  # no_pidfd: the workers watch the run as they do without pidfds
+    for value in pool.ordered_map(_waits_for_ever, range(10), 2, RuntimeError, preload=preload):
         pass
 """)
 
 
 def _waits_for_ever(task: int) -> int:
-    """In a worker: say its pid, then wait as for a task that never ends (or a result pipe nobody reads)."""
-    print(os.getpid(), flush=True)
+    """In a worker: say its pid and whether it has pidfds, then wait as for a task that never ends (or a result
+    pipe nobody reads)."""
+    print(os.getpid(), hasattr(os, "pidfd_open"), flush=True)
     threading.Event().wait()
     return task
 
 
-def test_workers_end_with_a_run_killed_outright(tmp_path):
+@pytest.mark.parametrize("preload", [(), ("no_pidfd",)], ids=["pidfd", "without-pidfd"])
+def test_workers_end_with_a_run_killed_outright(tmp_path, preload):
     # SIGKILL or the OOM killer gives the run no chance to stop its workers: they must notice on their own
-    with _script(KILLED_SCRIPT, tmp_path, sigint_ignored=False) as (proc, stderr):
-        workers = [int(proc.stdout.readline()) for _ in range(2)]
-        proc.kill_too = workers  # a worker left running must not outlive a failing test
+    with _script(KILLED_SCRIPT, tmp_path, False, *preload) as (proc, stderr):
+        said = [proc.stdout.readline().split() for _ in range(2)]
+        assert [has for _, has in said] == [str(not preload)] * 2  # the way each worker watches, as the test says
+        workers = [int(pid) for pid, _ in said]
+        watched = psutil.Process(proc.pid).children(recursive=True)  # before the kill: a worker may end at once
+        assert set(workers) < {p.pid for p in watched}  # and the fork server and the resource tracker
+        proc.kill_too = [p.pid for p in watched]  # none may outlive a failing test
         proc.kill()
         proc.wait(timeout=300)
-        gone, alive = psutil.wait_procs([psutil.Process(p) for p in workers], timeout=300)  # a guard, not a measure
+        gone, alive = psutil.wait_procs(watched, timeout=300)  # a guard against a hang, not a measure
+        # the fork server ends once no worker holds its pipe, the resource tracker once neither holds its own
         assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], stderr.text()
 
 

@@ -149,21 +149,24 @@ def _end_with(run: int) -> None:
         handle = os.pidfd_open(run)
     except ProcessLookupError:  # already gone
         os._exit(1)
-    except (AttributeError, OSError):  # no pidfd (macOS, a kernel before 5.3): look once a second
-        while _alive(run):
+    except (AttributeError, OSError):  # no pidfd (macOS, a kernel before 5.3): look once a second (not at the
+        while _alive(run):              # parent: the fork server lives as long as any worker holds its pipe)
             time.sleep(1.0)
         os._exit(1)
-    select.select([handle], [], [])  # readable once the process has ended
+    watch = select.poll()
+    watch.register(handle, select.POLLIN)
+    watch.poll()  # readable once the process has ended
     os._exit(1)
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a pid reused within the second between looks would pass for it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # alive, another user's (the pid reused)
-        return True
+    except PermissionError:  # another user's process: the pid was reused
+        return False
     return True
 
 

@@ -85,6 +85,7 @@ def generate_on_ray(config: GenerateConfig, *, address: str | None = None, ask_t
         hub.check_can_push(config.push_to_hub)
     ray = _ray()
     started = _connect(ray, address, log)
+    since = time.time()
     try:
         asked = ask_on_ray(config, plans, endpoint, ask_tasks=ask_tasks, log=log, progress=progress)
     finally:
@@ -92,7 +93,8 @@ def generate_on_ray(config: GenerateConfig, *, address: str | None = None, ask_t
             ray.shutdown()
     # every chunk is answered now: the single-machine run writes (and pushes) the dataset, counting the cluster's
     # requests and time as its own
-    return run_generate(config, log, progress, asked_before=asked.usage, ask_seconds_before=asked.seconds)
+    return run_generate(config, log, progress, asked_before=asked.usage, ask_seconds_before=asked.seconds,
+                        answered_since=since)
 
 
 def ask_on_ray(config: GenerateConfig, plans: tuple[StylePlan, ...], endpoint: Endpoint, *,

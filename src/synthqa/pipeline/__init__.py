@@ -67,13 +67,15 @@ class RunResult:
 
 def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True,
                  results: tuple[Path, ...] = (), *, asked_before: Usage = Usage(),
-                 ask_seconds_before: float = 0.0) -> RunResult | DryRun | BatchPending:
+                 ask_seconds_before: float = 0.0,
+                 answered_since: float | None = None) -> RunResult | DryRun | BatchPending:
     """Generate (or dry-run) a dataset as ``config`` says; returns what was written.
 
     With ``config.batch`` the questions are asked through batch files (``results``: result files of vllm
     run-batch to import); a ``BatchPending`` comes back while batches are still open. ``asked_before`` and
     ``ask_seconds_before``: what asking elsewhere (a Ray cluster) cost this run before it filled the cache,
-    counted in the manifest with this run's own requests and ask time."""
+    counted in the manifest with this run's own requests and ask time; ``answered_since``: when that asking began
+    (``time.time()``), so its answers are not taken for an earlier run's (default: now)."""
     plans = styles.load_plans(config.style_mix, config.prompt_path, config.spare_questions)  # a bad template fails before any work
     template = styles.main_template(plans)
     if not template.uses_language:
@@ -97,7 +99,7 @@ def run_generate(config: GenerateConfig, log: Log = print, progress: bool = True
         store = stack.enter_context(RunStore(workdir / WORK_FILENAME))
         cache = stack.enter_context(Cache(cache_path(config.out)))
         state = stack.enter_context(BatchState(state_path(config.out))) if config.batch else None
-        step = AskStep(config, template, endpoint, cache, store, log, shown, plans)
+        step = AskStep(config, template, endpoint, cache, store, log, shown, plans, answered_since)
         asking = step.run() if state is None else BatchStep(step, state, results).run()
         try:
             pending = asyncio.run(asking)
@@ -151,15 +153,16 @@ class AskStep:
     """
 
     def __init__(self, config: GenerateConfig, template: prompts.PromptTemplate, endpoint: Endpoint, cache: Cache,
-                 store: RunStore, log: Log, progress: Progress, plans: tuple[StylePlan, ...]) -> None:
+                 store: RunStore, log: Log, progress: Progress, plans: tuple[StylePlan, ...],
+                 since: float | None = None) -> None:
         self.config, self.template, self.endpoint, self.cache, self.log = config, template, endpoint, cache, log
         self.plans = plans
         self.store, self.progress = store, progress
         self.feed = ThreadedFeed(config, log, progress, self.keep, store.add_skipped)
         self.usage_this_run = Usage()
         self.asked = self.cached = 0
-        self.repeated = 0  # requests answered earlier in this run for another chunk of the same text
-        self._since = time.time()  # answers stored from now on are this run's (the cache's own clock)
+        self.earlier = 0  # requests answered earlier in this run: another chunk of the same text, or on Ray
+        self._since = time.time() if since is None else since  # answers stored from then are this run's
         self.bar = None
         self._exact = False  # whether the bar's total is exact yet
         self._waiting: dict[str, list[Chunk]] = {}  # key → chunks of that text being asked (in that style)
@@ -202,8 +205,8 @@ class AskStep:
                         self._retried.add(key)
                     yield chunk, plan, key
                 else:
-                    if stored_at >= self._since:  # repeated boilerplate: not a resumed run
-                        self.repeated += 1
+                    if stored_at >= self._since:  # repeated boilerplate, or a Ray run: not a resumed run
+                        self.earlier += 1
                     else:
                         self.cached += 1
                     self._advance(1, cached=True)
@@ -241,7 +244,7 @@ class AskStep:
             self._exact = True
             self.bar.set_description("questions", refresh=False)
         if cached:
-            count_done_before(self.bar, n)
+            count_done_before(self.bar, n, restart_clock=self.asked == 0)
         else:
             self.bar.update(n)
 
@@ -254,7 +257,7 @@ class AskStep:
                 if first is not None:  # everything cached: no endpoint (or local server) is needed at all
                     await ask_all(self.config, self.template, self.endpoint, _chain(first, pending), self.on_answer)
                 what = "chunks" if len(self.plans) == 1 else "requests (a chunk in a style)"
-                repeats = f", {self.repeated:,} repeating an earlier one's text" if self.repeated else ""
+                repeats = f", {self.earlier:,} answered earlier in this run" if self.earlier else ""
                 stage.detail = (f"{self.asked:,} {what} asked, {self.cached:,} answered from the cache{repeats}, "
                                 f"{self.usage_this_run.requests:,} requests")
         finally:

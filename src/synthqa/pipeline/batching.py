@@ -70,7 +70,8 @@ class BatchStep:
                     self.step.bar.close()
             what = "chunks" if len(self.plans) == 1 else "requests (a chunk in a style)"
             stage.detail = (f"{self.step.asked:,} new {what} to ask, {self.answered:,} answered from batch results, "
-                            f"{self.step.cached + self.step.repeated:,} from the cache, {self.state.count_waiting():,} requests waiting")
+                            f"{self.step.cached + self.step.earlier:,} from the cache, "
+                            f"{self.state.count_waiting():,} requests waiting")
         if self.unknown:
             self.step.log(f"{self.unknown} result line(s) name no request of this run (unknown custom_id): not used")
         if not pending and not self.state.count_waiting():

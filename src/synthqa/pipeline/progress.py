@@ -4,6 +4,7 @@ as it has a rate), and after each stage one line saying what it did and how long
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -52,23 +53,23 @@ class Progress:
             self.log(f"{name}: {detail or 'done'} ({seconds:.1f} s)")
 
 
-def count_done_before(bar: tqdm, n: int) -> None:
+def count_done_before(bar: tqdm, n: int, restart_clock: bool) -> None:
     """Advance ``bar`` by ``n`` items done before this run (answers from the cache): counted in its position,
-    not in its rate, so a resumed run's ETA comes from the work it does now. While nothing has been done live
-    yet, the bar's clock starts again: the time spent finding cached items is not work to extrapolate."""
+    not in its rate, so a resumed run's ETA comes from the work it does now. ``restart_clock`` while no live
+    work has started: the time spent finding cached items is not work to extrapolate from."""
     if bar.disable:
         bar.n += n
         return
-    now, fresh = bar._time(), bar.n == bar.initial  # the bar's own clock (a test's, in tests)
+    now = bar._time()  # the bar's own clock (a test's, in tests)
     bar.n += n
     bar.initial += n  # tqdm's average rate is (n - initial) / elapsed
     bar.last_print_n += n  # and its smoothed rate is fed (n - last_print_n) / (time since the last print)
-    if fresh:
-        bar.start_t = now
-    if now - bar.last_print_t >= bar.mininterval:  # shown as often as tqdm shows its own updates
+    if restart_clock:
+        bar.start_t = bar.last_print_t = now
+    # shown twice a second at most, on a mark of its own: last_print_t is the live prints' (the rate's) mark
+    if now - getattr(bar, "_cached_shown_t", -math.inf) >= bar.mininterval:
+        bar._cached_shown_t = now
         bar.refresh()
-        if fresh:
-            bar.last_print_t = now
 
 
 class TotalFirstBar:
