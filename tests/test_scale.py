@@ -444,6 +444,29 @@ def test_near_duplicates_count_their_pairs_before_comparing_them(monkeypatch, tm
         assert np.array_equal(found, _all_pairs(texts))
 
 
+def test_the_table_buffers_together_stay_within_their_byte_budget(tmp_path, monkeypatch):
+    # a million chunks filled six buffers of whole chunk texts side by side (the eval ones slowly): over 100 MB
+    corpus = [{"id": f"{i:016x}", "text": f"chunk {i} " + "policy text " * 25, "source": "a.pdf", "page": i,
+               "chunk_index": 0, "split": "eval" if i % 7 == 0 else "train"} for i in range(400)]
+    queries = [{"id": f"q-{c['id']}-{n}", "text": f"question {n} on {c['id']}?", "chunk_id": c["id"],
+                "source": "a.pdf", "page": c["page"], "bm25_rank": 1, "embed_rank": None,
+                "extra_relevant_ids": [], "split": c["split"]} for c in corpus for n in range(2)]
+    plain = dataset.write_tables(tmp_path / "plain", corpus=corpus, queries=queries)
+    monkeypatch.setattr(dataset.TableWriter, "BUFFERED_BYTES", 20_000)
+    held: list[int] = []
+    flush = dataset.TableWriter._flush
+    monkeypatch.setattr(dataset.TableWriter, "_flush",
+                        lambda self, *key: held.append(sum(self._bytes.values())) or flush(self, *key))
+    budgeted = dataset.write_tables(tmp_path / "budget", corpus=corpus, queries=queries)
+    biggest = max(len(c["text"]) + len(q["text"]) for c, q in zip(corpus, queries[::2])) + 200
+    assert held and max(held) <= 20_000 + biggest  # what all buffers held when one was written
+    for config, split_files in plain.items():
+        for split, path in split_files.items():
+            early = pq.ParquetFile(tmp_path / "budget" / budgeted[config][split])
+            assert early.read().equals(pq.read_table(tmp_path / "plain" / path))  # the same rows, in order
+    assert pq.ParquetFile(tmp_path / "budget" / budgeted["corpus"]["train"]).metadata.num_row_groups > 5
+
+
 def test_tables_are_written_in_row_groups_as_they_stream(tmp_path, monkeypatch):
     monkeypatch.setattr(dataset.TableWriter, "ROWS_PER_GROUP", 3)
     corpus = [{"id": f"{i:016x}", "text": f"chunk {i}", "source": "a.pdf", "page": i, "chunk_index": 0,

@@ -110,8 +110,10 @@ def write_tables(out: Path, *, corpus: Sequence[dict], queries: Sequence[dict]) 
 class TableWriter:
     """The parquet files of a dataset, written as rows stream in: never the whole dataset in memory.
 
-    Rows of each (config, split) are buffered ``ROWS_PER_GROUP`` at a time and appended to that file as a
-    row group; ``close`` (or leaving the ``with``) names each file after its content (see ``files``).
+    Rows of each (config, split) are buffered and appended to that file as a row group of at most
+    ``ROWS_PER_GROUP`` rows; once all buffers together hold ``BUFFERED_BYTES`` of row values, the largest is
+    written early (six buffers of whole chunk texts filled side by side, the eval ones slowly, held over 100 MB
+    at a million chunks). ``close`` (or leaving the ``with``) names each file after its content (see ``files``).
     File names carry a fingerprint of their content: `datasets` caches a local folder under a key that
     ignores the files' paths and times, so a regenerated folder under fixed names would load stale rows.
     An empty split gets no file, and a config without rows none at all: `datasets` refuses to load a
@@ -120,6 +122,7 @@ class TableWriter:
     """
 
     ROWS_PER_GROUP = 16384
+    BUFFERED_BYTES = 24 << 20
 
     def __init__(self, out: Path, styled: bool = False) -> None:
         """``styled``: the queries have a ``style`` column (a --query-styles run)."""
@@ -129,6 +132,7 @@ class TableWriter:
         self.files: DataFiles = {}
         self._writers: dict[tuple[str, str], pq.ParquetWriter] = {}
         self._rows: dict[tuple[str, str], list[dict]] = {}
+        self._bytes: dict[tuple[str, str], int] = {}  # about what each buffer's row values take
 
     def add_chunk(self, split: str, row: dict) -> None:
         """One corpus row (id, text, source, page, chunk_index)."""
@@ -140,12 +144,17 @@ class TableWriter:
         self._add("default", split, {"sentence_0": row["text"], "sentence_1": chunk_text})
 
     def _add(self, config: str, split: str, row: dict) -> None:
-        rows = self._rows.setdefault((config, split), [])
+        key = (config, split)
+        rows = self._rows.setdefault(key, [])
         rows.append(row)
+        self._bytes[key] = self._bytes.get(key, 0) + sum(len(v) for v in row.values() if isinstance(v, str)) + 100
         if len(rows) >= self.ROWS_PER_GROUP:
             self._flush(config, split)
+        elif sum(self._bytes.values()) >= self.BUFFERED_BYTES:
+            self._flush(*max(self._bytes, key=self._bytes.__getitem__))
 
     def _flush(self, config: str, split: str) -> None:
+        self._bytes.pop((config, split), None)
         rows = self._rows.pop((config, split), [])
         if not rows:
             return
