@@ -259,13 +259,19 @@ class _Clock:
         return self.now
 
 
-def _resumed_bar(cached_in_rate: bool):
-    """The questions bar resuming at 80 of 429 (the cached answers found over 12 s of reading), then 7 chunks
-    asked live at 5 s each: the README's main job stopped and rerun. A test clock drives it."""
+def _clocked_bar(total: int):
+    """The questions bar as a run makes it, on a test clock; returns (bar, clock)."""
     clock = _Clock()
-    bar = Progress(True, print).bar("questions", 429, "chunk")
+    bar = Progress(True, print).bar("questions", total, "chunk")
     bar._time = clock
     bar.start_t = bar.last_print_t = clock.now
+    return bar, clock
+
+
+def _resumed_bar(cached_in_rate: bool):
+    """The questions bar resuming at 80 of 429 (the cached answers found over 12 s of reading), then 7 chunks
+    asked live at 5 s each: the README's main job stopped and rerun."""
+    bar, clock = _clocked_bar(429)
     for _ in range(80):
         clock.now += 0.15
         bar.update(1) if cached_in_rate else count_done_before(bar, 1, restart_clock=True)
@@ -291,10 +297,7 @@ def test_a_resumed_runs_eta_counts_only_the_chunks_asked_now(capsys):
 
 def test_cached_answers_between_live_ones_keep_the_live_rate_and_redraw_twice_a_second(capsys):
     # a resume whose answered chunks have gaps: cached answers come while requests are in flight
-    clock = _Clock()
-    bar = Progress(True, print).bar("questions", 30_000, "chunk")
-    bar._time = clock
-    bar.start_t = bar.last_print_t = clock.now
+    bar, clock = _clocked_bar(30_000)
     for _ in range(5):
         clock.now += 5.0
         bar.update(1)
