@@ -163,9 +163,7 @@ def _alive(pid: int) -> bool:
     """Whether process ``pid`` runs (a pid reused within the second between looks would pass for it)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: the pid was reused
+    except (ProcessLookupError, PermissionError):  # gone, or reused by another user's process
         return False
     return True
 
