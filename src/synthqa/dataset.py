@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .cache import CACHE_DIRNAME
+from . import memory
 from .errors import DatasetError, OutputError
 from .manifest import Manifest, RunSettings
 
@@ -165,6 +166,7 @@ class TableWriter:
             tmp.parent.mkdir(parents=True, exist_ok=True)
             writer = self._writers[config, split] = pq.ParquetWriter(tmp, schema)
         writer.write_table(_table(rows, schema))
+        memory.release(heap=False)  # Arrow's pool keeps each row group's buffers otherwise
 
     def close(self) -> DataFiles:
         """Finish every file and give it its fingerprinted name; returns config → split → path."""
@@ -300,6 +302,7 @@ class GeneratedWriter:
         if self._rows:
             self._writer.write_table(_table(self._rows, GENERATED_SCHEMA))
             self._rows = []
+            memory.release(heap=False)
 
     def __enter__(self) -> GeneratedWriter:
         return self

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import card, coverage, dataset, dedupe, filters, language, pool, roundtrip, spares, splits, styles
+from .. import card, coverage, dataset, dedupe, filters, language, memory, pool, roundtrip, spares, splits, styles
 from .. import curate as decisions_file
 from .._compat import batched
 from ..config import GenerateConfig
@@ -46,31 +46,31 @@ def assemble_and_write(config: GenerateConfig, inputs: Inputs, store: RunStore, 
     and ``synthqa curate`` can apply new ones without asking anything.
     """
     tally = Tally(top_k=max(roundtrip.TOP_K, config.min_roundtrip_rank or 0))
-    with progress.stage("question filters", "filter") as stage:
+    with _stage(progress, "question filters", "filter") as stage:
         filter_questions(store, tally, checked_styles={p.style for p in plans if p.checks_language},
                          workers=stage_workers(config, -(-store.chunks * len(plans) // FILTER_BLOCK)),
                          keep={p.style: p.keep for p in plans} if config.spare_questions else None)
         stage.detail = f"{tally.generated:,} questions, {store.questions:,} pass the filters and exact duplicates" + (
             f" ({tally.drop_counts[spares.SPARE_FILTER]:,} spares left out)" if config.spare_questions else "")
-    with progress.stage("near duplicates", "near_duplicates") as stage:
+    with _stage(progress, "near duplicates", "near_duplicates") as stage:
         near = near_duplicates_by_style(store, [p.style for p in plans], workdir, tally, progress,
                                         config.workers or pool.default_workers())
         tally.drop_counts["near_duplicate"] = int(near.sum())
         stage.detail = f"{int(near.sum()):,} of {len(near):,} questions dropped"
     dropped = near
     if config.max_questions_per_document is not None:
-        with progress.stage("per-document cap", "filter") as stage:
+        with _stage(progress, "per-document cap", "filter") as stage:
             dropped = near | cap_documents(config, store, near, tally)
             stage.detail = (f"{int(dropped.sum() - near.sum()):,} questions over "
                             f"{config.max_questions_per_document} per document dropped")
-    with progress.stage("round trip", "roundtrip") as stage:
+    with _stage(progress, "round trip", "roundtrip") as stage:
         score_questions(config, store, dropped, workdir, progress, tally)
         stage.detail = f"{len(near) - int(dropped.sum()):,} questions ranked by BM25" + (
             f" and {tally.embedder}" if tally.embedder else "")
-    with progress.stage("train/eval split", "split") as stage:
+    with _stage(progress, "train/eval split", "split") as stage:
         is_eval, chunk_ids = assign_splits(config, store)
         stage.detail = f"{int(is_eval.sum()):,} of {len(is_eval):,} chunks to eval"
-    with progress.stage("writing", "write") as stage:
+    with _stage(progress, "writing", "write") as stage:
         files = write_tables(config, store, dropped, workdir / RANKS_FILE, is_eval, chunk_ids, inputs, tally)
         if tally.vectors is not None:
             dataset.write_corpus_vectors(config.out, [f"{int(i):016x}" for i in chunk_ids], tally.vectors.array(),
@@ -81,6 +81,15 @@ def assemble_and_write(config: GenerateConfig, inputs: Inputs, store: RunStore, 
             manifest = apply_to_dataset(config.out, manifest, log, card.render_card)
         stage.detail = f"{manifest.pairs:,} pairs, {len(is_eval):,} chunks in {config.out / 'data'}"
     return manifest
+
+
+@contextlib.contextmanager
+def _stage(progress: Progress, name: str, key: str):
+    """``progress.stage``, then the memory the stage freed handed back (``memory.release``): each stage runs
+    on what the run holds, not on the last one's high-water mark."""
+    with progress.stage(name, key) as stage:
+        yield stage
+    memory.release()
 
 
 def filter_questions(store: RunStore, tally: Tally, checked_styles: frozenset[str] | set[str] = frozenset(),
