@@ -68,16 +68,40 @@ class DiskBM25:
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self.vocab: dict[str, int] = {}
+        self._vocab: dict[str, int] | None = {}  # None: in the index's file, read on first use (``vocab``)
         self.n_docs = 0
         self.indptr = np.zeros(1, dtype=np.int64)
         self.max_weight = np.zeros(0, dtype=np.float32)
         self.entry_start = np.zeros(1, dtype=np.int64)  # where each chunk's words start in the forward files
 
+    @property
+    def vocab(self) -> dict[str, int]:
+        """Word → id. ``build`` writes it out and drops it before the postings, its largest step (the words are
+        30 MB at a million chunks, and a parent whose workers rank never needs them); read back here."""
+        if self._vocab is None:
+            words = json.loads(self._path("vocab").read_text(encoding="utf-8"))
+            self._vocab = {w: i for i, w in enumerate(words)}
+        return self._vocab
+
     # ------------------------------------------------------------------ build
     def build(self, texts: Iterable[str], on_docs=None) -> DiskBM25:
         """Index ``texts`` (streamed once); ``on_docs(n)`` reports progress."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        doc_lens, counts, df = self._forward(texts, on_docs)
+        self._path("vocab").write_text(json.dumps(list(self.vocab)), encoding="utf-8")
+        self._vocab = None
+        self.n_docs = len(doc_lens)
+        self.indptr = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
+        idf = np.array([math.log(1 + (self.n_docs - d + 0.5) / (d + 0.5)) for d in df.tolist()], dtype=np.float32)
+        del df
+        self._write_postings(doc_lens, counts, idf)
+        np.savez(self.folder / "header.npz", indptr=self.indptr, max_weight=self.max_weight,
+                 entry_start=self.entry_start)
+        return self
+
+    def _forward(self, texts: Iterable[str], on_docs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The forward files (chunk → word ids, counts); returns each chunk's token count and distinct words
+        (int32: what the postings step holds per chunk is all the memory it grows by) and each word's chunks."""
         doc_lens: list[np.ndarray] = []  # per block: numpy arrays, not a Python int per chunk (72 MB at 1M)
         counts: list[np.ndarray] = []
         df = np.zeros(0, dtype=np.int64)
@@ -92,26 +116,13 @@ class DiskBM25:
                 df += np.bincount(block_ids, minlength=len(df))
                 if on_docs:
                     on_docs(len(block))
-        lens_all, counts_all = _joined(doc_lens, np.int64), _joined(counts, np.int64)
-        self.n_docs = len(lens_all)
-        self.indptr = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
-        idf = np.array([math.log(1 + (self.n_docs - d + 0.5) / (d + 0.5)) for d in df.tolist()], dtype=np.float32)
-        self._write_postings(lens_all, counts_all, idf)
-        self._save_header()
-        return self
-
-    def _save_header(self) -> None:
-        """What ``open`` needs besides the big files: the words in id order and the small arrays."""
-        self._path("vocab").write_text(json.dumps(list(self.vocab)), encoding="utf-8")
-        np.savez(self.folder / "header.npz", indptr=self.indptr, max_weight=self.max_weight,
-                 entry_start=self.entry_start)
+        return _joined(doc_lens, np.int32), _joined(counts, np.int32), df
 
     @classmethod
     def open(cls, folder: Path) -> DiskBM25:
         """The index ``build`` left in ``folder`` (a worker process maps the same files as the parent)."""
         index = cls(folder)
-        words = json.loads(index._path("vocab").read_text(encoding="utf-8"))
-        index.vocab = {w: i for i, w in enumerate(words)}
+        index._vocab = None
         with np.load(index.folder / "header.npz") as header:
             index.indptr, index.max_weight = header["indptr"], header["max_weight"]
             index.entry_start = header["entry_start"]
@@ -125,7 +136,8 @@ class DiskBM25:
         import bm25s
 
         tokenized = bm25s.tokenize(list(block), stopwords="en", return_ids=True, show_progress=False)
-        to_index = np.array([self.vocab.setdefault(t, len(self.vocab)) for t in tokenized.vocab], dtype=np.int64)
+        vocab = self.vocab
+        to_index = np.array([vocab.setdefault(t, len(vocab)) for t in tokenized.vocab], dtype=np.int64)
         lens = np.array([len(ids) for ids in tokenized.ids], dtype=np.int64)
         flat = np.fromiter(itertools.chain.from_iterable(tokenized.ids), dtype=np.int64, count=int(lens.sum()))
         keys = np.repeat(np.arange(len(block), dtype=np.int64), lens) * len(self.vocab) + to_index[flat]
@@ -139,7 +151,7 @@ class DiskBM25:
         entry_start = self.entry_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         n_entries = int(entry_start[-1])
         bounds = _slice_bounds(self.indptr, SLICE_ENTRIES)
-        self.max_weight = np.zeros(len(self.vocab), dtype=np.float32)
+        self.max_weight = np.zeros(len(idf), dtype=np.float32)
         with tempfile.TemporaryDirectory(dir=self.folder) as tmp:
             slices = [Path(tmp) / f"slice-{i}" for i in range(len(bounds) - 1)]
             with contextlib.ExitStack() as stack:
@@ -156,12 +168,16 @@ class DiskBM25:
             with open(self._path("docs"), "wb") as docs_f, open(self._path("weights"), "wb") as weights_f:
                 for path in slices:
                     rows = np.fromfile(path, dtype=_ENTRY)
-                    rows = rows[np.argsort(rows["term"], kind="stable")]  # by word; chunks stay ascending
-                    rows["doc"].tofile(docs_f)
-                    rows["weight"].tofile(weights_f)
-                    if len(rows):
-                        starts = np.flatnonzero(np.r_[True, rows["term"][1:] != rows["term"][:-1]])
-                        self.max_weight[rows["term"][starts]] = np.maximum.reduceat(rows["weight"], starts)
+                    order = np.argsort(rows["term"], kind="stable")  # by word; chunks stay ascending
+                    # one column at a time: a slice holds a common word's every chunk beside its 2M entries
+                    rows["doc"][order].tofile(docs_f)
+                    weights = rows["weight"][order]
+                    weights.tofile(weights_f)
+                    terms = rows["term"][order]
+                    del rows, order
+                    if len(terms):
+                        starts = np.flatnonzero(np.r_[True, terms[1:] != terms[:-1]])
+                        self.max_weight[terms[starts]] = np.maximum.reduceat(weights, starts)
         self._path("fwd_tf").unlink()
 
     def _weighted(self, start: int, stop: int, entry_start: np.ndarray, doc_lens: np.ndarray, avgdl, idf):
@@ -188,7 +204,8 @@ class DiskBM25:
         """
         postings = _Postings(self)
         try:
-            ids = [[self.vocab[t] for t in tokens if t in self.vocab] for tokens in tokenize(questions)]
+            vocab = self.vocab
+            ids = [[vocab[t] for t in tokens if t in vocab] for tokens in tokenize(questions)]
             own = np.asarray(own, dtype=np.int64)
             scores = bm25blocks.own_scores(postings.forward_terms, postings.forward_weights, self.entry_start, ids,
                                            own)

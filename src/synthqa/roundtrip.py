@@ -293,7 +293,11 @@ class Scorer:
         self.progress = on_progress or (lambda stage, n: None)
         self.model = _embedder() if use_embedder(use_embeddings) else None
         self.embedder = EMBEDDER if self.model is not None else None
-        self.bm25 = DiskBM25(workdir / "bm25").build(corpus(), lambda n: self.progress("index", n))
+        index = DiskBM25(workdir / "bm25").build(corpus(), lambda n: self.progress("index", n))
+        self.index_folder = index.folder
+        # With workers, each opens the index from its files; its words and arrays held here as well would be
+        # tens of MB at a million chunks that this process never reads.
+        self.bm25 = index if workers <= 1 else None
         self.vectors = None
         if self.model is not None:
             self.vectors = VectorIndex(self.model, workdir / "vectors.f32")
@@ -306,7 +310,7 @@ class Scorer:
         """(BM25 rank, embedding rank or None, extra relevant chunk indices) per (question, own index)."""
         # Stopping early is exact only when no cosine filter can thin the BM25 candidates afterwards.
         stop = (self.top_k, EXTRA_MAX_CANDIDATES) if self.top_k and self.vectors is None else None
-        tasks = (RankTask(str(self.bm25.folder), [q for q, _ in block], [o for _, o in block], EXTRA_BM25_RATIO, stop)
+        tasks = (RankTask(str(self.index_folder), [q for q, _ in block], [o for _, o in block], EXTRA_BM25_RATIO, stop)
                  for block in batched(questions, QUESTION_BLOCK))
         tasks, again = itertools.tee(tasks)  # the pool reads a few blocks ahead; ``again`` keeps them till used
         ranked = self._ranked(tasks)
