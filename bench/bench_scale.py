@@ -14,7 +14,7 @@
 
 Targets (issue 10): at 100k chunks everything after asking takes ≤ 10 % of what asking takes at latency
 0.5 s and concurrency 32 (≤ 156 s); peak RSS ≤ 1.5 GB at 1M chunks and within 20 % between 100k and 1M.
-Peak RSS is the synthqa process's (sampled every 0.2 s, and ru_maxrss); "+workers" adds the reading
+Peak RSS is the synthqa process's (sampled every 0.2 s, and its high-water mark in each stage); "+workers" adds the reading
 processes' RSS at the same instants.
 """
 
@@ -171,18 +171,47 @@ def post_ask(folder: Path, workers: int | None = None) -> dict:
     if proc.returncode != 0:
         sys.exit(f"post-ask run failed ({proc.returncode})")
     result = json.loads(stdout.strip().splitlines()[-1])
+    # ru_maxrss is reset with VmHWM at each stage's start: the stages' own peaks together give the process's
+    own_peak = max(result["maxrss"], max(result["stage_peaks"].values()) << 20)
     chunks_asked = json.loads((folder / "inputs.json").read_text())["asked"]
     return {"name": f"{chunks_asked // 1000}k after asking", "timings": result["timings"], "chunks": chunks_asked,
-            "wall": time.perf_counter() - started, "rss": max(sampler.peak, result["maxrss"]),
-            "rss_tree": max(sampler.peak_tree, result["maxrss"]), "rss_start": result["rss_start"], "embed": False,
-            "load": os.getloadavg()[0], "cpu": result["cpu"], "workers": result["workers"]}
+            "wall": time.perf_counter() - started, "rss": max(sampler.peak, own_peak),
+            "rss_tree": max(sampler.peak_tree, own_peak), "rss_start": result["rss_start"], "embed": False,
+            "load": os.getloadavg()[0], "cpu": result["cpu"], "workers": result["workers"],
+            "stage_peaks": result["stage_peaks"]}
+
+
+def _resident_peak_mb() -> int:
+    """This process's peak RSS since it began or since the last ``_reset_peak``, in MB (Linux only)."""
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) >> 10
+    return 0
+
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current RSS (Linux ≥ 4.0)
 
 
 def run_post_ask(folder: Path, workers: int | None = None) -> None:
-    """(In the fresh process.) Open the prepared store and cache, run ``assemble_and_write``."""
+    """(In the fresh process.) Open the prepared store and cache, run ``assemble_and_write``; with each stage's
+    own peak RSS, which tells the stage that sets the run's peak."""
+    import contextlib
+
     from synthqa.pipeline.assemble import assemble_and_write
     from synthqa.pipeline.inputs import Inputs
     from synthqa.pipeline.progress import Progress
+
+    peaks = {"start": 0}
+
+    class PeakProgress(Progress):
+        @contextlib.contextmanager
+        def stage(self, name, key=None):
+            _reset_peak()
+            with super().stage(name, key) as stage:
+                yield stage
+            peaks[key or name] = max(peaks.get(key or name, 0), _resident_peak_mb())
 
     rss_start = psutil.Process().memory_info().rss
     counts = json.loads((folder / "inputs.json").read_text())
@@ -193,7 +222,8 @@ def run_post_ask(folder: Path, workers: int | None = None) -> None:
     config = GenerateConfig(inputs=(folder,), out=folder, base_url="http://127.0.0.1:9/v1", model=MODEL,
                             embed_roundtrip=False, workers=workers)
     endpoint = Endpoint(False, MODEL, config.base_url, "json_schema", CONCURRENCY)
-    progress = Progress(False, print)
+    progress = PeakProgress(False, print)
+    peaks["start"] = _resident_peak_mb()
     workdir = folder / ".synthqa" / "work"
     with RunStore(workdir / WORK_FILENAME, fresh=False) as store:
         store.attach_cache(cache_path(folder))
@@ -201,6 +231,7 @@ def run_post_ask(folder: Path, workers: int | None = None) -> None:
         assemble_and_write(config, inputs, store, endpoint, progress, workdir, plans)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"timings": progress.seconds, "maxrss": usage.ru_maxrss * 1024, "rss_start": rss_start,
+                      "stage_peaks": peaks,
                       "cpu": usage.ru_utime + usage.ru_stime, "workers": config.workers or default_workers()}))
 
 
@@ -289,6 +320,13 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def stage_peaks(row: dict) -> str:
+    """One line: the after-asking process's peak RSS in each stage (its own high-water mark, reset as the stage
+    began), so the stage that sets the point's peak is named."""
+    cells = ", ".join(f"{key} {mb:,}" for key, mb in row["stage_peaks"].items())
+    return f"{row['name']}: peak RSS by stage (MB, the stage's own high-water mark): {cells}"
+
+
 def verdicts(rows: list[dict]) -> list[str]:
     out = []
     by = {r["name"]: r for r in rows}
@@ -349,6 +387,7 @@ def main() -> None:
             clear_after_ask(folder)
         rows.append(post_ask(folder, args.workers))
         print(table(rows[-1:]), flush=True)
+        notes.append(stage_peaks(rows[-1]))
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
