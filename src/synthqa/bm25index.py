@@ -100,8 +100,8 @@ class DiskBM25:
         return self
 
     def _forward(self, texts: Iterable[str], on_docs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The forward files (chunk → word ids, counts); returns each chunk's token count and distinct words
-        (int32: what the postings step holds per chunk is all the memory it grows by) and each word's chunks."""
+        """Write the forward files (chunk → word ids, counts); returns each chunk's token count and number of
+        distinct words (int32: the postings step holds both for every chunk) and each word's number of chunks."""
         doc_lens: list[np.ndarray] = []  # per block: numpy arrays, not a Python int per chunk (72 MB at 1M)
         counts: list[np.ndarray] = []
         df = np.zeros(0, dtype=np.int64)

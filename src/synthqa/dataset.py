@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .cache import CACHE_DIRNAME
 from . import memory
+from .cache import CACHE_DIRNAME
 from .errors import DatasetError, OutputError
 from .manifest import Manifest, RunSettings
 
