@@ -30,7 +30,7 @@ from synthqa.pipeline import inputs as inputs_module
 from synthqa.pipeline import reading
 from synthqa.pipeline.inputs import Inputs, ThreadedFeed, stream_inputs
 from synthqa.pipeline import assemble
-from synthqa.pipeline.progress import Progress, count_done_before
+from synthqa.pipeline.progress import Progress, count_done_before, start_clock
 from synthqa.store import RunStore
 from test_bm25_blocks import assert_equal_to_dense
 from test_documents import make_docx
@@ -293,6 +293,25 @@ def test_a_resumed_runs_eta_counts_only_the_chunks_asked_now(capsys):
     naive = _resumed_bar(cached_in_rate=True)
     assert (naive.total - naive.n) / naive.format_dict["rate"] < left / 3  # what tqdm alone would say
     naive.close()
+
+
+def test_a_resumed_runs_clock_starts_when_the_embedded_models_server_is_up():
+    # the README's main job resumed at 80 of 429: its server takes 15 s to start before the first request
+    bar, clock = _clocked_bar(429)
+    for _ in range(80):
+        clock.now += 0.15
+        count_done_before(bar, 1, restart_clock=True)
+    clock.now += 15.0
+    start_clock(bar)
+    for _ in range(3):
+        clock.now += 5.0
+        bar.update(1)
+    assert abs(1 / bar.format_dict["rate"] - 5.0) < 0.25  # 5 s a chunk from the first live one (not ~10)
+    started = bar.start_t
+    clock.now += 1.0
+    start_clock(bar)  # live work counted: the clock stays
+    assert bar.start_t == started
+    bar.close()
 
 
 def test_cached_answers_between_live_ones_keep_the_live_rate_and_redraw_twice_a_second(capsys):

@@ -28,7 +28,7 @@ from .asking import Endpoint, ask_all, resolve_endpoint
 from .batching import BatchPending, BatchStep, add_failures
 from .assemble import assemble_and_write
 from .inputs import Inputs, ThreadedFeed, stream_inputs
-from .progress import Log, Progress, count_done_before
+from .progress import Log, Progress, count_done_before, start_clock
 from .rerun import check_out, config_for_retry
 
 __all__ = ["BatchPending", "DryRun", "Endpoint", "RunResult", "config_for_retry", "resolve_endpoint", "run_generate"]
@@ -248,6 +248,12 @@ class AskStep:
         else:
             self.bar.update(n)
 
+    def _endpoint_ready(self) -> None:
+        """A resumed run's bar times the live work from here: the embedded model's server start (15 s or so)
+        taken for the first chunk's work made its first ETAs twice too long."""
+        if self.bar is not None:
+            start_clock(self.bar)
+
     async def run(self) -> None:
         """Ask live for every chunk the cache cannot answer."""
         try:
@@ -255,7 +261,8 @@ class AskStep:
                 pending = self.todo()
                 first = await anext(pending, None)
                 if first is not None:  # everything cached: no endpoint (or local server) is needed at all
-                    await ask_all(self.config, self.template, self.endpoint, _chain(first, pending), self.on_answer)
+                    await ask_all(self.config, self.template, self.endpoint, _chain(first, pending), self.on_answer,
+                                  on_ready=self._endpoint_ready)
                 what = "chunks" if len(self.plans) == 1 else "requests (a chunk in a style)"
                 repeats = f", {self.earlier:,} answered earlier in this run" if self.earlier else ""
                 stage.detail = (f"{self.asked:,} {what} asked, {self.cached:,} answered from the cache{repeats}, "

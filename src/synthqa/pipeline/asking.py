@@ -73,11 +73,12 @@ def _batch_endpoint(config: GenerateConfig, base_url: str | None) -> Endpoint:
 
 
 async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: AsyncIterator | Iterable,
-                  on_answer: Callable) -> None:
+                  on_answer: Callable, on_ready: Callable[[], None] = lambda: None) -> None:
     """Ask the endpoint (remote, or the embedded model started here) for every chunk ``todo`` yields (or
     every (chunk, style plan) pair: see ``live.generate``).
 
-    Progress is the caller's to show (``on_answer`` runs as each answer arrives)."""
+    Progress is the caller's to show (``on_answer`` runs as each answer arrives; ``on_ready`` once, when the
+    endpoint can be asked: after the embedded model's server has started)."""
     with contextlib.ExitStack() as stack:
         base_url, api_key = endpoint.base_url, os.environ.get("OPENAI_API_KEY") or "not-needed"
         checked = on_answer
@@ -99,6 +100,7 @@ async def ask_all(config: GenerateConfig, template, endpoint: Endpoint, todo: As
                     )
                 on_answer(chunk, answer)
 
+        on_ready()
         client = live.make_client(
             base_url=base_url,
             api_key=api_key,

@@ -72,6 +72,13 @@ def count_done_before(bar: tqdm, n: int, restart_clock: bool) -> None:
         bar.refresh()
 
 
+def start_clock(bar: tqdm) -> None:
+    """Start ``bar``'s clock now if it has counted no live work yet (only items done before this run): the
+    time until now, an embedded model's server starting, is not work to extrapolate from."""
+    if not bar.disable and bar.n == bar.initial:
+        bar.start_t = bar.last_print_t = bar._time()
+
+
 class TotalFirstBar:
     """A bar for a library's ``progress(step, n)`` callback that counts its work before doing it: opened on
     ``("total", n)`` (none for no work), advanced by any other step's ``n``; closed as the ``with`` block ends."""
