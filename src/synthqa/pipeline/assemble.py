@@ -272,7 +272,7 @@ def stage_workers(config: GenerateConfig, tasks: int) -> int:
 
 def assign_splits(config: GenerateConfig, store: RunStore) -> tuple[np.ndarray, np.ndarray]:
     """(True per chunk going to eval, chunk ids as integers), from one pass over the chunks."""
-    units, text_keys, unit_keys = array("q"), bytearray(), bytearray()
+    units, text_keys, unit_keys = array("i"), bytearray(), bytearray()  # 4 + 16 bytes per chunk, 32 per run
     ids = np.zeros(store.chunks, dtype=np.uint64)
     prev = None
     for seq, chunk in store.chunk_rows():
@@ -282,8 +282,9 @@ def assign_splits(config: GenerateConfig, store: RunStore) -> tuple[np.ndarray, 
         text_keys += splits.text_key(chunk.text)
         ids[seq] = int(chunk.id, 16)
         prev = chunk
-    is_eval = splits.assign_units(np.frombuffer(units, dtype=np.int64), np.frombuffer(bytes(text_keys), dtype="S16"),
-                                  np.frombuffer(bytes(unit_keys), dtype="S32"), config.eval_fraction)
+    # read in place, not copied: at a million chunks a copy is 24 MB more at the stage's peak
+    is_eval = splits.assign_units(np.frombuffer(units, dtype=np.int32), np.frombuffer(text_keys, dtype="S16"),
+                                  np.frombuffer(unit_keys, dtype="S32"), config.eval_fraction)
     return is_eval, ids
 
 
