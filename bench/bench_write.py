@@ -6,7 +6,8 @@ Rebuilds the near-duplicate decisions from the folder's generated queries (once,
 in a child process, so their sets never count here), assigns the splits as the pipeline does, then runs
 ``assemble.write_tables`` with the process's RssAnon/RssFile sampled every 0.05 s. Prints the seconds and the
 anonymous memory before, at the peak and after: what the write stage adds to whatever the run holds.
-``--system-pool``: Arrow's system allocator instead of its default (mimalloc), which keeps freed memory.
+``--system-pool``: Arrow's system allocator instead of its default (mimalloc), which keeps freed memory (synthqa
+empties that pool after each row group, `memory.release`).
 """
 
 from __future__ import annotations
