@@ -172,3 +172,36 @@ def test_a_short_french_policy_of_two_chunks_gets_an_eval_split(tmp_path):
     assignment = assign_splits(chunks, 0.15, 42)
     assert sorted(assignment.values()) == [EVAL, TRAIN]
     assert not spans(chunks[0].text) & spans(chunks[1].text)
+
+
+def _groups_by_hand(units: list[int], texts: list[int]) -> list[int]:
+    """group_units the plain way: union the units of every two chunks with one text, number by first chunk."""
+    parent = list(range(max(units) + 1))
+
+    def root(u):
+        while parent[u] != u:
+            u = parent[u]
+        return u
+
+    first_unit_of_text = {}
+    for unit, text in zip(units, texts):
+        parent[root(unit)] = root(first_unit_of_text.setdefault(text, unit))
+    numbers = {}
+    return [numbers.setdefault(root(unit), len(numbers)) for unit in units]
+
+
+def test_group_units_joins_runs_that_share_a_text_and_numbers_groups_by_first_chunk():
+    import numpy as np
+
+    from synthqa.splits import group_units
+
+    rng = random.Random(7)
+    for _ in range(500):
+        n = rng.randint(1, 40)
+        units = sorted(rng.randrange(n) for _ in range(n))
+        units = [sorted(set(units)).index(u) for u in units]  # input order, every number used
+        texts = [rng.randrange(rng.randint(1, n + 1)) for _ in range(n)]
+        keys = np.array([t.to_bytes(16, "big") for t in texts], dtype="S16")
+        assert group_units(np.array(units, dtype=np.int32), keys).tolist() == _groups_by_hand(units, texts)
+    with pytest.raises(ValueError, match="input order"):
+        group_units(np.array([0, 1, 0]), np.array([b"a", b"b", b"c"], dtype="S16"))
