@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -62,3 +63,28 @@ def test_a_stop_while_the_command_starts_is_one_line(sig, status):
     done = subprocess.run([sys.executable, "-c", STARTUP_SCRIPT, sig], capture_output=True, text=True,
                           timeout=300)  # a guard against a hang, not a measure
     assert (done.returncode, done.stderr) == (status, "synthqa: interrupted\n")
+
+
+def test_a_sigterm_that_lands_in_a_weakref_callback_still_stops_the_run(tmp_path):
+    # Python drops an exception raised inside a weakref callback or __del__; a signal handled there was lost
+    # and the process went on (a `synthqa review` server kept serving after SIGTERM, until its test timed out)
+    script = tmp_path / "stop.py"
+    script.write_text(textwrap.dedent("""
+        import signal, sys, time, weakref
+        from synthqa.cli import _signals
+        _signals.install_handlers()
+        class Thing:
+            pass
+        try:
+            thing = Thing()
+            ref = weakref.ref(thing, lambda _: signal.raise_signal(signal.SIGTERM))
+            del thing  # the callback runs here, and SIGTERM's handler inside it
+            for _ in range(500):
+                time.sleep(0.01)
+            print("still running")
+        except KeyboardInterrupt as stop:
+            print("stopped")
+            sys.exit(_signals.exit_code(stop))
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "stopped" and done.returncode == 143, (done.stdout, done.stderr)

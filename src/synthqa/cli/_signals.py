@@ -7,7 +7,9 @@ default would end the process without a word. SIGHUP is left alone, so ``nohup``
 
 from __future__ import annotations
 
+import _thread
 import signal
+import sys
 import threading
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
@@ -25,6 +27,19 @@ def _on_term(signum, frame) -> None:
     signal.raise_signal(signal.SIGINT)
 
 
+def _redeliver(unraisable) -> None:
+    # A signal that arrives while a weakref callback or __del__ runs raises its KeyboardInterrupt there, and
+    # Python drops it ("Exception ignored in ..."): the process went on as if it had never been stopped (a
+    # `synthqa review` server kept serving after SIGTERM). Deliver it again once that code has returned: from
+    # another thread, as here it would be raised (and dropped) again at once; dropped again, it comes back here.
+    if issubclass(unraisable.exc_type, KeyboardInterrupt):
+        timer = threading.Timer(0.05, _thread.interrupt_main, (signal.SIGINT,))
+        timer.daemon = True
+        timer.start()
+    else:
+        sys.__unraisablehook__(unraisable)
+
+
 def install_handlers() -> None:
     """Ctrl-C raises KeyboardInterrupt, and SIGTERM does the same (every ``except KeyboardInterrupt`` cleans
     up); ``exit_code`` tells them apart."""
@@ -33,6 +48,7 @@ def install_handlers() -> None:
     _received.clear()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_term)
+    sys.unraisablehook = _redeliver
 
 
 def exit_code(interrupt: KeyboardInterrupt) -> int:
