@@ -54,7 +54,12 @@ class ReviewProcess:
     def stop(self, sig=signal.SIGTERM) -> tuple[int, str]:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        _, err = self.proc.communicate(timeout=60)
+        try:
+            _, err = self.proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # a server that ignored the signal fails the test, and is not left serving
+            self.proc.communicate()
+            raise
         return self.proc.returncode, err
 
 
