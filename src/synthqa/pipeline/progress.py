@@ -65,7 +65,7 @@ def count_done_before(bar: tqdm, n: int, restart_clock: bool) -> None:
     bar.initial += n  # tqdm's average rate is (n - initial) / elapsed
     bar.last_print_n += n  # and its smoothed rate is fed (n - last_print_n) / (time since the last print)
     if restart_clock:
-        bar.start_t = bar.last_print_t = now
+        start_clock(bar)
     # shown twice a second at most, on a mark of its own: last_print_t is the live prints' (the rate's) mark
     if now - getattr(bar, "_cached_shown_t", -math.inf) >= bar.mininterval:
         bar._cached_shown_t = now
