@@ -75,12 +75,13 @@ def group_units(units: np.ndarray, text_keys: np.ndarray) -> np.ndarray:
     order of their first chunk.
     """
     units = np.asarray(units)
-    return _unit_groups(units, np.asarray(text_keys))[units] if len(units) else np.zeros(0, dtype=np.int64)
+    return _unit_groups(units, np.asarray(text_keys))[0][units] if len(units) else np.zeros(0, dtype=np.int64)
 
 
-def _unit_groups(units: np.ndarray, text_keys: np.ndarray) -> np.ndarray:
-    """``group_units`` per unit, not per chunk: chunk by chunk only the text keys are sorted, to find the repeated
-    texts; the rest works on runs (a chunk-level ``np.unique`` with index and inverse held 86 MB at 1M chunks)."""
+def _unit_groups(units: np.ndarray, text_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``group_units`` per unit, not per chunk, and each group's first unit: chunk by chunk only the text keys
+    are sorted, to find the repeated texts; the rest works on runs (a chunk-level ``np.unique`` with index and
+    inverse held 86 MB at 1M chunks)."""
     if np.any(units[1:] < units[:-1]):
         raise ValueError("units must be numbered in input order")
     n_units = int(units[-1]) + 1
@@ -97,9 +98,10 @@ def _unit_groups(units: np.ndarray, text_keys: np.ndarray) -> np.ndarray:
     # a group's first chunk is in its lowest unit (units are in input order): groups are numbered by that unit
     lowest = np.full(int(label.max()) + 1, n_units, dtype=np.int64)
     np.minimum.at(lowest, label, np.arange(n_units))
+    by_first = np.argsort(lowest, kind="stable")
     rank = np.empty(len(lowest), dtype=np.int64)
-    rank[np.argsort(lowest, kind="stable")] = np.arange(len(lowest))
-    return rank[label]
+    rank[by_first] = np.arange(len(lowest))
+    return rank[label], lowest[by_first]
 
 
 def assign_units(units: np.ndarray, text_keys: np.ndarray, unit_keys: np.ndarray, eval_fraction: float) -> np.ndarray:
@@ -114,12 +116,10 @@ def assign_units(units: np.ndarray, text_keys: np.ndarray, unit_keys: np.ndarray
     units = np.asarray(units)
     if not len(units):
         return np.zeros(0, dtype=bool)
-    unit_group = _unit_groups(units, np.asarray(text_keys))
-    n_groups = int(unit_group.max()) + 1
+    unit_group, first_unit = _unit_groups(units, np.asarray(text_keys))
+    n_groups = len(first_unit)
     sizes = np.bincount(unit_group, weights=np.bincount(units, minlength=len(unit_group)),
                         minlength=n_groups).astype(np.int64)
-    first_unit = np.full(n_groups, len(unit_group), dtype=np.int64)
-    np.minimum.at(first_unit, unit_group, np.arange(len(unit_group)))
     keys = np.asarray(unit_keys)[first_unit]
     target = round(eval_fraction * len(units))
     take = np.zeros(n_groups, dtype=bool)
