@@ -14,8 +14,8 @@
 
 Targets (issue 10): at 100k chunks everything after asking takes ≤ 10 % of what asking takes at latency
 0.5 s and concurrency 32 (≤ 156 s); peak RSS ≤ 1.5 GB at 1M chunks and within 20 % between 100k and 1M.
-Peak RSS is the synthqa process's (sampled every 0.2 s, and its high-water mark in each stage); "+workers" adds the reading
-processes' RSS at the same instants.
+Peak RSS is the synthqa process's (sampled every 0.2 s, and its high-water mark in each stage); "+workers"
+adds the reading processes' RSS at the same instants.
 """
 
 from __future__ import annotations

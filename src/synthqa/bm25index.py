@@ -140,9 +140,9 @@ class DiskBM25:
         to_index = np.array([vocab.setdefault(t, len(vocab)) for t in tokenized.vocab], dtype=np.int64)
         lens = np.array([len(ids) for ids in tokenized.ids], dtype=np.int64)
         flat = np.fromiter(itertools.chain.from_iterable(tokenized.ids), dtype=np.int64, count=int(lens.sum()))
-        keys = np.repeat(np.arange(len(block), dtype=np.int64), lens) * len(self.vocab) + to_index[flat]
+        keys = np.repeat(np.arange(len(block), dtype=np.int64), lens) * len(vocab) + to_index[flat]
         entries, tf = np.unique(keys, return_counts=True)
-        doc, term = np.divmod(entries, len(self.vocab))
+        doc, term = np.divmod(entries, len(vocab))
         return term.astype(np.int32), tf.astype(np.float32), lens, np.bincount(doc, minlength=len(block))
 
     def _write_postings(self, doc_lens: np.ndarray, counts: np.ndarray, idf: np.ndarray) -> None:
