@@ -32,11 +32,11 @@ from rapidfuzz import fuzz, process
 NEAR_DUPLICATE_RATIO = 92  # rapidfuzz token_sort_ratio between two questions
 RARE_WORDS = 4  # a question is filed under every pair of its 4 rarest words: 6 keys
 WORD_PREFIX = 4  # words are compared by their first 4 letters, so "system"/"systems" count as one
-KEYS_IN_MEMORY = 2_000_000  # (key, question) rows held at once: 24 MB
+KEYS_IN_MEMORY = 1_000_000  # (key, question) rows held at once: 12 MB, about 40 while they are grouped
 THREADED_PAIRS = 100_000  # a smaller comparison is done on one thread: starting threads would cost more
-PAIRS_AT_ONCE = 1_000_000  # pairs turned into Python ints at once when the decisions are made: ~36 MB
-PAIRS_IN_MEMORY = 4_000_000  # pairs found held before they spill to files: 32 MB
-PAIR_BUCKET_QUESTIONS = 262_144  # later questions whose pairs share a file (the decisions load one at a time)
+PAIRS_AT_ONCE = 131_072  # pairs turned into Python ints at once when the decisions are made: ~10 MB
+PAIRS_IN_MEMORY = 1_000_000  # pairs found held before they spill to files: 8 MB
+PAIR_BUCKET_QUESTIONS = 65_536  # later questions whose pairs share a file (the decisions load one at a time)
 # earlier questions a block is scored against at once: the score matrix (and its mask) is block × this many
 # bytes, 16 MB, where a whole group of a million chunks' framed questions (75,277) made it 77 MB
 COLUMNS_AT_ONCE = 16_384
@@ -84,17 +84,20 @@ def near_duplicates(texts: Callable[[], Iterable[str]], workdir: Path | None = N
     tick = progress or (lambda step, n: None)
     with tempfile.TemporaryDirectory(dir=workdir, prefix="neardup-") as tmp:
         sorted_texts = _SortedTexts.write(texts(), Path(tmp) / "sorted.txt")
+        n = len(sorted_texts)
         with sorted_texts:
             df: Counter = Counter()
             for text in sorted_texts:
                 df.update(key_words(text))  # the same set of words in any order
-            total, blocks = _grouped_blocks(sorted_texts, df, len(sorted_texts), Path(tmp))
+            total, blocks = _grouped_blocks(sorted_texts, df, n, Path(tmp))
+            del df  # a dict of every word: tens of MB at a million chunks, needed for the keys only
             tick("total", total)
-            pairs = _PairBuckets(len(sorted_texts), Path(tmp))
-            for load in blocks:
-                _similar_pairs(load(), sorted_texts, (block, columns), workers, pairs.add,
-                               lambda n: tick("compared", n))
-        return _decide(pairs, len(sorted_texts))
+            pairs = _PairBuckets(n, Path(tmp))
+            while blocks:  # each block's groups dropped once compared (a block held in memory included)
+                _similar_pairs(blocks.pop(0)(), sorted_texts, (block, columns), workers, pairs.add,
+                               lambda k: tick("compared", k))
+        del sorted_texts  # its offsets, 8 bytes a question: not needed for the decisions
+        return _decide(pairs, n)
 
 
 def _decide(pairs: _PairBuckets, n: int) -> np.ndarray:
