@@ -32,7 +32,7 @@ from rapidfuzz import fuzz, process
 NEAR_DUPLICATE_RATIO = 92  # rapidfuzz token_sort_ratio between two questions
 RARE_WORDS = 4  # a question is filed under every pair of its 4 rarest words: 6 keys
 WORD_PREFIX = 4  # words are compared by their first 4 letters, so "system"/"systems" count as one
-KEYS_IN_MEMORY = 500_000  # (key, question) rows held at once: 8 MB, about 40 while they are grouped
+KEYS_IN_MEMORY = 500_000  # (key, question) rows held at once: 8 MB, about 45 while they are grouped
 THREADED_PAIRS = 100_000  # a smaller comparison is done on one thread: starting threads would cost more
 PAIRS_AT_ONCE = 131_072  # pairs turned into Python ints at once when the decisions are made: ~10 MB
 PAIRS_IN_MEMORY = 1_000_000  # pairs found held before they spill to files: 8 MB
@@ -90,7 +90,7 @@ def near_duplicates(texts: Callable[[], Iterable[str]], workdir: Path | None = N
             for text in sorted_texts:
                 df.update(key_words(text))  # the same set of words in any order
             total, blocks = _grouped_blocks(sorted_texts, df, n, Path(tmp))
-            del df  # a dict of every word: tens of MB at a million chunks, needed for the keys only
+            del df  # every word prefix (49,473 at a million chunks): needed for the keys only
             tick("total", total)
             pairs = _PairBuckets(n, Path(tmp))
             while blocks:  # each block's groups dropped once compared (a block held in memory included)

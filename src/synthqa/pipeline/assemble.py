@@ -46,7 +46,7 @@ def assemble_and_write(config: GenerateConfig, inputs: Inputs, store: RunStore, 
     and ``synthqa curate`` can apply new ones without asking anything.
     """
     tally = Tally(top_k=max(roundtrip.TOP_K, config.min_roundtrip_rank or 0))
-    # First, on the least memory: it reads only the chunks, and its peak (its keys sorted, about 150 bytes a chunk)
+    # First, on the least memory: it reads only the chunks, and its peak (its keys sorted, about 120 bytes a chunk)
     # on top of what the later stages leave behind set a million chunks' peak (396 MB, 289 in a fresh process)
     with _stage(progress, "train/eval split", "split") as stage:
         is_eval, chunk_ids = assign_splits(config, store)
