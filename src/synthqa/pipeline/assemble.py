@@ -3,7 +3,7 @@
 Each step streams over the run's store (``store.RunStore``) in input order and leaves its result on disk or
 in a few bytes per chunk or question, so memory holds one block of rows whatever the size of the run:
 
-    train/eval split → filter (question filters, exact duplicates) → near duplicates → round trip → write
+    filter (question filters, exact duplicates) → near duplicates → round trip → train/eval split → write
 """
 
 from __future__ import annotations
@@ -46,11 +46,6 @@ def assemble_and_write(config: GenerateConfig, inputs: Inputs, store: RunStore, 
     and ``synthqa curate`` can apply new ones without asking anything.
     """
     tally = Tally(top_k=max(roundtrip.TOP_K, config.min_roundtrip_rank or 0))
-    # First, on the least memory: it reads only the chunks, and its peak (its keys sorted, about 120 bytes a chunk)
-    # on top of what the later stages leave behind set a million chunks' peak (396 MB, 289 in a fresh process)
-    with _stage(progress, "train/eval split", "split") as stage:
-        is_eval, chunk_ids = assign_splits(config, store)
-        stage.detail = f"{int(is_eval.sum()):,} of {len(is_eval):,} chunks to eval"
     with _stage(progress, "question filters", "filter") as stage:
         filter_questions(store, tally, checked_styles={p.style for p in plans if p.checks_language},
                          workers=stage_workers(config, -(-store.chunks * len(plans) // FILTER_BLOCK)),
@@ -72,6 +67,9 @@ def assemble_and_write(config: GenerateConfig, inputs: Inputs, store: RunStore, 
         score_questions(config, store, dropped, workdir, progress, tally)
         stage.detail = f"{len(near) - int(dropped.sum()):,} questions ranked by BM25" + (
             f" and {tally.embedder}" if tally.embedder else "")
+    with _stage(progress, "train/eval split", "split") as stage:
+        is_eval, chunk_ids = assign_splits(config, store)
+        stage.detail = f"{int(is_eval.sum()):,} of {len(is_eval):,} chunks to eval"
     with _stage(progress, "writing", "write") as stage:
         files = write_tables(config, store, dropped, workdir / RANKS_FILE, is_eval, chunk_ids, inputs, tally)
         if tally.vectors is not None:
