@@ -205,3 +205,68 @@ def test_group_units_joins_runs_that_share_a_text_and_numbers_groups_by_first_ch
         assert group_units(np.array(units, dtype=np.int32), keys).tolist() == _groups_by_hand(units, texts)
     with pytest.raises(ValueError, match="input order"):
         group_units(np.array([0, 1, 0]), np.array([b"a", b"b", b"c"], dtype="S16"))
+
+
+def test_group_units_takes_64_bit_keys_as_it_takes_byte_keys():
+    import numpy as np
+
+    from synthqa.splits import group_units
+
+    rng = random.Random(11)
+    for _ in range(200):
+        n = rng.randint(1, 60)
+        units = sorted(rng.randrange(n) for _ in range(n))
+        units = [sorted(set(units)).index(u) for u in units]
+        texts = [rng.randrange(2**64) if rng.random() < 0.6 else rng.randrange(4) for _ in range(n)]
+        wide = group_units(np.array(units), np.array([t.to_bytes(8, "big") for t in texts], dtype="S8"))
+        assert group_units(np.array(units), np.array(texts, dtype=np.uint64)).tolist() == wide.tolist()
+        assert wide.tolist() == _groups_by_hand(units, texts)
+
+
+def _assign_by_hand(units: list[int], texts: list[int], unit_ranks: list[int], fraction: float) -> list[bool]:
+    """assign_units the plain way: every group in rank order, taken while eval is short by half its size."""
+    group = _groups_by_hand(units, texts)
+    members: dict[int, list[int]] = {}
+    for unit, g in zip(units, group):
+        members.setdefault(g, []).append(unit)
+    sizes = {g: len(m) for g, m in members.items()}
+    target, in_eval, taken = round(fraction * len(units)), 0, set()
+    for g in sorted(members, key=lambda g: (unit_ranks[min(members[g])], g)):
+        if in_eval < target and (target - in_eval) * 2 >= sizes[g]:
+            taken.add(g)
+            in_eval += sizes[g]
+    if not taken and len(members) > 1:
+        taken.add(min(members, key=lambda g: (sizes[g], g)))
+    return [g in taken for g in group]
+
+
+def test_assign_units_fills_eval_group_by_group_in_rank_order():
+    import numpy as np
+
+    from synthqa.splits import assign_units
+
+    rng = random.Random(5)
+    for _ in range(300):
+        n = rng.randint(1, 80)
+        units = sorted(rng.randrange(n) for _ in range(n))
+        units = [sorted(set(units)).index(u) for u in units]
+        texts = [rng.randrange(2**64) if rng.random() < 0.7 else rng.randrange(5) for _ in range(n)]
+        ranks = [rng.randrange(2**64) for _ in range(units[-1] + 1)]
+        fraction = rng.choice([0.1, 0.15, 0.3, 0.5])
+        got = assign_units(np.array(units, dtype=np.int32), np.array(texts, dtype=np.uint64),
+                           np.array(ranks, dtype=np.uint64), fraction)
+        assert got.tolist() == _assign_by_hand(units, texts, ranks, fraction)
+
+
+def test_run_keys_order_runs_as_the_whole_digest_did():
+    """Runs are ranked by 64 bits of their SHA-256: the order (and so every split made before) is the one the
+    whole 32-byte digest gave."""
+    import hashlib
+
+    from synthqa.splits import unit_key
+
+    runs = [(seed, f"doc-{d}.pdf", page, index) for seed in (0, 42) for d in range(20) for page in range(1, 6)
+            for index in (0, 3, 7)]
+    digest = {run: hashlib.sha256("{}\0{}\0{}\0{}".format(*run).encode()).digest() for run in runs}
+    assert sorted(runs, key=lambda run: unit_key(*run)) == sorted(runs, key=digest.__getitem__)
+    assert all(0 <= unit_key(*run) < 2**64 for run in runs)

@@ -31,7 +31,8 @@ METHOD = ("by runs of overlapping chunks within a page section (chunks sharing t
 # side: such a line on both sides tells a retriever nothing, and splitting there gives short documents an eval
 # split. It is also the span the leak tests look for.
 MIN_SHARED_CHARS = 50
-TEXT_KEY_BYTES = 16  # blake2b digest of the whitespace-normalised text: 16 MB for a million chunks
+TEXT_KEY_BYTES = 8  # blake2b digest of the whitespace-normalised text: 8 MB for a million chunks
+RANK_KEY_BYTES = 8  # of a run's SHA-256 (see unit_key)
 
 
 def shares_text(prev: str, nxt: str, min_chars: int = MIN_SHARED_CHARS) -> bool:
@@ -56,59 +57,71 @@ def starts_run(prev: Chunk | None, chunk: Chunk) -> bool:
             or not shares_text(prev.text, chunk.text))
 
 
-def text_key(text: str) -> bytes:
-    """The key under which two chunk texts count as the same (whitespace-normalised)."""
-    return hashlib.blake2b(" ".join(text.split()).encode("utf-8"), digest_size=TEXT_KEY_BYTES).digest()
+def text_key(text: str) -> int:
+    """The key under which two chunk texts count as the same (whitespace-normalised), as an unsigned 64-bit int.
+
+    Two different texts with one key (about one chance in 10^7 among a million chunks) only join two groups."""
+    digest = hashlib.blake2b(" ".join(text.split()).encode("utf-8"), digest_size=TEXT_KEY_BYTES).digest()
+    return int.from_bytes(digest, "big")
 
 
-def unit_key(seed: int, source: str, page: int, index: int) -> bytes:
-    """The seeded rank of a run (by its first chunk): groups are taken for eval in the order of their first
-    run's key."""
-    return hashlib.sha256(f"{seed}\0{source}\0{page}\0{index}".encode()).digest()
+def unit_key(seed: int, source: str, page: int, index: int) -> int:
+    """The seeded rank of a run (by its first chunk), as an unsigned 64-bit int: groups are taken for eval in
+    the order of their first run's key.
+
+    The first 8 bytes of a SHA-256, read big-endian: they order runs as the whole digest did in earlier
+    versions (ties in 64 bits aside), so a dataset's split stays where it was."""
+    digest = hashlib.sha256(f"{seed}\0{source}\0{page}\0{index}".encode()).digest()
+    return int.from_bytes(digest[:RANK_KEY_BYTES], "big")
 
 
 def group_units(units: np.ndarray, text_keys: np.ndarray) -> np.ndarray:
     """Group number of each chunk: units joined whenever two of their chunks share a text key.
 
     ``units[i]`` is chunk i's unit, numbered in input order (nondecreasing from 0, every number used: a run's
-    chunks come one after another), ``text_keys[i]`` its text key (fixed-width bytes). Groups are numbered in the
-    order of their first chunk.
+    chunks come one after another), ``text_keys[i]`` its text key (any sortable fixed-width type). Groups are
+    numbered in the order of their first chunk.
     """
     units = np.asarray(units)
-    return _unit_groups(units, np.asarray(text_keys))[0][units] if len(units) else np.zeros(0, dtype=np.int64)
+    return _unit_groups(units, np.asarray(text_keys))[0][units] if len(units) else np.zeros(0, dtype=np.int32)
 
 
 def _unit_groups(units: np.ndarray, text_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``group_units`` per unit, not per chunk, and each group's first unit: chunk by chunk only the text keys
-    are sorted, to find the repeated texts; the rest works on runs (a chunk-level ``np.unique`` with index and
-    inverse held 86 MB at 1M chunks)."""
+    """``group_units`` per unit, not per chunk, and each group's first unit.
+
+    Chunk by chunk only the text keys are sorted, to find the repeated texts; the graph of units joined by a
+    shared text is solved on the units it touches, and every other unit is a group of its own. At a million
+    chunks (nearly all texts unique) this holds about 30 MB; a graph over every unit, and int64 labels, held
+    twice that."""
     if np.any(units[1:] < units[:-1]):
         raise ValueError("units must be numbered in input order")
     n_units = int(units[-1]) + 1
     order = np.argsort(text_keys, kind="stable")  # equal keys keep input order: each run of them starts at its first
     sorted_keys = text_keys[order]
     repeat = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1]) + 1  # sorted positions whose text came earlier
+    first = np.searchsorted(sorted_keys, sorted_keys[repeat], side="left")  # each repeat's first occurrence
     del sorted_keys
-    is_first = np.ones(len(order), dtype=bool)
-    is_first[repeat] = False
-    starts = np.flatnonzero(is_first)
-    first = starts[np.searchsorted(starts, repeat, side="right") - 1]  # each repeat's first occurrence
-    edges = coo_matrix((np.ones(len(repeat)), (units[order[repeat]], units[order[first]])), shape=(n_units,) * 2)
-    _, label = connected_components(edges, directed=False)
+    joined = np.concatenate([units[order[repeat]], units[order[first]]])
+    del order
+    root = np.arange(n_units, dtype=np.int32)  # each unit's group, named by its lowest unit
+    if len(joined):
+        nodes, ends = np.unique(joined, return_inverse=True)
+        edges = coo_matrix((np.ones(len(repeat)), (ends[:len(repeat)], ends[len(repeat):])), shape=(len(nodes),) * 2)
+        _, label = connected_components(edges, directed=False)
+        lowest = np.full(int(label.max()) + 1, n_units, dtype=np.int64)
+        np.minimum.at(lowest, label, nodes)
+        root[nodes] = lowest[label]
     # a group's first chunk is in its lowest unit (units are in input order): groups are numbered by that unit
-    lowest = np.full(int(label.max()) + 1, n_units, dtype=np.int64)
-    np.minimum.at(lowest, label, np.arange(n_units))
-    by_first = np.argsort(lowest, kind="stable")
-    rank = np.empty(len(lowest), dtype=np.int64)
-    rank[by_first] = np.arange(len(lowest))
-    return rank[label], lowest[by_first]
+    is_root = root == np.arange(n_units, dtype=np.int32)
+    number = np.cumsum(is_root, dtype=np.int32) - 1
+    return number[root], np.flatnonzero(is_root).astype(np.int32)
 
 
 def assign_units(units: np.ndarray, text_keys: np.ndarray, unit_keys: np.ndarray, eval_fraction: float) -> np.ndarray:
     """True for each chunk that goes to eval; the same inputs always give the same answer.
 
-    ``units`` and ``text_keys`` as ``group_units`` takes them; ``unit_keys[u]`` (fixed-width bytes) ranks unit u
-    (see ``unit_key``); a group is ranked by its first unit.
+    ``units`` and ``text_keys`` as ``group_units`` takes them; ``unit_keys[u]`` (any sortable fixed-width type)
+    ranks unit u (see ``unit_key``); a group is ranked by its first unit.
     Eval is filled up to ``eval_fraction`` of the chunks, group by group in rank order, never overshooting by
     more than half a group. A tiny input (two or three groups) still gets an eval split: its smallest group.
     One group (a single page) cannot be split without leaking overlap text, so its eval stays empty.
@@ -118,15 +131,16 @@ def assign_units(units: np.ndarray, text_keys: np.ndarray, unit_keys: np.ndarray
         return np.zeros(0, dtype=bool)
     unit_group, first_unit = _unit_groups(units, np.asarray(text_keys))
     n_groups = len(first_unit)
-    sizes = np.bincount(unit_group, weights=np.bincount(units, minlength=len(unit_group)),
-                        minlength=n_groups).astype(np.int64)
-    keys = np.asarray(unit_keys)[first_unit]
+    sizes = np.bincount(unit_group[units], minlength=n_groups)
+    by_rank = np.argsort(np.asarray(unit_keys)[first_unit], kind="stable")
     target = round(eval_fraction * len(units))
     take = np.zeros(n_groups, dtype=bool)
     in_eval = 0
-    for g in np.argsort(keys, kind="stable"):
+    for g in by_rank:
+        if in_eval >= target:
+            break  # nothing more is taken: the loop runs over the eval groups, not all of them
         size = int(sizes[g])
-        if in_eval < target and (target - in_eval) * 2 >= size:
+        if (target - in_eval) * 2 >= size:
             take[g] = True
             in_eval += size
     if in_eval == 0 and n_groups > 1:
@@ -137,7 +151,7 @@ def assign_units(units: np.ndarray, text_keys: np.ndarray, unit_keys: np.ndarray
 def group_chunks(chunks: Sequence[Chunk]) -> list[list[Chunk]]:
     """Chunks grouped by run, merging groups that share an identical (whitespace-normalised) chunk text."""
     units, _ = _units(chunks)
-    group = group_units(units, np.array([text_key(c.text) for c in chunks], dtype=f"S{TEXT_KEY_BYTES}"))
+    group = group_units(units, np.array([text_key(c.text) for c in chunks], dtype=np.uint64))
     groups: list[list[Chunk]] = [[] for _ in range(int(group.max()) + 1 if len(group) else 0)]
     for chunk, g in zip(chunks, group):
         groups[g].append(chunk)
@@ -147,8 +161,9 @@ def group_chunks(chunks: Sequence[Chunk]) -> list[list[Chunk]]:
 def assign_splits(chunks: Sequence[Chunk], eval_fraction: float, seed: int) -> dict[str, str]:
     """Map each chunk id to "train" or "eval"; the same chunks and seed always give the same answer."""
     units, runs = _units(chunks)
-    keys = np.array([text_key(c.text) for c in chunks], dtype=f"S{TEXT_KEY_BYTES}")
-    is_eval = assign_units(units, keys, np.array([unit_key(seed, *run) for run in runs], dtype="S32"), eval_fraction)
+    keys = np.array([text_key(c.text) for c in chunks], dtype=np.uint64)
+    is_eval = assign_units(units, keys, np.array([unit_key(seed, *run) for run in runs], dtype=np.uint64),
+                           eval_fraction)
     return {c.id: EVAL if e else TRAIN for c, e in zip(chunks, is_eval)}
 
 

@@ -272,19 +272,21 @@ def stage_workers(config: GenerateConfig, tasks: int) -> int:
 
 def assign_splits(config: GenerateConfig, store: RunStore) -> tuple[np.ndarray, np.ndarray]:
     """(True per chunk going to eval, chunk ids as integers), from one pass over the chunks."""
-    units, text_keys, unit_keys = array("i"), bytearray(), bytearray()  # 4 + 16 bytes per chunk, 32 per run
-    ids = np.zeros(store.chunks, dtype=np.uint64)
-    prev = None
+    # 8 bytes per chunk for each key and id, 4 for the unit: filled in place, never grown and copied; the run
+    # keys' rows past the last run are never written, so they take no memory
+    n = store.chunks
+    units, text_keys, unit_keys, ids = (np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.uint64),
+                                        np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64))
+    n_units, prev = 0, None
     for seq, chunk in store.chunk_rows():
         if splits.starts_run(prev, chunk):  # a run's chunks come one after another
-            unit_keys += splits.unit_key(config.seed, chunk.source, chunk.page, chunk.index)
-        units.append(len(unit_keys) // 32 - 1)
-        text_keys += splits.text_key(chunk.text)
+            unit_keys[n_units] = splits.unit_key(config.seed, chunk.source, chunk.page, chunk.index)
+            n_units += 1
+        units[seq] = n_units - 1
+        text_keys[seq] = splits.text_key(chunk.text)
         ids[seq] = int(chunk.id, 16)
         prev = chunk
-    # read in place, not copied: at a million chunks a copy is 24 MB more at the stage's peak
-    is_eval = splits.assign_units(np.frombuffer(units, dtype=np.int32), np.frombuffer(text_keys, dtype="S16"),
-                                  np.frombuffer(unit_keys, dtype="S32"), config.eval_fraction)
+    is_eval = splits.assign_units(units, text_keys, unit_keys[:n_units], config.eval_fraction)
     return is_eval, ids
 
 
