@@ -91,7 +91,7 @@ def _unit_groups(units: np.ndarray, text_keys: np.ndarray) -> tuple[np.ndarray, 
 
     Chunk by chunk only the text keys are sorted, to find the repeated texts; the graph of units joined by a
     shared text is solved on the units it touches, and every other unit is a group of its own. At a million
-    chunks (nearly all texts unique) this holds about 30 MB; a graph over every unit, and int64 labels, held
+    chunks (nearly all texts unique) this holds about 25 MB; a graph over every unit, and int64 labels, held
     twice that."""
     if np.any(units[1:] < units[:-1]):
         raise ValueError("units must be numbered in input order")
