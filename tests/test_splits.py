@@ -207,6 +207,16 @@ def test_group_units_joins_runs_that_share_a_text_and_numbers_groups_by_first_ch
         group_units(np.array([0, 1, 0]), np.array([b"a", b"b", b"c"], dtype="S16"))
 
 
+def _random_runs(rng: random.Random, max_chunks: int, unique_share: float, repeated: int) -> tuple[list, list]:
+    """Units of up to ``max_chunks`` chunks in input order (every number used), and their text keys: a 64-bit
+    key of its own for ``unique_share`` of them, else one of ``repeated`` shared keys."""
+    n = rng.randint(1, max_chunks)
+    units = sorted(rng.randrange(n) for _ in range(n))
+    units = [sorted(set(units)).index(u) for u in units]
+    texts = [rng.randrange(2**64) if rng.random() < unique_share else rng.randrange(repeated) for _ in range(n)]
+    return units, texts
+
+
 def test_group_units_takes_64_bit_keys_as_it_takes_byte_keys():
     import numpy as np
 
@@ -214,10 +224,7 @@ def test_group_units_takes_64_bit_keys_as_it_takes_byte_keys():
 
     rng = random.Random(11)
     for _ in range(200):
-        n = rng.randint(1, 60)
-        units = sorted(rng.randrange(n) for _ in range(n))
-        units = [sorted(set(units)).index(u) for u in units]
-        texts = [rng.randrange(2**64) if rng.random() < 0.6 else rng.randrange(4) for _ in range(n)]
+        units, texts = _random_runs(rng, 60, unique_share=0.6, repeated=4)
         wide = group_units(np.array(units), np.array([t.to_bytes(8, "big") for t in texts], dtype="S8"))
         assert group_units(np.array(units), np.array(texts, dtype=np.uint64)).tolist() == wide.tolist()
         assert wide.tolist() == _groups_by_hand(units, texts)
@@ -247,10 +254,7 @@ def test_assign_units_fills_eval_group_by_group_in_rank_order():
 
     rng = random.Random(5)
     for _ in range(300):
-        n = rng.randint(1, 80)
-        units = sorted(rng.randrange(n) for _ in range(n))
-        units = [sorted(set(units)).index(u) for u in units]
-        texts = [rng.randrange(2**64) if rng.random() < 0.7 else rng.randrange(5) for _ in range(n)]
+        units, texts = _random_runs(rng, 80, unique_share=0.7, repeated=5)
         ranks = [rng.randrange(2**64) for _ in range(units[-1] + 1)]
         fraction = rng.choice([0.1, 0.15, 0.3, 0.5])
         got = assign_units(np.array(units, dtype=np.int32), np.array(texts, dtype=np.uint64),
